@@ -1,0 +1,200 @@
+"""The Byte Latent Transformer: local encoder -> global latent transformer -> local decoder.
+
+    ids (B, T) --byte + hash n-gram embeddings--> (B, T, Ce)
+      local encoder: causal layers over bytes, then each patch's k slots (max-pooled byte states,
+        projected to k*Ce) cross-attend to that patch's bytes        -> (B, P, k*Ce)
+      global transformer: causal layers over patches                 -> (B, P, Cg)
+      local decoder: byte t cross-attends to the k slots of patch dec(t), the last patch complete
+        at t (dec(t) = patch(t+1) - 1), then causal layers; RMSNorm   -> (B, T, Cd)
+      lm_head                                                        -> logits (B, T, 260)
+
+Patches come from a start mask (B, T+1) (see patching.py): patch(t) = #starts <= t, minus 1.
+Module and parameter names follow transformers' `BltForCausalLM` so checkpoints map 1:1.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .config import BLTConfig, preset
+from .entropy import EntropyModel
+from .hash_embedding import HashNgramEmbedding
+from .layers import CrossAttention, RMSNorm, Stack, causal_mask, group_mask
+from .patching import Patches, mask_from_lengths, patches_from_mask, start_mask
+from .tokenizer import ByteTokenizer
+
+
+def _slot_patch_ids(n_patches: int, k: int, batch: int, device) -> torch.Tensor:
+    """(B, P*k): the patch each cross-attention slot belongs to (slot r of patch j is row j*k+r)."""
+    return torch.arange(n_patches, device=device).repeat_interleave(k).expand(batch, -1)
+
+
+class LocalEncoder(Stack):
+    def __init__(self, cfg: BLTConfig):
+        super().__init__(cfg.encoder)
+        self.k = cfg.cross_attn_k
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.encoder.dim)
+        self.patch_embedding_projection = nn.Linear(cfg.encoder.dim, cfg.encoder.dim * self.k, bias=False)
+        # transformers keeps one cross-attention per layer when cross_attn_all_layers is set, but
+        # each one's result is overwritten by the next: only the last layer's counts.
+        n_cross = cfg.encoder.n_layers if cfg.encoder_cross_attn_all_layers else 1
+        self.cross_attn_layers = nn.ModuleList(CrossAttention(cfg.encoder) for _ in range(n_cross))
+
+    def forward(self, x, patch_ids, n_patches):
+        """x (B, T, C) embeddings, patch_ids (B, T) -> byte states (B, T, C), patches (B, P, k*C)."""
+        B, T, C = x.shape
+        cos, sin = self.rope(T, x.device, x.dtype)
+        mask = causal_mask(T, T, self.cfg.sliding_window, x.device)
+        for layer in self.layers:
+            x = layer(x, cos, sin, mask)
+        pooled = x.new_zeros(B, n_patches, C).scatter_reduce(            # (B, P, C), empty -> 0
+            1, patch_ids[..., None].expand(-1, -1, C), x, reduce="amax", include_self=False)
+        q = self.patch_embedding_projection(pooled).reshape(B, n_patches * self.k, C)  # (B, P*k, C)
+        mask = group_mask(_slot_patch_ids(n_patches, self.k, B, x.device), patch_ids, x.dtype)
+        q = q + self.cross_attn_layers[-1](q, x, mask)
+        return x, q.reshape(B, n_patches, self.k * C)
+
+
+class GlobalTransformer(Stack):
+    def __init__(self, cfg: BLTConfig):
+        super().__init__(cfg.global_model)
+        in_dim = cfg.encoder.dim * cfg.cross_attn_k
+        self.token_embedding_projection = (nn.Linear(in_dim, cfg.global_model.dim, bias=False)
+                                           if in_dim != cfg.global_model.dim else None)
+
+    def forward(self, h):
+        """h (B, P, k*Ce) -> (B, P, Cg); causal over patches, no final norm."""
+        if self.token_embedding_projection is not None:
+            h = self.token_embedding_projection(h)
+        cos, sin = self.rope(h.shape[1], h.device, h.dtype)
+        mask = causal_mask(h.shape[1], h.shape[1], self.cfg.sliding_window, h.device)
+        for layer in self.layers:
+            h = layer(h, cos, sin, mask)
+        return h
+
+
+class LocalDecoder(Stack):
+    def __init__(self, cfg: BLTConfig):
+        super().__init__(cfg.decoder)
+        self.k = cfg.cross_attn_k
+        self.patch_embedding_projection = nn.Linear(cfg.global_model.dim, cfg.decoder.dim * self.k, bias=False)
+        self.norm = RMSNorm(cfg.decoder.dim, cfg.decoder.norm_eps)
+        n_cross = cfg.decoder.n_layers if cfg.decoder_cross_attn_all_layers else 1
+        self.cross_attn_layers = nn.ModuleList(CrossAttention(cfg.decoder) for _ in range(n_cross))
+
+    def forward(self, h, patches, dec_ids):
+        """h (B, T, C) encoder byte states, patches (B, P, Cg), dec_ids (B, T) -> (B, T, C)."""
+        B, T, C = h.shape
+        P = patches.shape[1]
+        kv = self.patch_embedding_projection(patches).reshape(B, P * self.k, C)   # (B, P*k, C)
+        cross_mask = group_mask(dec_ids, _slot_patch_ids(P, self.k, B, h.device), h.dtype)
+        cos, sin = self.rope(T, h.device, h.dtype)
+        mask = causal_mask(T, T, self.cfg.sliding_window, h.device)
+        for i, layer in enumerate(self.layers):
+            if i < len(self.cross_attn_layers):
+                h = h + self.cross_attn_layers[i](h, kv, cross_mask)
+            h = layer(h, cos, sin, mask)
+        return self.norm(h)
+
+
+class BLT(nn.Module):
+    def __init__(self, config: BLTConfig | str):
+        super().__init__()
+        cfg = preset(config) if isinstance(config, str) else config
+        self.config = cfg
+        self.entropy_model = EntropyModel(cfg.entropy_model, cfg.vocab_size) if cfg.entropy_model else None
+        self.local_encoder = LocalEncoder(cfg)
+        self.hash_embeddings = HashNgramEmbedding(cfg.hash_ngram_sizes, cfg.hash_functions,
+                                                  cfg.hash_vocab, cfg.encoder.dim)
+        self.global_transformer = GlobalTransformer(cfg)
+        self.local_decoder = LocalDecoder(cfg)
+        self.lm_head = nn.Linear(cfg.decoder.dim, cfg.vocab_size, bias=False)
+        self.tokenizer = ByteTokenizer()
+        self.apply(_init_weights)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, input_ids: torch.Tensor, patch_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """input_ids (B, T) -> logits (B, T, vocab) float32. Patches come from `patch_lengths`
+        (B, P) when given (transformers' layout), else from the config's patching mode."""
+        T = input_ids.shape[1]
+        if patch_lengths is not None:
+            starts = mask_from_lengths(patch_lengths.to(input_ids.device), T)
+        else:
+            starts = self.start_mask(input_ids)
+        return self.logits(input_ids, starts)
+
+    def logits(self, ids: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """ids (B, T), start mask (B, T+1) -> logits (B, T, vocab) float32."""
+        T = ids.shape[1]
+        if T == 0:
+            raise ValueError("input_ids is empty: need at least one position")
+        count = starts.long().cumsum(1)                                  # (B, T+1)
+        patch_ids = count[:, :T] - 1                                     # (B, T)
+        dec_ids = count[:, 1:] - 2                                       # (B, T)
+        n_patches = int(count[:, T].max())
+        x = self.hash_embeddings.add_to(self.local_encoder.embed_tokens(ids), ids)   # (B, T, Ce)
+        h, patches = self.local_encoder(x, patch_ids, n_patches)         # (B, T, Ce), (B, P, k*Ce)
+        g = self.global_transformer(patches)                             # (B, P, Cg)
+        h = self.local_decoder(h, g, dec_ids)                            # (B, T, Cd)
+        return self.lm_head(h).float()
+
+    # ------------------------------------------------------------------ patching
+    @torch.no_grad()
+    def entropies(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """input_ids (B, T) -> next-byte entropies (B, T), nats, float32."""
+        if self.entropy_model is None:
+            raise ValueError("this checkpoint has no entropy model (patch_in_forward is false); "
+                             "use a non-entropy patching mode or pass patch_lengths")
+        return self.entropy_model.entropies(input_ids)
+
+    def start_mask(self, ids, mode=None, threshold=None, max_patch_length=None, patch_size=None,
+                   entropies=None) -> torch.Tensor:
+        """(B, T) -> (B, T+1) patch start mask; unset options come from the config."""
+        cfg = self.config
+        mode = mode or cfg.patching_mode
+        if mode.startswith("entropy") and entropies is None:
+            entropies = self.entropies(ids)
+        return start_mask(mode, ids.shape[1], entropies=entropies, ids=ids,
+                          threshold=cfg.patching_threshold if threshold is None else threshold,
+                          patch_size=patch_size or cfg.patch_size,
+                          max_patch_length=cfg.max_patch_length if max_patch_length is None else max_patch_length)
+
+    @torch.no_grad()
+    def patch(self, text_or_bytes, mode=None, threshold=None, max_patch_length=None, patch_size=None) -> Patches:
+        """Patch one text (BOS + its UTF-8 bytes). Entropies are always computed when the model
+        has an entropy model, so they can be shown beside any mode."""
+        ids = torch.tensor([self.tokenizer.encode(text_or_bytes)], device=self.device)
+        ent = self.entropies(ids) if self.entropy_model is not None else None
+        mask = self.start_mask(ids, mode, threshold, max_patch_length, patch_size, entropies=ent)
+        out = patches_from_mask(mask[0], None if ent is None else ent[0].cpu())
+        out.ids = ids[0].tolist()
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def device(self) -> torch.device:
+        return self.lm_head.weight.device
+
+    def save_pretrained(self, directory, max_shard_bytes: int | None = None):
+        from .checkpoint import save_pretrained
+        save_pretrained(self, directory, max_shard_bytes=max_shard_bytes)
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo, device=None, dtype=None) -> "BLT":
+        from .checkpoint import load_pretrained
+        return load_pretrained(cls, path_or_repo, device=device, dtype=dtype)
+
+    def num_params(self, exclude_embeddings: bool = False) -> int:
+        skip = {id(self.hash_embeddings.weight)} if exclude_embeddings else set()
+        return sum(p.numel() for p in self.parameters() if id(p) not in skip)
+
+
+@torch.no_grad()
+def _init_weights(m: nn.Module):
+    """Truncated normal (±3 std) with std = fan_in**-0.5, as transformers' BLT initialises."""
+    if isinstance(m, nn.Linear):
+        std = m.in_features ** -0.5
+        nn.init.trunc_normal_(m.weight, std=std, a=-3 * std, b=3 * std)
+    elif isinstance(m, (nn.Embedding, HashNgramEmbedding)):
+        std = m.weight.shape[1] ** -0.5
+        nn.init.trunc_normal_(m.weight, std=std, a=-3 * std, b=3 * std)

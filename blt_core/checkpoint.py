@@ -1,0 +1,182 @@
+"""Checkpoints in the Hugging Face transformers BLT format, in and out.
+
+A checkpoint is a directory with `config.json` (transformers' `BltConfig`) and the weights as
+`model.safetensors`, or as shards `model-0000i-of-0000n.safetensors` listed in
+`model.safetensors.index.json`. The entropy model lives in the same checkpoint under
+`model.patcher.*`, as in transformers. Loading is strict: a missing, unexpected or mis-shaped
+tensor, or an unreadable file, is an error that names it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .config import from_hf_dict, to_hf_dict
+
+INDEX_NAME = "model.safetensors.index.json"
+SINGLE_NAME = "model.safetensors"
+
+# Our module prefixes <-> transformers' BltForCausalLM names; inner names are identical.
+PREFIXES = (
+    ("entropy_model.", "model.patcher."),
+    ("local_encoder.", "model.local_encoder."),
+    ("global_transformer.", "model.global_transformer."),
+    ("local_decoder.", "model.local_decoder."),
+    ("hash_embeddings.weight", "model.encoder_hash_tok_embedding.weight"),
+    ("lm_head.", "lm_head."),
+)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded, with the file or tensor at fault in the message."""
+
+
+def to_hf_name(name: str) -> str:
+    for ours, theirs in PREFIXES:
+        if name.startswith(ours):
+            return theirs + name[len(ours):]
+    raise KeyError(f"no transformers name for parameter {name!r}")
+
+
+def from_hf_name(name: str) -> str | None:
+    for ours, theirs in PREFIXES:
+        if name.startswith(theirs):
+            return ours + name[len(theirs):]
+    return None
+
+
+# ---------------------------------------------------------------------------------- saving
+def save_pretrained(model, directory, max_shard_bytes: int | None = None) -> None:
+    """Write config.json and the weights; shards of at most max_shard_bytes each when the
+    weights are larger (None: always one file)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {to_hf_name(k): v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    config = to_hf_dict(model.config)
+    config["dtype"] = str(next(iter(tensors.values())).dtype).removeprefix("torch.")
+    (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    for stale in [directory / SINGLE_NAME, directory / INDEX_NAME, *directory.glob("model-*-of-*.safetensors")]:
+        stale.unlink(missing_ok=True)
+    shards = _split(tensors, max_shard_bytes)
+    if len(shards) == 1:
+        save_file(shards[0], directory / SINGLE_NAME, metadata={"format": "pt"})
+        return
+    weight_map = {}
+    for i, shard in enumerate(shards, 1):
+        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, directory / name, metadata={"format": "pt"})
+        weight_map.update({k: name for k in shard})
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+    (directory / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+
+
+def _split(tensors: dict, max_bytes: int | None) -> list[dict]:
+    shards, size = [{}], 0
+    for name, t in tensors.items():
+        n = t.numel() * t.element_size()
+        if max_bytes and shards[-1] and size + n > max_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][name] = t
+        size += n
+    return shards
+
+
+# ---------------------------------------------------------------------------------- loading
+def resolve(path_or_repo) -> Path:
+    """A local directory as is; otherwise a Hugging Face repo id, fetched with huggingface_hub
+    (from its cache when offline). Fails at once, naming the repo, when it cannot be had."""
+    path = Path(os.path.expanduser(str(path_or_repo)))
+    if path.is_dir():
+        return path
+    text = str(path_or_repo)
+    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise CheckpointError(f"checkpoint directory {text!r} does not exist")
+    from huggingface_hub import snapshot_download
+    patterns = ["config.json", "*.safetensors", INDEX_NAME]
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    try:
+        return Path(snapshot_download(text, allow_patterns=patterns, local_files_only=offline))
+    except Exception as err:  # offline, no network, gated repo, unknown repo: one clear message
+        why = "HF_HUB_OFFLINE is set and it is not in the local cache" if offline else f"{type(err).__name__}: {err}"
+        raise CheckpointError(
+            f"cannot download Hugging Face repo {text!r} ({why.splitlines()[0]}). Download it where a "
+            f"network is available (e.g. `huggingface-cli download {text} --local-dir DIR`) and pass "
+            f"that local directory instead.") from None
+
+
+def read_config(directory: Path):
+    file = directory / "config.json"
+    if not file.is_file():
+        raise CheckpointError(f"{file} is missing: a checkpoint needs config.json")
+    try:
+        return from_hf_dict(json.loads(file.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{file} is not valid JSON: {err}") from None
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{file}: {err}") from None
+
+
+def weight_files(directory: Path) -> list[Path]:
+    index = directory / INDEX_NAME
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as err:
+            raise CheckpointError(f"{index} is not a valid safetensors index: {err!r}") from None
+        return [directory / n for n in names]
+    if (directory / SINGLE_NAME).is_file():
+        return [directory / SINGLE_NAME]
+    raise CheckpointError(f"{directory} holds no {SINGLE_NAME} and no {INDEX_NAME}")
+
+
+def read_tensors(files: list[Path]) -> dict[str, torch.Tensor]:
+    """All tensors of the files, by transformers name; any unreadable file is named."""
+    out = {}
+    for file in files:
+        if not file.is_file():
+            raise CheckpointError(f"weight file {file} is missing")
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                for name in f.keys():
+                    out[name] = f.get_tensor(name)
+        except Exception as err:
+            raise CheckpointError(f"weight file {file} is corrupt or truncated: {err}") from None
+    return out
+
+
+def load_pretrained(cls, path_or_repo, device=None, dtype=None):
+    directory = resolve(path_or_repo)
+    config = read_config(directory)
+    tensors = read_tensors(weight_files(directory))
+    with torch.device("meta"):
+        model = cls(config)
+    expected = model.state_dict()
+    state, unexpected, wrong = {}, [], []
+    for hf_name, tensor in tensors.items():
+        name = from_hf_name(hf_name)
+        if name is None or name not in expected:
+            unexpected.append(hf_name)
+        elif tensor.shape != expected[name].shape:
+            wrong.append(f"{hf_name} (expected shape {tuple(expected[name].shape)}, found {tuple(tensor.shape)})")
+        else:
+            state[name] = tensor
+    missing = [f"{to_hf_name(n)} (expected shape {tuple(t.shape)})" for n, t in expected.items() if n not in state
+               and not any(w.startswith(to_hf_name(n) + " ") for w in wrong)]
+    problems = [f"lacks tensor {m}" for m in missing] + [f"has mis-shaped tensor {w}" for w in wrong] + \
+               [f"has unexpected tensor {u}" for u in unexpected]
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise CheckpointError(f"checkpoint {directory}: {shown}")
+    if dtype is None:
+        dtype = next(t.dtype for t in state.values() if t.is_floating_point())
+    device = torch.device(device or "cpu")
+    state = {k: v.to(device=device, dtype=dtype) for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval()

@@ -1,0 +1,59 @@
+"""The entropy model: a small causal byte LM whose next-byte entropy decides patch boundaries.
+
+`entropies(ids)[b, t]` is H_t = -sum_v p(v | ids[b, :t+1]) ln p(v | ...), in nats: the model's
+uncertainty about byte t+1 after reading bytes 0..t (transformers' `BltPatcher` entropies).
+
+Long inputs: a sequence longer than the model's `max_seq_len` is processed in overlapping
+chunks; every position after the first chunk is computed with at least `max_seq_len // 2` bytes
+of left context (RoPE is relative, so chunks restart at position 0). Rows never interact: a row
+gives the same entropies alone or inside any batch, and right padding cannot reach real bytes
+because attention is causal.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .config import StackConfig
+from .layers import RMSNorm, Stack, causal_mask
+
+
+class EntropyModel(Stack):
+    def __init__(self, cfg: StackConfig, vocab_size: int = 260):
+        super().__init__(cfg)
+        self.embed_tokens = nn.Embedding(vocab_size, cfg.dim)
+        self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.dim, vocab_size, bias=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) -> next-byte logits (B, T, V), one pass (no chunking)."""
+        x = self.embed_tokens(ids)                                         # (B, T, C)
+        cos, sin = self.rope(ids.shape[1], ids.device, x.dtype)
+        mask = causal_mask(ids.shape[1], ids.shape[1], self.cfg.sliding_window, ids.device)
+        for layer in self.layers:
+            x = layer(x, cos, sin, mask)
+        return self.lm_head(self.norm(x))
+
+    @torch.no_grad()
+    def entropies(self, ids: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """ids (B, T) -> entropies (B, T) in nats, float32. chunk: positions per forward pass
+        (default the model's max_seq_len)."""
+        chunk = chunk or self.cfg.max_seq_len
+        T = ids.shape[1]
+        if T <= chunk:
+            return entropy_of_logits(self(ids))
+        context = chunk // 2
+        out = torch.empty(ids.shape, dtype=torch.float32, device=ids.device)
+        start = 0
+        while start < T:
+            end = min(T, start + (chunk if start == 0 else chunk - context))
+            lo = max(0, end - chunk)
+            out[:, start:end] = entropy_of_logits(self(ids[:, lo:end]))[:, start - lo:]
+            start = end
+        return out
+
+
+def entropy_of_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy (nats) of softmax(logits) over the last dim, returned in float32."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)

@@ -1,0 +1,54 @@
+"""Hash n-gram embeddings of the local encoder (BLT paper section 3.2.1).
+
+For every position t, n-gram size n and hash function f, the window ids[t-n+1 .. t] (left
+padded with id 0 = BOE) is hashed with a rolling polynomial
+
+    h = (sum_i ids[t-n+1+i] * P_f**i) mod hash_vocab        (oldest byte gets P**0)
+
+computed in signed 64-bit integers with wrap-around, then floor-modded into [0, hash_vocab), as
+Meta's BLT and transformers do. Table (f, n) occupies rows [k*V, (k+1)*V) of one fused embedding,
+k = f * len(sizes) + index of n. The byte embedding and each table's row are summed in that order.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .config import HASH_PRIMES
+
+
+def _powers(prime: int, n: int, device) -> torch.Tensor:
+    """prime**i for i < n as wrapped signed int64."""
+    vals = [pow(prime, i, 1 << 64) for i in range(n)]
+    return torch.tensor([v - (1 << 64) if v >= 1 << 63 else v for v in vals], dtype=torch.int64, device=device)
+
+
+def ngram_hashes(ids: torch.Tensor, n: int, prime: int, vocab: int) -> torch.Tensor:
+    """ids (B, T) int64 -> hash of the n-gram ending at each position (B, T) in [0, vocab)."""
+    padded = torch.cat([ids.new_zeros(ids.shape[0], n - 1), ids], dim=1)   # (B, T+n-1)
+    windows = padded.unfold(1, n, 1)                                       # (B, T, n)
+    return (windows * _powers(prime, n, ids.device)).sum(-1) % vocab
+
+
+class HashNgramEmbedding(nn.Module):
+    """Sum of all hash tables' rows for each position; the caller adds the byte embedding first."""
+
+    def __init__(self, sizes: tuple[int, ...], n_functions: int, vocab: int, dim: int):
+        super().__init__()
+        self.sizes, self.n_functions, self.vocab = tuple(sizes), n_functions, vocab
+        self.weight = nn.Parameter(torch.empty(n_functions * len(self.sizes) * vocab, dim))
+
+    def table_rows(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        """Row index into the fused table for every (function, size), each (B, T)."""
+        ids = ids.long()
+        rows = []
+        for f in range(self.n_functions):
+            for n in self.sizes:
+                rows.append(ngram_hashes(ids, n, HASH_PRIMES[f], self.vocab) + len(rows) * self.vocab)
+        return rows
+
+    def add_to(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C) byte embeddings + every table's embedding, added one table at a time."""
+        for rows in self.table_rows(ids):
+            x = x + nn.functional.embedding(rows, self.weight)
+        return x

@@ -1,0 +1,160 @@
+"""Transformer building blocks shared by the four BLT stacks.
+
+RMSNorm, interleaved RoPE, self-attention (causal, optional sliding window, GQA), SwiGLU, the
+pre-norm block, and the patch cross-attention. Attention is `F.scaled_dot_product_attention` on
+every device. Numerics follow transformers' BLT: RMSNorm in float32, RoPE tables in float32 cast
+to the activation dtype, RoPE rotating adjacent pairs (x[2i], x[2i+1]), not the Llama half split.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import StackConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(x.dtype)
+
+
+def rope_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
+    """cos, sin of shape (T, head_dim) for integer positions (T,), each angle repeated for its pair."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim))
+    angles = positions.float()[:, None] * inv_freq[None, :]           # (T, head_dim/2)
+    angles = angles.repeat_interleave(2, dim=-1)                       # (T, head_dim)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rope(x, cos, sin):
+    """x (B, H, T, D) rotated pairwise: (a, b) -> (a cos - b sin, b cos + a sin)."""
+    a, b = x[..., 0::2], x[..., 1::2]
+    rotated = torch.stack((-b, a), dim=-1).flatten(-2)                 # (B, H, T, D)
+    return x * cos + rotated * sin
+
+
+def causal_mask(t_q: int, t_k: int, window: int | None, device) -> torch.Tensor | None:
+    """Boolean (t_q, t_k) mask, True = may attend. Queries are the last t_q of t_k positions.
+    Key j is visible to query i iff j <= i and (no window or i - j < window). None = plain causal
+    over equal lengths, which SDPA handles with is_causal."""
+    if window is None and t_q == t_k:
+        return None
+    i = torch.arange(t_k - t_q, t_k, device=device)[:, None]
+    j = torch.arange(t_k, device=device)[None, :]
+    mask = j <= i
+    if window is not None:
+        mask &= (i - j) < window
+    return mask
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with RoPE; n_kv_heads < n_heads shares keys/values (GQA)."""
+
+    def __init__(self, cfg: StackConfig):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.q_proj = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=False)
+        self.k_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
+
+    def forward(self, x, cos, sin, mask=None):
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, H, T, D)
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
+        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = attend(q, k, v, mask, is_causal=mask is None)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
+
+
+def attend(q, k, v, mask=None, is_causal=False):
+    """SDPA with grouped key/value heads expanded to the query heads. mask: bool or additive."""
+    if k.shape[1] != q.shape[1]:
+        rep = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.gate_proj = nn.Linear(dim, hidden, bias=False)
+        self.up_proj = nn.Linear(dim, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then + mlp(norm(.))."""
+
+    def __init__(self, cfg: StackConfig):
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.self_attn = Attention(cfg)
+        self.post_attention_layernorm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.mlp = SwiGLU(cfg.dim, cfg.intermediate_size)
+
+    def forward(self, x, cos, sin, mask=None):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Stack(nn.Module):
+    """A plain list of blocks with the stack's RoPE; the BLT parts add their own heads and glue."""
+
+    def __init__(self, cfg: StackConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+
+    def rope(self, T: int, device, dtype):
+        return rope_tables(torch.arange(T, device=device), self.cfg.head_dim, self.cfg.rope_theta, dtype)
+
+
+class CrossAttention(nn.Module):
+    """Queries attend to a separate sequence through an additive mask; no RoPE.
+
+    Returns queries + o_proj(attention): transformers' BLT adds the residual inside the layer and
+    the caller adds it once more, so a BLT cross-attention step computes 2q + o(attn). Kept exactly
+    so that the public checkpoints give the same logits.
+    """
+
+    def __init__(self, cfg: StackConfig):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.q_proj = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=False)
+        self.k_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
+        self.q_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.k_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+
+    def forward(self, x, kv, mask):
+        """x (B, Tq, C) queries, kv (B, Tk, C), mask (B, 1, Tq, Tk) additive."""
+        B, Tq, _ = x.shape
+        Tk = kv.shape[1]
+        q = self.q_proj(self.q_norm(x)).view(B, Tq, self.n_heads, self.head_dim).transpose(1, 2)
+        kv = self.k_norm(kv)
+        k = self.k_proj(kv).view(B, Tk, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(kv).view(B, Tk, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        y = attend(q, k, v, mask)                                          # (B, H, Tq, D)
+        return x + self.o_proj(y.transpose(1, 2).reshape(B, Tq, -1))
+
+
+def group_mask(query_groups: torch.Tensor, key_groups: torch.Tensor, dtype) -> torch.Tensor:
+    """Additive mask (B, 1, Tq, Tk): 0 where query and key belong to the same group, else the
+    dtype's minimum (a query with no key left attends uniformly, never NaN, as in transformers)."""
+    same = query_groups[:, :, None] == key_groups[:, None, :]
+    return torch.zeros(same.shape, dtype=dtype, device=same.device).masked_fill(
+        ~same, torch.finfo(dtype).min)[:, None]
