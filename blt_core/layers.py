@@ -45,6 +45,8 @@ def causal_mask(t_q: int, t_k: int, window: int | None, device) -> torch.Tensor 
     """Boolean (t_q, t_k) mask, True = may attend. Queries are the last t_q of t_k positions.
     Key j is visible to query i iff j <= i and (no window or i - j < window). None = plain causal
     over equal lengths, which SDPA handles with is_causal."""
+    if window is not None and window >= t_k:
+        window = None                                                    # nothing falls outside
     if window is None and t_q == t_k:
         return None
     i = torch.arange(t_k - t_q, t_k, device=device)[:, None]
