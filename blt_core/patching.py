@@ -10,8 +10,10 @@ has not been seen yet, so `next_starts_patch` says whether the next byte would o
     entropy_monotonic  H[p-1] - H[p-2] > threshold   (relative rise; p = 2 always starts, as in
                                                       Meta's code, which has no earlier entropy)
     static             (p - 1) % patch_size == 0     (BOS alone, then fixed-size patches)
-    space              byte p-1 is space-like        (not an ASCII letter or digit and not a UTF-8
-                                                      continuation byte; special ids count too)
+    space              byte p-1 is space-like        (an ASCII byte that is not a letter or digit:
+                                                      spaces, punctuation, controls; special ids
+                                                      count too. Meta's rule also counts UTF-8 lead
+                                                      bytes, which splits characters; we do not)
     byte               always
 
 Positions 0 and 1 always start a patch, so BOS is a patch of its own: the local decoder needs
@@ -69,11 +71,10 @@ def _check(mode, threshold, patch_size, max_patch_length):
 
 
 def is_space_like(ids: torch.Tensor) -> torch.Tensor:
-    """Byte ids -> bool: not [0-9A-Za-z] ASCII and not a UTF-8 continuation byte; ids < 4 too."""
+    """Byte ids -> bool: ASCII but not [0-9A-Za-z], or a special id (< 4)."""
     b = ids - OFFSET
     alnum = ((b >= 48) & (b <= 57)) | ((b >= 65) & (b <= 90)) | ((b >= 97) & (b <= 122))
-    continuation = (b >= 0x80) & (b <= 0xBF)
-    return (b < 0) | ~(alnum | continuation)
+    return (b < 0) | ((b < 0x80) & ~alnum)
 
 
 def start_mask(mode: str, T: int, *, entropies=None, ids=None, threshold=None, patch_size=None,

@@ -1,0 +1,28 @@
+# BLT Studio: `make run` sets up and runs the main job, `make test` sets up and runs every test.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build on this machine's disk installs in seconds; any torch >= 2.5 works.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: run test setup setup-test clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" || $(BIN)/python -m pip install -q "torch>=2.5"
+	$(BIN)/python -m pip install -q -e .
+
+setup-test: setup
+	$(BIN)/python -m pip install -q -e ".[test]"
+
+run: setup
+	$(BIN)/python -m blt_core demo
+
+test: setup-test
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,127 @@
+"""Command line: `python -m blt_core {demo,entropy,patch,info}`.
+
+    python -m blt_core patch "Daenerys Targaryen is in Game of Thrones" --json
+    echo "some text" | python -m blt_core entropy - --model path/to/checkpoint
+
+Text comes from the argument, from standard input when it is '-', or from --file. Errors go to
+standard error with exit status 2 (bad input) or 1 (model could not be loaded).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .config import PATCHING_MODES, to_dict
+from .default_model import RANDOM_NOTE, load_model
+
+DEMO_TEXT = "Daenerys Targaryen is in Game of Thrones, a fantasy epic by George R.R. Martin."
+
+
+def _text(args) -> str | bytes:
+    if args.file:
+        with open(args.file, "rb") as f:
+            return f.read()
+    if args.text == "-":
+        return sys.stdin.buffer.read()
+    return args.text
+
+
+def show_byte(b: int | None) -> str:
+    """A byte as a short printable label: BOS for None, the character for printable ASCII."""
+    if b is None:
+        return "<s>"
+    if 32 < b < 127:
+        return chr(b)
+    return {32: "␣", 10: "\\n", 9: "\\t"}.get(b, f"x{b:02x}")
+
+
+def patch_report(loaded, text, mode=None, threshold=None, max_patch_length=None, patch_size=None) -> dict:
+    """Everything `patch` shows, as a JSON-ready dict (the web app serves the same shape)."""
+    model = loaded.model
+    p = model.patch(text, mode=mode, threshold=threshold, max_patch_length=max_patch_length, patch_size=patch_size)
+    cfg = model.config
+    data = bytes(i - 4 for i in p.ids if i >= 4)
+    patch_of = p.patch_ids()
+    positions = [{"pos": t, "byte": None if t == 0 else data[t - 1], "label": show_byte(None if t == 0 else data[t - 1]),
+                  "entropy": None if p.entropies is None else round(p.entropies[t], 6), "patch": patch_of[t]}
+                 for t in range(len(p.ids))]
+    patches = [{"start": s, "length": n,
+                "text": data[max(s - 1, 0):s - 1 + n].decode("utf-8", errors="replace") if s else "<s>"}
+               for s, n in zip(p.starts, p.lengths)]
+    return {
+        "model": loaded.name, "trained": loaded.trained, **({} if loaded.trained else {"note": RANDOM_NOTE}),
+        "mode": mode or cfg.patching_mode,
+        "threshold": cfg.patching_threshold if threshold is None else threshold,
+        "max_patch_length": cfg.max_patch_length if max_patch_length is None else max_patch_length,
+        "bytes": len(data), "positions": len(p.ids), "patch_count": p.count,
+        "mean_patch_length": round(p.mean_length, 4), "next_starts_patch": p.next_starts_patch,
+        "lengths": p.lengths, "starts": p.starts, "patches": patches, "per_position": positions,
+    }
+
+
+def _print_human(report: dict, entropies_only: bool) -> None:
+    if not report["trained"]:
+        print(f"note: {report['note']}", file=sys.stderr)
+    print(f"model {report['model']}  mode {report['mode']}  threshold {report['threshold']}")
+    for row in report["per_position"]:
+        e = row["entropy"]
+        bar = "" if e is None else "#" * int(round(e * 8))
+        mark = "" if entropies_only or row["pos"] not in report["starts"] else "  <- patch start"
+        print(f"{row['pos']:5d} {row['label']:>4} {'' if e is None else f'{e:7.3f}'} {bar}{mark}")
+    if not entropies_only:
+        print("patches: " + "|".join(p["text"] for p in report["patches"]))
+        print(f"{report['bytes']} bytes + BOS -> {report['patch_count']} patches, "
+              f"mean {report['mean_patch_length']:.2f} positions per patch")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m blt_core", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="checkpoint directory or Hugging Face repo id (default: $BLT_MODEL, "
+                                    "the shipped model, else random blt-tiny)")
+    ap.add_argument("--device", default=None, help="cpu, cuda, ... (default cpu)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, help_ in (("demo", "entropies and patches of a sample sentence"),
+                        ("entropy", "per-byte next-byte entropies (nats)"),
+                        ("patch", "patch boundaries of a text")):
+        p = sub.add_parser(name, help=help_)
+        if name != "demo":
+            p.add_argument("text", nargs="?", default=None, help="the text, or - for standard input")
+            p.add_argument("--file", help="read the text from this file (raw bytes)")
+        p.add_argument("--mode", choices=PATCHING_MODES)
+        p.add_argument("--threshold", type=float)
+        p.add_argument("--max-patch-length", type=int)
+        p.add_argument("--patch-size", type=int, help="static patch size")
+        p.add_argument("--json", action="store_true", help="print JSON")
+    info = sub.add_parser("info", help="the model's configuration and size")
+    info.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    try:
+        loaded = load_model(args.model, device=args.device)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.command == "info":
+        report = {"model": loaded.name, "trained": loaded.trained, "parameters": loaded.model.num_params(),
+                  "config": to_dict(loaded.model.config)}
+        print(json.dumps(report, indent=None if args.json else 2))
+        return 0
+    try:
+        text = DEMO_TEXT if args.command == "demo" else _text(args)
+        if text is None:
+            raise ValueError("no text given: pass it as an argument, '-' for standard input, or --file")
+        report = patch_report(loaded, text, args.mode, args.threshold, args.max_patch_length, args.patch_size)
+    except (ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        if args.command == "entropy":
+            report = {k: report[k] for k in ("model", "trained", "bytes")} | {
+                "entropies": [r["entropy"] for r in report["per_position"]],
+                "labels": [r["label"] for r in report["per_position"]]}
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        _print_human(report, entropies_only=args.command == "entropy")
+    return 0

@@ -1,0 +1,62 @@
+"""`python -m blt_core` as a user runs it: real processes, JSON on stdout, errors on stderr."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from blt_core import BLT, preset
+
+
+def cli(*args, stdin=None, env=None):
+    return subprocess.run([sys.executable, "-m", "blt_core", *args], input=stdin, capture_output=True,
+                          timeout=120, env=env)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    BLT(preset("blt-tiny", patching_threshold=5.3)).save_pretrained(path)
+    return str(path)
+
+
+def test_patch_json(checkpoint):
+    out = cli("--model", checkpoint, "patch", "Hello, BLT!", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["model"] == checkpoint and report["trained"] is True
+    assert report["bytes"] == 11 and sum(report["lengths"]) == 12
+    assert [p["start"] for p in report["patches"]] == report["starts"]
+    assert len(report["per_position"]) == 12 and report["per_position"][0]["label"] == "<s>"
+
+
+def test_entropy_json_from_stdin(checkpoint):
+    out = cli("--model", checkpoint, "entropy", "-", "--json", stdin="ünï\n".encode())
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["bytes"] == 6 and len(report["entropies"]) == 7
+    assert all(0 <= e <= 5.6 for e in report["entropies"])  # nats, at most ln(260)
+
+
+def test_modes_and_options(checkpoint):
+    out = cli("--model", checkpoint, "patch", "aaaa bbbb cccc", "--mode", "static", "--patch-size", "3", "--json")
+    assert json.loads(out.stdout)["lengths"] == [1, 3, 3, 3, 3, 2]
+    out = cli("--model", checkpoint, "patch", "aaaa bbbb", "--mode", "space", "--max-patch-length", "2", "--json")
+    assert json.loads(out.stdout)["lengths"] == [1, 2, 2, 1, 2, 2]
+
+
+def test_demo_runs_on_default_model():
+    out = cli("demo")
+    assert out.returncode == 0, out.stderr
+    assert b"patches: <s>|" in out.stdout
+
+
+def test_errors_exit_nonzero_with_message(checkpoint):
+    out = cli("--model", checkpoint, "patch")
+    assert out.returncode == 2 and b"no text given" in out.stderr
+    out = cli("--model", checkpoint, "patch", "x", "--threshold", "nan")
+    assert out.returncode == 2 and b"finite" in out.stderr
+    out = cli("--model", "/no/such/checkpoint", "patch", "x")
+    assert out.returncode == 1 and b"does not exist" in out.stderr
