@@ -40,13 +40,10 @@ class LocalEncoder(Stack):
         n_cross = cfg.encoder.n_layers if cfg.encoder_cross_attn_all_layers else 1
         self.cross_attn_layers = nn.ModuleList(CrossAttention(cfg.encoder) for _ in range(n_cross))
 
-    def forward(self, x, patch_ids, n_patches):
+    def forward(self, x, patch_ids, n_patches, caches=None):
         """x (B, T, C) embeddings, patch_ids (B, T) -> byte states (B, T, C), patches (B, P, k*C)."""
         B, T, C = x.shape
-        cos, sin = self.rope(T, x.device, x.dtype)
-        mask = causal_mask(T, T, self.cfg.sliding_window, x.device)
-        for layer in self.layers:
-            x = layer(x, cos, sin, mask)
+        x = self.run_layers(x, caches)
         pooled = x.new_zeros(B, n_patches, C).scatter_reduce(            # (B, P, C), empty -> 0
             1, patch_ids[..., None].expand(-1, -1, C), x, reduce="amax", include_self=False)
         q = self.patch_embedding_projection(pooled).reshape(B, n_patches * self.k, C)  # (B, P*k, C)
@@ -62,15 +59,11 @@ class GlobalTransformer(Stack):
         self.token_embedding_projection = (nn.Linear(in_dim, cfg.global_model.dim, bias=False)
                                            if in_dim != cfg.global_model.dim else None)
 
-    def forward(self, h):
+    def forward(self, h, caches=None):
         """h (B, P, k*Ce) -> (B, P, Cg); causal over patches, no final norm."""
         if self.token_embedding_projection is not None:
             h = self.token_embedding_projection(h)
-        cos, sin = self.rope(h.shape[1], h.device, h.dtype)
-        mask = causal_mask(h.shape[1], h.shape[1], self.cfg.sliding_window, h.device)
-        for layer in self.layers:
-            h = layer(h, cos, sin, mask)
-        return h
+        return self.run_layers(h, caches)
 
 
 class LocalDecoder(Stack):
@@ -82,7 +75,7 @@ class LocalDecoder(Stack):
         n_cross = cfg.decoder.n_layers if cfg.decoder_cross_attn_all_layers else 1
         self.cross_attn_layers = nn.ModuleList(CrossAttention(cfg.decoder) for _ in range(n_cross))
 
-    def forward(self, h, patches, dec_ids):
+    def forward(self, h, patches, dec_ids, caches=None):
         """h (B, T, C) encoder byte states, patches (B, P, Cg), dec_ids (B, T) -> (B, T, C)."""
         B, T, C = h.shape
         P = patches.shape[1]
@@ -93,7 +86,7 @@ class LocalDecoder(Stack):
         for i, layer in enumerate(self.layers):
             if i < len(self.cross_attn_layers):
                 h = h + self.cross_attn_layers[i](h, kv, cross_mask)
-            h = layer(h, cos, sin, mask)
+            h = layer(h, cos, sin, mask, None if caches is None else caches[i])
         return self.norm(h)
 
 
@@ -169,6 +162,26 @@ class BLT(nn.Module):
         out = patches_from_mask(mask[0], None if ent is None else ent[0].cpu())
         out.ids = ids[0].tolist()
         return out
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, prompt, *, cuda_graphs=False, mode=None, threshold=None, max_patch_length=None,
+                 patch_size=None, **sampling):
+        """Generate from a prompt (str or bytes) or a list of prompts (-> list of results).
+        Sampling options: see `SamplingParams`; patching options default to the config."""
+        from .generate import generate
+        from .sampling import SamplingParams
+        prompts = prompt if isinstance(prompt, list) else [prompt]
+        results = generate(self, prompts, SamplingParams(**sampling), cuda_graphs=cuda_graphs, mode=mode,
+                           threshold=threshold, max_patch_length=max_patch_length, patch_size=patch_size)
+        return results if isinstance(prompt, list) else results[0]
+
+    def stream(self, prompt, *, cuda_graphs=False, mode=None, threshold=None, max_patch_length=None,
+               patch_size=None, **sampling):
+        """Iterator of ByteEvent (byte, text delta, entropy, starts_patch), then the GenerationResult."""
+        from .generate import stream
+        from .sampling import SamplingParams
+        return stream(self, prompt, SamplingParams(**sampling), cuda_graphs=cuda_graphs, mode=mode,
+                      threshold=threshold, max_patch_length=max_patch_length, patch_size=patch_size)
 
     # ------------------------------------------------------------------ checkpoints
     @property

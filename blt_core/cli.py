@@ -1,7 +1,8 @@
-"""Command line: `python -m blt_core {demo,entropy,patch,info}`.
+"""Command line: `python -m blt_core {demo,entropy,patch,generate,info}`.
 
     python -m blt_core patch "Daenerys Targaryen is in Game of Thrones" --json
     echo "some text" | python -m blt_core entropy - --model path/to/checkpoint
+    python -m blt_core generate "Once upon a time" --max-new-bytes 200 --temperature 0.8 --seed 1
 
 Text comes from the argument, from standard input when it is '-', or from --file. Errors go to
 standard error with exit status 2 (bad input) or 1 (model could not be loaded).
@@ -94,6 +95,21 @@ def main(argv=None) -> int:
         p.add_argument("--max-patch-length", type=int)
         p.add_argument("--patch-size", type=int, help="static patch size")
         p.add_argument("--json", action="store_true", help="print JSON")
+    gen = sub.add_parser("generate", help="generate text from a prompt (streams to standard output)")
+    gen.add_argument("text", nargs="?", default=None, help="the prompt, or - for standard input")
+    gen.add_argument("--file", help="read the prompt from this file (raw bytes)")
+    gen.add_argument("--max-new-bytes", type=int, default=200)
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    gen.add_argument("--top-k", type=int)
+    gen.add_argument("--top-p", type=float)
+    gen.add_argument("--repetition-penalty", type=float, default=1.0)
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    gen.add_argument("--mode", choices=PATCHING_MODES)
+    gen.add_argument("--threshold", type=float)
+    gen.add_argument("--max-patch-length", type=int)
+    gen.add_argument("--cuda-graphs", action="store_true", help="replay CUDA graphs (CUDA only)")
+    gen.add_argument("--json", action="store_true", help="print the result as JSON at the end")
     info = sub.add_parser("info", help="the model's configuration and size")
     info.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -108,6 +124,8 @@ def main(argv=None) -> int:
                   "config": to_dict(loaded.model.config)}
         print(json.dumps(report, indent=None if args.json else 2))
         return 0
+    if args.command == "generate":
+        return _generate(loaded, args)
     try:
         text = DEMO_TEXT if args.command == "demo" else _text(args)
         if text is None:
@@ -124,4 +142,35 @@ def main(argv=None) -> int:
         print(json.dumps(report, ensure_ascii=False))
     else:
         _print_human(report, entropies_only=args.command == "entropy")
+    return 0
+
+
+def _generate(loaded, args) -> int:
+    try:
+        prompt = _text(args)
+        if prompt is None:
+            raise ValueError("no prompt given: pass it as an argument, '-' for standard input, or --file")
+        events = loaded.model.stream(
+            prompt, cuda_graphs=args.cuda_graphs, mode=args.mode, threshold=args.threshold,
+            max_patch_length=args.max_patch_length, max_new_bytes=args.max_new_bytes,
+            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+            repetition_penalty=args.repetition_penalty, seed=args.seed, stop=args.stop)
+        if not loaded.trained:
+            print(f"note: {RANDOM_NOTE}", file=sys.stderr)
+        for event in events:
+            if hasattr(event, "byte") and not args.json:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+    except (ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = event
+    if args.json:
+        print(json.dumps({"model": loaded.name, "trained": loaded.trained, "prompt": result.prompt,
+                          "text": result.text, "entropies": result.entropies, "patch_starts": result.patch_starts,
+                          "stop_reason": result.stop_reason, "global_steps": result.global_steps,
+                          "timings": result.timings}, ensure_ascii=False))
+    else:
+        print(f"\n[{len(result.bytes)} bytes, {result.global_steps} global steps, "
+              f"{result.timings['bytes_per_s']} bytes/s, stop: {result.stop_reason}]", file=sys.stderr)
     return 0

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from .config import StackConfig
-from .layers import RMSNorm, Stack, causal_mask
+from .layers import RMSNorm, Stack
 
 
 class EntropyModel(Stack):
@@ -25,13 +25,9 @@ class EntropyModel(Stack):
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.dim, vocab_size, bias=False)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, caches=None) -> torch.Tensor:
         """ids (B, T) -> next-byte logits (B, T, V), one pass (no chunking)."""
-        x = self.embed_tokens(ids)                                         # (B, T, C)
-        cos, sin = self.rope(ids.shape[1], ids.device, x.dtype)
-        mask = causal_mask(ids.shape[1], ids.shape[1], self.cfg.sliding_window, ids.device)
-        for layer in self.layers:
-            x = layer(x, cos, sin, mask)
+        x = self.run_layers(self.embed_tokens(ids), caches)               # (B, T, C)
         return self.lm_head(self.norm(x))
 
     @torch.no_grad()

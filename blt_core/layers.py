@@ -57,8 +57,30 @@ def causal_mask(t_q: int, t_k: int, window: int | None, device) -> torch.Tensor 
     return mask
 
 
+class KVCache:
+    """Keys and values of one attention layer for B rows and up to `length` positions.
+    Rows advance independently: a decoding step writes row b at its own position pos[b]."""
+
+    def __init__(self, batch, n_kv_heads, length, head_dim, dtype, device):
+        self.k = torch.zeros(batch, n_kv_heads, length, head_dim, dtype=dtype, device=device)
+        self.v = torch.zeros_like(self.k)
+
+    def fill(self, k, v):
+        """Prefill: k, v (B, Hkv, T, D) become positions 0..T-1."""
+        T = k.shape[2]
+        self.k[:, :, :T], self.v[:, :, :T] = k, v
+
+    def write(self, pos, k, v):
+        """One step: k, v (B, Hkv, 1, D) go to position pos[b] of row b; returns the whole cache."""
+        rows = torch.arange(k.shape[0], device=k.device)
+        self.k[rows, :, pos], self.v[rows, :, pos] = k[:, :, 0], v[:, :, 0]
+        return self.k, self.v
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention with RoPE; n_kv_heads < n_heads shares keys/values (GQA)."""
+    """Multi-head self-attention with RoPE; n_kv_heads < n_heads shares keys/values (GQA).
+    With a cache: pos None fills it from position 0 (prefill); pos (B,) is one decoding step
+    whose query attends over the whole cache under `mask` (B, 1, 1, length)."""
 
     def __init__(self, cfg: StackConfig):
         super().__init__()
@@ -68,13 +90,17 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
 
-    def forward(self, x, cos, sin, mask=None):
+    def forward(self, x, cos, sin, mask=None, cache: KVCache | None = None, pos=None):
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, H, T, D)
         k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
         v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = attend(q, k, v, mask, is_causal=mask is None)
+        if cache is not None and pos is not None:
+            k, v = cache.write(pos, k, v)                                  # (B, Hkv, length, D)
+        elif cache is not None:
+            cache.fill(k, v)
+        y = attend(q, k, v, mask, is_causal=mask is None and pos is None)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
 
 
@@ -107,8 +133,8 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.dim, cfg.intermediate_size)
 
-    def forward(self, x, cos, sin, mask=None):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
+    def forward(self, x, cos, sin, mask=None, cache=None, pos=None):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, pos)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -122,6 +148,20 @@ class Stack(nn.Module):
 
     def rope(self, T: int, device, dtype):
         return rope_tables(torch.arange(T, device=device), self.cfg.head_dim, self.cfg.rope_theta, dtype)
+
+    def run_layers(self, x, caches=None):
+        """x (B, T, C) through every block, causal from position 0; caches (one per layer) are
+        filled when given."""
+        T = x.shape[1]
+        cos, sin = self.rope(T, x.device, x.dtype)
+        mask = causal_mask(T, T, self.cfg.sliding_window, x.device)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, mask, None if caches is None else caches[i])
+        return x
+
+    def new_caches(self, batch, length, dtype, device) -> list[KVCache]:
+        c = self.cfg
+        return [KVCache(batch, c.n_kv_heads, length, c.head_dim, dtype, device) for _ in range(c.n_layers)]
 
 
 class CrossAttention(nn.Module):
@@ -142,16 +182,24 @@ class CrossAttention(nn.Module):
         self.q_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.k_norm = RMSNorm(cfg.dim, cfg.norm_eps)
 
-    def forward(self, x, kv, mask):
-        """x (B, Tq, C) queries, kv (B, Tk, C), mask (B, 1, Tq, Tk) additive."""
+    def kv(self, states):
+        """states (B, Tk, C) -> keys, values (B, Hkv, Tk, D); cacheable per key position."""
+        B, Tk, _ = states.shape
+        states = self.k_norm(states)
+        k = self.k_proj(states).view(B, Tk, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(states).view(B, Tk, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        return k, v
+
+    def attend(self, x, k, v, mask=None):
+        """x (B, Tq, C) queries over keys/values from `kv`; mask (B, 1, Tq, Tk) additive or bool."""
         B, Tq, _ = x.shape
-        Tk = kv.shape[1]
         q = self.q_proj(self.q_norm(x)).view(B, Tq, self.n_heads, self.head_dim).transpose(1, 2)
-        kv = self.k_norm(kv)
-        k = self.k_proj(kv).view(B, Tk, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(kv).view(B, Tk, self.n_kv_heads, self.head_dim).transpose(1, 2)
         y = attend(q, k, v, mask)                                          # (B, H, Tq, D)
         return x + self.o_proj(y.transpose(1, 2).reshape(B, Tq, -1))
+
+    def forward(self, x, kv, mask):
+        """x (B, Tq, C) queries, kv (B, Tk, C), mask (B, 1, Tq, Tk) additive."""
+        return self.attend(x, *self.kv(kv), mask)
 
 
 def group_mask(query_groups: torch.Tensor, key_groups: torch.Tensor, dtype) -> torch.Tensor:

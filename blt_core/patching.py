@@ -77,6 +77,27 @@ def is_space_like(ids: torch.Tensor) -> torch.Tensor:
     return (b < 0) | ((b < 0x80) & ~alnum)
 
 
+def boundary_rule(mode: str, p, *, h_prev=None, h_prev2=None, id_prev=None, threshold=None, patch_size=None):
+    """The mode's rule for positions p >= 2 (tensors broadcast): h_prev = H[p-1], h_prev2 = H[p-2],
+    id_prev = id at p-1. Shared by `start_mask` and the incremental generator."""
+    if mode == "entropy":
+        return h_prev > threshold
+    if mode == "entropy_monotonic":
+        return ((h_prev - h_prev2) > threshold) | (p == 2)
+    if mode == "static":
+        return (p - 1) % int(patch_size) == 0
+    if mode == "space":
+        return is_space_like(id_prev)
+    return torch.ones_like(p, dtype=torch.bool)
+
+
+def split_long(starts, p, last_start, max_patch_length):
+    """Add the starts that max_patch_length forces: every m-th position after a patch start."""
+    if max_patch_length is None:
+        return starts
+    return starts | ((p - last_start) % int(max_patch_length) == 0)
+
+
 def start_mask(mode: str, T: int, *, entropies=None, ids=None, threshold=None, patch_size=None,
                max_patch_length=None, device=None) -> torch.Tensor:
     """Batched boundary rule: returns (B, T+1) bool, True where position p starts a patch.
@@ -92,24 +113,14 @@ def start_mask(mode: str, T: int, *, entropies=None, ids=None, threshold=None, p
     if T == 0:
         return torch.ones(B, 1, dtype=torch.bool, device=device)
     p = torch.arange(T + 1, device=device)                              # (T+1,)
-    prev = lambda x: torch.cat([x[:, :1], x], dim=1)                    # (B, T+1): x[p-1] at p
-    if mode == "entropy":
-        rule = prev(entropies.float()) > threshold
-    elif mode == "entropy_monotonic":
-        h = entropies.float()
-        rise = torch.cat([torch.zeros_like(h[:, :2]), h[:, 1:] - h[:, :-1]], dim=1)[:, :T + 1]
-        rule = (rise > threshold) | (p == 2)
-    elif mode == "static":
-        rule = ((p - 1) % int(patch_size) == 0).expand(B, -1)
-    elif mode == "space":
-        rule = prev(is_space_like(ids))
-    else:
-        rule = torch.ones(B, T + 1, dtype=torch.bool, device=device)
+    shift = lambda x, n: torch.cat([x[:, :1].expand(-1, n), x], dim=1)[:, :T + 1]  # x[p-n] at p
+    h = None if entropies is None else entropies.float()
+    rule = boundary_rule(mode, p, threshold=threshold, patch_size=patch_size,
+                         h_prev=None if h is None else shift(h, 1), h_prev2=None if h is None else shift(h, 2),
+                         id_prev=None if ids is None else shift(ids, 1))
     mask = rule.expand(B, T + 1) | (p <= 1)
-    if max_patch_length is not None:
-        last_start = torch.where(mask, p, 0).cummax(dim=1).values           # (B, T+1)
-        mask = mask | ((p - last_start) % int(max_patch_length) == 0)
-    return mask
+    last_start = torch.where(mask, p, 0).cummax(dim=1).values          # (B, T+1)
+    return split_long(mask, p, last_start, max_patch_length)
 
 
 def patches_from_mask(mask: torch.Tensor, entropies=None) -> Patches:

@@ -60,3 +60,12 @@ def test_errors_exit_nonzero_with_message(checkpoint):
     assert out.returncode == 2 and b"finite" in out.stderr
     out = cli("--model", "/no/such/checkpoint", "patch", "x")
     assert out.returncode == 1 and b"does not exist" in out.stderr
+
+
+def test_generate_json_and_errors(checkpoint):
+    out = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "12", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert len(report["entropies"]) <= 12 and report["stop_reason"] in ("max_new_bytes", "eos")
+    out = cli("--model", checkpoint, "generate", "Hello", "--top-p", "0")
+    assert out.returncode == 2 and b"top_p" in out.stderr

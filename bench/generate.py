@@ -1,0 +1,152 @@
+"""Generation benchmark: blt_core's cached greedy decoding vs transformers' BltForCausalLM.generate
+(use_cache=False, its recommended setting; use_cache=True does not reproduce BLT's patching) on the
+same weights, in one run.
+
+For each model size: bytes/s and ms per byte (batch 1, greedy), the share of steps that ran the
+global model, peak GPU memory, and the memory-bandwidth roofline: the bytes of weights a generated
+byte must read (entropy model, encoder and decoder every byte; global model and the patch glue per
+completed patch) divided by the GPU's copy bandwidth measured in the same run.
+
+With random weights every entropy is above the 1.3354 threshold, so every byte is a patch (global
+share 1, the worst case); a second blt_core row uses a threshold at the 78th percentile of the
+model's entropies, which gives about 4.5 bytes per patch as in the paper.
+
+    python3 bench/generate.py --out bench/results/generate_h100.json           # GPU machine
+    python3 bench/generate.py --presets blt-tiny --new-bytes 256 --hf-new-bytes 64 --out bench/results/generate_cpu.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from blt_core import BLT, preset  # noqa: E402
+from blt_core.checkpoint import from_hf_name  # noqa: E402
+from blt_core.config import to_hf_dict  # noqa: E402
+
+PROMPT = "Byte Latent Transformer models read raw bytes and "
+
+
+def copy_bandwidth(device) -> float | None:
+    """Bytes/s of a large device-to-device copy, counting bytes read and written."""
+    if device.type != "cuda":
+        return None
+    x = torch.empty(2 * 2**30, dtype=torch.uint8, device=device)
+    y = torch.empty_like(x)
+    y.copy_(x)
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(5):
+        y.copy_(x)
+    torch.cuda.synchronize()
+    return 2 * x.numel() * 5 / (time.perf_counter() - t)
+
+
+def weight_bytes_per_byte(model: BLT, global_share: float) -> float:
+    """Bytes of parameters read to generate one byte (hash rows: one row per table)."""
+    size = lambda mod: sum(p.numel() * p.element_size() for p in mod.parameters())
+    enc, dec, cfg = model.local_encoder, model.local_decoder, model.config
+    elt = model.lm_head.weight.element_size()
+    cross_e = enc.cross_attn_layers[-1]
+    per_byte = (size(model.entropy_model) if model.entropy_model else 0) + size(enc.layers) \
+        + (cross_e.k_proj.weight.numel() + cross_e.v_proj.weight.numel() + cross_e.k_norm.weight.numel()) * elt \
+        + cfg.encoder.dim * elt * (1 + cfg.n_hash_tables) + size(dec.layers) + size(dec.norm) + size(model.lm_head) \
+        + sum((c.q_proj.weight.numel() + c.o_proj.weight.numel() + c.q_norm.weight.numel()) * elt
+              for c in dec.cross_attn_layers)
+    per_patch = size(model.global_transformer) + size(enc.patch_embedding_projection) \
+        + (cross_e.q_proj.weight.numel() + cross_e.o_proj.weight.numel()) * elt + size(dec.patch_embedding_projection) \
+        + sum((c.k_proj.weight.numel() + c.v_proj.weight.numel() + c.k_norm.weight.numel()) * elt
+              for c in dec.cross_attn_layers)
+    return per_byte + global_share * per_patch
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", nargs="+", default=["blt-1b", "blt-tiny"])
+    ap.add_argument("--new-bytes", type=int, default=512)
+    ap.add_argument("--hf-new-bytes", type=int, default=64)
+    ap.add_argument("--dtype", default=None, help="default bfloat16 on CUDA, float32 on CPU")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+
+    import transformers
+    from transformers import BltConfig, BltForCausalLM
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = getattr(torch, args.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
+    rows = []
+
+    def emit(**kw):
+        print(json.dumps(kw), flush=True)
+        rows.append(kw)
+
+    bandwidth = copy_bandwidth(device)
+    emit(torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version(),
+         device=torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads",
+         dtype=str(dtype), copy_bandwidth_GBps=bandwidth and round(bandwidth / 1e9, 1))
+    for name in args.presets:
+        cfg = preset(name)
+        torch.manual_seed(0)
+        with torch.device(device):
+            hf = BltForCausalLM(BltConfig(**to_hf_dict(cfg))).to(dtype).eval()
+        with torch.device("meta"):
+            ours = BLT(cfg)
+        ours.load_state_dict({from_hf_name(k): v for k, v in hf.state_dict().items()}, strict=True, assign=True)
+        ours.eval()
+        ids = torch.tensor([ours.tokenizer.encode(PROMPT)], device=device)
+
+        # transformers, recompute-all generation (its recommended use_cache=False)
+        n = args.hf_new_bytes
+        with torch.no_grad():
+            hf.generate(ids, max_new_tokens=4, do_sample=False, use_cache=False, suppress_tokens=[0, 1, 2, 3])
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            hf_out = hf.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, use_cache=False,
+                                 suppress_tokens=[0, 1, 2, 3])  # as blt_core with stop_at_eos=False
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            hf_s = time.perf_counter() - t
+        hf_bytes = bytes(i - 4 for i in hf_out[0, ids.shape[1]:].tolist() if i >= 4)
+        emit(model=name, impl="transformers generate(use_cache=False)", new_bytes=n, seconds=round(hf_s, 3),
+             bytes_per_s=round(n / hf_s, 2), ms_per_byte=round(1000 * hf_s / n, 3))
+
+        ent = ours.entropies(torch.tensor([ours.tokenizer.encode(PROMPT * 8)], device=device))
+        tuned = float(torch.quantile(ent.float(), 0.78))
+        variants = [("eager", False, None)] + ([("cuda graphs", True, None), ("cuda graphs, threshold for ~4.5 B/patch", True, tuned)]
+                                              if device.type == "cuda" else [("eager, threshold for ~4.5 B/patch", False, tuned)])
+        for label, graphs, threshold in variants:
+            kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, cuda_graphs=graphs, threshold=threshold)
+            ours.generate(PROMPT, **{**kw, "max_new_bytes": 8})                      # warm-up
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            res = ours.generate(PROMPT, **kw)
+            share = res.global_steps / len(res.bytes)
+            roof = bandwidth / weight_bytes_per_byte(ours, share) if bandwidth else None
+            bps = res.timings["bytes_per_s"]
+            same = next((i for i, (a, b) in enumerate(zip(res.bytes, hf_bytes)) if a != b), min(len(res.bytes), len(hf_bytes)))
+            emit(model=name, impl=f"blt_core {label}", new_bytes=len(res.bytes), bytes_per_s=bps,
+                 ms_per_byte=res.timings["ms_per_byte"], speedup_vs_transformers=round(bps / (n / hf_s), 1),
+                 global_step_share=round(share, 3), mean_patch_bytes=round(1 / share, 2),
+                 threshold=threshold if threshold is not None else cfg.patching_threshold,
+                 peak_mem_GiB=round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,
+                 weights_read_per_byte_MB=round(weight_bytes_per_byte(ours, share) / 1e6, 1),
+                 roofline_bytes_per_s=roof and round(roof), share_of_roofline=roof and round(bps / roof, 3),
+                 greedy_prefix_equal_to_transformers=same if threshold is None else None)
+        del hf, ours
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"command": " ".join(["python3"] + sys.argv), "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
