@@ -116,7 +116,7 @@ PRESETS = {
         StackConfig(64, 1, 4, intermediate_size=160, max_seq_len=2048),
         StackConfig(128, 2, 4, intermediate_size=320, max_seq_len=1024),
         StackConfig(64, 2, 4, intermediate_size=160, max_seq_len=2048),
-        _entropy_stack(64, 2, 4, 160, max_seq_len=512, window=512),
+        _entropy_stack(64, 2, 4, 160, max_seq_len=2048, window=512),
         hash_vocab=4099, hash_ngram_sizes=(3, 4, 5, 6)),
     "blt-small": lambda: _blt(
         StackConfig(256, 1, 4, intermediate_size=704, max_seq_len=4096),

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
+import torch._inductor.config
 
 from .entropy import entropy_of_logits
 from .layers import KVCache, rope_tables
@@ -74,7 +75,7 @@ class IncrementalBLT:
     """Caches and per-row state of B rows being decoded; see the module docstring."""
 
     def __init__(self, model, batch: int, length: int, mode=None, threshold=None, max_patch_length=None,
-                 patch_size=None, cuda_graphs: bool = False):
+                 patch_size=None, cuda_graphs: bool = False, compile: bool = False):
         cfg = model.config
         self.model, self.B, self.L = model, batch, length
         self.mode = mode or cfg.patching_mode
@@ -107,6 +108,10 @@ class IncrementalBLT:
         self.pooled = torch.zeros(batch, cfg.encoder.dim, dtype=dtype, device=device)
         self.h = torch.zeros(batch, 1, cfg.encoder.dim, dtype=dtype, device=device)
         self.entropy, self.logits = z(torch.float32), torch.zeros(batch, cfg.vocab_size, device=device)
+        # torch.compile of the step parts fuses their many small element-wise kernels (norms, RoPE,
+        # residuals, patch bookkeeping); compiled once per process and shape, shared by instances.
+        self.parts = _compiled_parts() if compile else (IncrementalBLT._byte_part, IncrementalBLT._patch_part,
+                                                        IncrementalBLT._decoder_part)
         self.graphs = _StepGraphs(self) if cuda_graphs and device.type == "cuda" else None
 
     # ------------------------------------------------------------------ prefill
@@ -152,10 +157,11 @@ class IncrementalBLT:
         """Feed the byte at each row's position (B,) -> logits for the following byte."""
         if self.graphs is not None:
             return self.graphs.step(next_ids)
-        self._byte_part(next_ids)
+        byte_part, patch_part, decoder_part = self.parts
+        byte_part(self, next_ids)
         if bool(self.next_start.any()):
-            self._patch_part()
-        self._decoder_part()
+            patch_part(self)
+        decoder_part(self)
         return StepOutput(self.logits, self.entropy, self.next_start)
 
     def _byte_part(self, next_ids):
@@ -226,13 +232,25 @@ class IncrementalBLT:
         self.logits.copy_(m.lm_head(dec.norm(h))[:, 0].float())
         self.pos.add_(1)
 
-    @staticmethod
-    def _run(stepper: _StackStepper, x, pos):
+    def _run(self, stepper: _StackStepper, x, pos):
         cos, sin = stepper.rope(pos)
         mask = stepper.mask(pos)
         for layer, cache in zip(stepper.stack.layers, stepper.caches):
             x = layer(x, cos, sin, mask, cache, pos)
         return x
+
+
+_COMPILED: list = []
+
+
+def _compiled_parts():
+    if not _COMPILED:
+        # Tune the single-row matrix-vector products like gpt-fast: inductor turns them into
+        # reductions whose launch parameters coordinate descent tunes towards memory bandwidth.
+        torch._inductor.config.coordinate_descent_tuning = True
+        _COMPILED.extend(torch.compile(fn, dynamic=False) for fn in
+                         (IncrementalBLT._byte_part, IncrementalBLT._patch_part, IncrementalBLT._decoder_part))
+    return tuple(_COMPILED)
 
 
 class _StepGraphs:
@@ -262,11 +280,12 @@ class _StepGraphs:
 
     def step(self, next_ids) -> StepOutput:
         inc = self.inc
+        byte_part, patch_part, decoder_part = inc.parts
         self.next_ids.copy_(next_ids)
-        self._run("byte", lambda: inc._byte_part(self.next_ids))
+        self._run("byte", lambda: byte_part(inc, self.next_ids))
         if bool(inc.next_start.any()):
-            self._run("patch", inc._patch_part)
-        self._run("decoder", inc._decoder_part)
+            self._run("patch", lambda: patch_part(inc))
+        self._run("decoder", lambda: decoder_part(inc))
         return StepOutput(inc.logits, inc.entropy, inc.next_start)
 
 
@@ -294,21 +313,28 @@ class ByteEvent:
 
 
 def _prepare(model, prompts, params: SamplingParams):
+    """Right-padded prompt ids, their lengths, and the cache length: prompt + new bytes rounded up
+    to a multiple of 512 (capped at the model's context), so compiled code and CUDA graphs, which
+    are specialised to shapes, are reused across requests."""
     tok = ByteTokenizer()
     rows = [tok.encode(p) for p in prompts]
     T0 = max(len(r) for r in rows)
     ids = torch.tensor([r + [0] * (T0 - len(r)) for r in rows], device=model.device)
     lengths = torch.tensor([len(r) for r in rows], device=model.device)
-    return ids, lengths, T0 + params.max_new_bytes
+    cfg = model.config
+    cap = min(cfg.encoder.max_seq_len, cfg.decoder.max_seq_len,
+              cfg.entropy_model.max_seq_len if cfg.entropy_model else cfg.encoder.max_seq_len)
+    need = T0 + params.max_new_bytes
+    return ids, lengths, need if need > cap else min(cap, -(-need // 512) * 512)
 
 
-def stream_batch(model, prompts: list, params: SamplingParams, cuda_graphs=False,
+def stream_batch(model, prompts: list, params: SamplingParams, cuda_graphs=False, compile=False,
                  **patching) -> Iterator[list[ByteEvent | None]]:
     """Yields, for each generated position, one ByteEvent per row (None for a finished row), and
     finally a list of GenerationResult."""
     ids, lengths, length = _prepare(model, prompts, params)
     B = ids.shape[0]
-    inc = IncrementalBLT(model, B, length, cuda_graphs=cuda_graphs, **patching)
+    inc = IncrementalBLT(model, B, length, cuda_graphs=cuda_graphs, compile=compile, **patching)
     gens = make_generators(params, B, model.device)
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
     t0 = time.perf_counter()
@@ -378,15 +404,15 @@ class _RowState:
                      "ms_per_byte": round(1000 * decode_s / n, 4) if n else None})
 
 
-def generate(model, prompts, params: SamplingParams, cuda_graphs=False, **patching) -> list[GenerationResult]:
+def generate(model, prompts, params: SamplingParams, cuda_graphs=False, compile=False, **patching) -> list[GenerationResult]:
     """Generate for several prompts at once; rows are independent (see the module docstring)."""
-    *_, results = stream_batch(model, prompts, params, cuda_graphs=cuda_graphs, **patching)
+    *_, results = stream_batch(model, prompts, params, cuda_graphs=cuda_graphs, compile=compile, **patching)
     return results
 
 
-def stream(model, prompt, params: SamplingParams, cuda_graphs=False, **patching):
+def stream(model, prompt, params: SamplingParams, cuda_graphs=False, compile=False, **patching):
     """One prompt: yields a ByteEvent per generated byte, then the GenerationResult."""
-    for events in stream_batch(model, [prompt], params, cuda_graphs=cuda_graphs, **patching):
+    for events in stream_batch(model, [prompt], params, cuda_graphs=cuda_graphs, compile=compile, **patching):
         if isinstance(events[0], GenerationResult):
             yield events[0]
         elif events[0] is not None:

@@ -17,10 +17,18 @@ import torch.nn as nn
 from .config import HASH_PRIMES
 
 
+_POWERS: dict = {}
+
+
 def _powers(prime: int, n: int, device) -> torch.Tensor:
-    """prime**i for i < n as wrapped signed int64."""
-    vals = [pow(prime, i, 1 << 64) for i in range(n)]
-    return torch.tensor([v - (1 << 64) if v >= 1 << 63 else v for v in vals], dtype=torch.int64, device=device)
+    """prime**i for i < n as wrapped signed int64, made once per device (no host copy in the hot
+    path, which CUDA graph capture forbids)."""
+    key = (prime, n, str(device))
+    if key not in _POWERS:
+        vals = [pow(prime, i, 1 << 64) for i in range(n)]
+        _POWERS[key] = torch.tensor([v - (1 << 64) if v >= 1 << 63 else v for v in vals], dtype=torch.int64,
+                                    device=device)
+    return _POWERS[key]
 
 
 def ngram_hashes(ids: torch.Tensor, n: int, prime: int, vocab: int) -> torch.Tensor:

@@ -129,3 +129,9 @@ def test_cuda_graphs_equal_eager_on_gpu():
         assert [r.bytes for r in graphs] == [r.bytes for r in eager]
         ref, _ = generate_reference(m, PROMPTS[1], SamplingParams(max_new_bytes=48, stop_at_eos=False), **patching)
         assert graphs[1].bytes == ref
+
+
+def test_compiled_step_equals_eager(tiny_model):
+    """torch.compile of the step parts (the CUDA fast path's fusion) gives the same bytes on CPU."""
+    kw = dict(max_new_bytes=16, stop_at_eos=False)
+    assert tiny_model.generate(PROMPTS[:2], compile=True, **kw)[1].bytes == tiny_model.generate(PROMPTS[1], **kw).bytes
