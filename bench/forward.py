@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from blt_core import BLT, preset  # noqa: E402
-from blt_core.checkpoint import from_hf_name  # noqa: E402
+from blt_core.checkpoint import load_hf_state  # noqa: E402
 from blt_core.config import to_hf_dict  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def main():
         hf = BltForCausalLM(BltConfig(**to_hf_dict(cfg))).to(dtype).eval()
     with torch.device("meta"):
         ours = BLT(cfg)
-    ours.load_state_dict({from_hf_name(k): v for k, v in hf.state_dict().items()}, strict=True, assign=True)
+    load_hf_state(ours, hf.state_dict(), device=device)          # fused projections are copies
     ours.eval()
     emit(init_s=round(time.perf_counter() - t0, 1), params_M=round(ours.num_params() / 1e6, 1))
 

@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from blt_core import BLT, preset  # noqa: E402
-from blt_core.checkpoint import from_hf_name  # noqa: E402
+from blt_core.checkpoint import load_hf_state  # noqa: E402
 from blt_core.config import to_hf_dict  # noqa: E402
 
 PROMPT = "Byte Latent Transformer models read raw bytes and "
@@ -55,13 +55,13 @@ def weight_bytes_per_byte(model: BLT, global_share: float) -> float:
     elt = model.lm_head.weight.element_size()
     cross_e = enc.cross_attn_layers[-1]
     per_byte = (size(model.entropy_model) if model.entropy_model else 0) + size(enc.layers) \
-        + (cross_e.k_proj.weight.numel() + cross_e.v_proj.weight.numel() + cross_e.k_norm.weight.numel()) * elt \
+        + (cross_e.kv_proj.weight.numel() + cross_e.k_norm.weight.numel()) * elt \
         + cfg.encoder.dim * elt * (1 + cfg.n_hash_tables) + size(dec.layers) + size(dec.norm) + size(model.lm_head) \
         + sum((c.q_proj.weight.numel() + c.o_proj.weight.numel() + c.q_norm.weight.numel()) * elt
               for c in dec.cross_attn_layers)
     per_patch = size(model.global_transformer) + size(enc.patch_embedding_projection) \
         + (cross_e.q_proj.weight.numel() + cross_e.o_proj.weight.numel()) * elt + size(dec.patch_embedding_projection) \
-        + sum((c.k_proj.weight.numel() + c.v_proj.weight.numel() + c.k_norm.weight.numel()) * elt
+        + sum((c.kv_proj.weight.numel() + c.k_norm.weight.numel()) * elt
               for c in dec.cross_attn_layers)
     return per_byte + global_share * per_patch
 
@@ -97,7 +97,7 @@ def main():
             hf = BltForCausalLM(BltConfig(**to_hf_dict(cfg))).to(dtype).eval()
         with torch.device("meta"):
             ours = BLT(cfg)
-        ours.load_state_dict({from_hf_name(k): v for k, v in hf.state_dict().items()}, strict=True, assign=True)
+        load_hf_state(ours, hf.state_dict(), device=device)          # fused projections are copies
         ours.eval()
         ids = torch.tensor([ours.tokenizer.encode(PROMPT)], device=device)
 

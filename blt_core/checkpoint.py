@@ -17,11 +17,14 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .config import from_hf_dict, to_hf_dict
+from .layers import FusedLinear
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 
-# Our module prefixes <-> transformers' BltForCausalLM names; inner names are identical.
+# Our module prefixes <-> transformers' BltForCausalLM names; inner names are identical, except
+# that our fused projections (FusedLinear: qkv_proj, kv_proj, gate_up_proj) hold several of
+# transformers' weights stacked by rows.
 PREFIXES = (
     ("entropy_model.", "model.patcher."),
     ("local_encoder.", "model.local_encoder."),
@@ -43,11 +46,57 @@ def to_hf_name(name: str) -> str:
     raise KeyError(f"no transformers name for parameter {name!r}")
 
 
-def from_hf_name(name: str) -> str | None:
-    for ours, theirs in PREFIXES:
-        if name.startswith(theirs):
-            return ours + name[len(theirs):]
-    return None
+def hf_layout(model) -> dict[str, tuple[str, int, int, tuple]]:
+    """transformers tensor name -> (our parameter name, first row, end row, expected shape)."""
+    fused = {name: mod for name, mod in model.named_modules() if isinstance(mod, FusedLinear)}
+    layout = {}
+    for name, p in model.state_dict().items():
+        module = name.rsplit(".", 1)[0]
+        if module in fused:
+            parent, row = module.rsplit(".", 1)[0], 0
+            for part, width in fused[module].parts.items():
+                layout[to_hf_name(f"{parent}.{part}.weight")] = (name, row, row + width, (width, p.shape[1]))
+                row += width
+        else:
+            layout[to_hf_name(name)] = (name, 0, p.shape[0] if p.dim() else 0, tuple(p.shape))
+    return layout
+
+
+def to_hf_state(model) -> dict[str, torch.Tensor]:
+    """Our parameters as transformers' tensors (fused projections split again), on the CPU."""
+    state = model.state_dict()
+    return {hf: (state[ours][r0:r1] if state[ours].dim() else state[ours]).detach().cpu().contiguous().clone()
+            for hf, (ours, r0, r1, _) in hf_layout(model).items()}
+
+
+def load_hf_state(model, tensors: dict, device=None, dtype=None, where: str = "checkpoint"):
+    """Strictly load transformers-named tensors into `model` (built on any device, e.g. meta):
+    every missing, unexpected or mis-shaped tensor is named. dtype None keeps the tensors'."""
+    layout = hf_layout(model)
+    parts, unexpected, wrong = {}, [], []
+    for hf_name, tensor in tensors.items():
+        if hf_name not in layout:
+            unexpected.append(hf_name)
+        elif tuple(tensor.shape) != layout[hf_name][3]:
+            wrong.append(f"{hf_name} (expected shape {layout[hf_name][3]}, found {tuple(tensor.shape)})")
+        else:
+            ours, r0, _, _ = layout[hf_name]
+            parts.setdefault(ours, []).append((r0, tensor))
+    problems = [f"lacks tensor {n} (expected shape {layout[n][3]})" for n in layout
+                if n not in tensors] + [f"has mis-shaped tensor {w}" for w in wrong] + \
+               [f"has unexpected tensor {u}" for u in unexpected]
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise CheckpointError(f"{where}: {shown}")
+    if dtype is None:
+        dtype = next(t.dtype for t in tensors.values() if t.is_floating_point())
+    device = torch.device(device or "cpu")
+    state = {}
+    for ours, pieces in parts.items():
+        pieces = [t.to(device=device, dtype=dtype) for _, t in sorted(pieces, key=lambda p: p[0])]
+        state[ours] = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+    model.load_state_dict(state, strict=True, assign=True)
+    return model
 
 
 # ---------------------------------------------------------------------------------- saving
@@ -56,7 +105,7 @@ def save_pretrained(model, directory, max_shard_bytes: int | None = None) -> Non
     weights are larger (None: always one file)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {to_hf_name(k): v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors = to_hf_state(model)
     config = to_hf_dict(model.config)
     config["dtype"] = str(next(iter(tensors.values())).dtype).removeprefix("torch.")
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
@@ -157,26 +206,4 @@ def load_pretrained(cls, path_or_repo, device=None, dtype=None):
     tensors = read_tensors(weight_files(directory))
     with torch.device("meta"):
         model = cls(config)
-    expected = model.state_dict()
-    state, unexpected, wrong = {}, [], []
-    for hf_name, tensor in tensors.items():
-        name = from_hf_name(hf_name)
-        if name is None or name not in expected:
-            unexpected.append(hf_name)
-        elif tensor.shape != expected[name].shape:
-            wrong.append(f"{hf_name} (expected shape {tuple(expected[name].shape)}, found {tuple(tensor.shape)})")
-        else:
-            state[name] = tensor
-    missing = [f"{to_hf_name(n)} (expected shape {tuple(t.shape)})" for n, t in expected.items() if n not in state
-               and not any(w.startswith(to_hf_name(n) + " ") for w in wrong)]
-    problems = [f"lacks tensor {m}" for m in missing] + [f"has mis-shaped tensor {w}" for w in wrong] + \
-               [f"has unexpected tensor {u}" for u in unexpected]
-    if problems:
-        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
-        raise CheckpointError(f"checkpoint {directory}: {shown}")
-    if dtype is None:
-        dtype = next(t.dtype for t in state.values() if t.is_floating_point())
-    device = torch.device(device or "cpu")
-    state = {k: v.to(device=device, dtype=dtype) for k, v in state.items()}
-    model.load_state_dict(state, strict=True, assign=True)
-    return model.eval()
+    return load_hf_state(model, tensors, device=device, dtype=dtype, where=f"checkpoint {directory}").eval()

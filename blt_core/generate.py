@@ -344,16 +344,18 @@ def stream_batch(model, prompts: list, params: SamplingParams, cuda_graphs=False
     states = [_RowState(params) for _ in range(B)]
     starts = inc.next_start.tolist()
     t1 = time.perf_counter()
+    positions = torch.arange(length, device=model.device)
     for i in range(params.max_new_bytes):
-        history = torch.where(torch.arange(length, device=model.device)[None] < inc.pos[:, None], inc.ids, -1)
+        history = (torch.where(positions[None] < inc.pos[:, None], inc.ids, -1)
+                   if params.repetition_penalty != 1.0 else None)
         nxt = sample_next(logits, history, params, gens)
         out = inc.step(nxt)
         logits = out.logits
-        nxt_l, ent_l, glob_l = nxt.tolist(), out.entropy.tolist(), out.global_step.tolist()
-        events = []
-        for r, st in enumerate(states):
-            events.append(None if st.done else st.push(nxt_l[r], ent_l[r], starts[r], glob_l[r], i))
-        starts = inc.next_start.tolist()
+        # one device-to-host copy per step: byte, entropy, and whether the next byte opens a patch
+        nxt_l, ent_l, glob_l = torch.stack([nxt.float(), out.entropy, out.global_step.float()]).tolist()
+        events = [None if st.done else st.push(int(nxt_l[r]), ent_l[r], starts[r], bool(glob_l[r]), i)
+                  for r, st in enumerate(states)]
+        starts = [bool(x) for x in glob_l]                 # the patch just completed <=> next byte starts one
         yield events
         if all(st.done for st in states):
             break

@@ -57,6 +57,19 @@ def causal_mask(t_q: int, t_k: int, window: int | None, device) -> torch.Tensor 
     return mask
 
 
+class FusedLinear(nn.Linear):
+    """Bias-free projections of one input computed as one matrix product (fewer, larger kernels).
+    `parts` maps each projection's transformers name (q_proj, k_proj, ...) to its output width;
+    checkpoint.py splits and joins the weight rows in that order."""
+
+    def __init__(self, dim: int, parts: dict[str, int]):
+        super().__init__(dim, sum(parts.values()), bias=False)
+        self.parts = dict(parts)
+
+    def forward(self, x):
+        return super().forward(x).split(list(self.parts.values()), dim=-1)
+
+
 class KVCache:
     """Keys and values of one attention layer for B rows and up to `length` positions.
     Rows advance independently: a decoding step writes row b at its own position pos[b]."""
@@ -85,16 +98,16 @@ class Attention(nn.Module):
     def __init__(self, cfg: StackConfig):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        self.q_proj = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=False)
-        self.k_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
+        q, kv = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
+        self.qkv_proj = FusedLinear(cfg.dim, {"q_proj": q, "k_proj": kv, "v_proj": kv})
+        self.o_proj = nn.Linear(q, cfg.dim, bias=False)
 
     def forward(self, x, cos, sin, mask=None, cache: KVCache | None = None, pos=None):
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, H, T, D)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
-        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k, v = self.qkv_proj(x)
+        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)                 # (B, H, T, D)
+        k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)              # (B, Hkv, T, D)
+        v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None and pos is not None:
             k, v = cache.write(pos, k, v)                                  # (B, Hkv, length, D)
@@ -115,12 +128,12 @@ def attend(q, k, v, mask=None, is_causal=False):
 class SwiGLU(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.gate_proj = nn.Linear(dim, hidden, bias=False)
-        self.up_proj = nn.Linear(dim, hidden, bias=False)
+        self.gate_up_proj = FusedLinear(dim, {"gate_proj": hidden, "up_proj": hidden})
         self.down_proj = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x)
+        return self.down_proj(F.silu(gate) * up)
 
 
 class Block(nn.Module):
@@ -175,9 +188,9 @@ class CrossAttention(nn.Module):
     def __init__(self, cfg: StackConfig):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        kv = cfg.n_kv_heads * cfg.head_dim
         self.q_proj = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=False)
-        self.k_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.kv_proj = FusedLinear(cfg.dim, {"k_proj": kv, "v_proj": kv})
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
         self.q_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.k_norm = RMSNorm(cfg.dim, cfg.norm_eps)
@@ -185,9 +198,9 @@ class CrossAttention(nn.Module):
     def kv(self, states):
         """states (B, Tk, C) -> keys, values (B, Hkv, Tk, D); cacheable per key position."""
         B, Tk, _ = states.shape
-        states = self.k_norm(states)
-        k = self.k_proj(states).view(B, Tk, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(states).view(B, Tk, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        k, v = self.kv_proj(self.k_norm(states))
+        k = k.view(B, Tk, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(B, Tk, self.n_kv_heads, self.head_dim).transpose(1, 2)
         return k, v
 
     def attend(self, x, k, v, mask=None):

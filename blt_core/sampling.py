@@ -67,13 +67,13 @@ def make_generators(params: SamplingParams, batch: int, device) -> list[torch.Ge
     return gens
 
 
-def sample_next(logits: torch.Tensor, history: torch.Tensor, params: SamplingParams,
+def sample_next(logits: torch.Tensor, history: torch.Tensor | None, params: SamplingParams,
                 generators: list[torch.Generator] | None) -> torch.Tensor:
-    """logits (B, V) for the next byte, history (B, T) ids seen so far (for the repetition
-    penalty; negative entries are ignored) -> next ids (B,)."""
+    """logits (B, V) for the next byte, history (B, T) ids seen so far, read only by the
+    repetition penalty (negative entries are ignored; may be None without it) -> next ids (B,)."""
     logits = logits.float().clone()
-    banned = [BOE_ID, BOS_ID, PAD_ID] + ([] if params.stop_at_eos else [EOS_ID])
-    logits[:, banned] = -float("inf")
+    for banned in (BOE_ID, BOS_ID, PAD_ID) if params.stop_at_eos else (BOE_ID, BOS_ID, PAD_ID, EOS_ID):
+        logits[:, banned] = -float("inf")                  # scalar writes: no host-to-device copy
     if params.repetition_penalty != 1.0:
         seen = torch.zeros_like(logits, dtype=torch.bool)
         seen.scatter_(1, history.clamp(min=0), history >= 0)

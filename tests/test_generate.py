@@ -102,13 +102,13 @@ def test_repetition_penalty_lowers_seen_bytes():
 def test_greedy_matches_transformers_generate():
     transformers = pytest.importorskip("transformers")
     from blt_core import BLT, preset
-    from blt_core.checkpoint import from_hf_name
+    from blt_core.checkpoint import load_hf_state
     from blt_core.config import to_hf_dict
     torch.manual_seed(0)
     hf = transformers.BltForCausalLM(transformers.BltConfig(**to_hf_dict(preset("blt-tiny")))).eval()
     with torch.device("meta"):
         ours = BLT(preset("blt-tiny"))
-    ours.load_state_dict({from_hf_name(k): v for k, v in hf.state_dict().items()}, assign=True)
+    load_hf_state(ours, hf.state_dict())
     ids = torch.tensor([ours.tokenizer.encode("Byte Latent Transformer")])
     out = hf.generate(ids, max_new_tokens=24, do_sample=False, use_cache=False, suppress_tokens=[0, 1, 2, 3])
     expected = bytes(i - 4 for i in out[0, ids.shape[1]:].tolist())
