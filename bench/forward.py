@@ -1,7 +1,7 @@
 """Forward-pass benchmark: blt_core vs transformers' BltForCausalLM on the same weights.
 
 Builds transformers' model from our preset's config (random weights), hands the very same
-tensors to blt_core (no copy), and times full forwards (entropy model + BLT) in one run.
+tensors to blt_core (fused projections copied), and times full forwards (entropy model + BLT) in one run.
 With random weights every entropy is above the threshold, so every byte is its own patch, as in
 the reference anchor; a second pair of timings passes fixed 4-byte patches to both.
 
@@ -19,10 +19,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from blt_core import BLT, preset  # noqa: E402
-from blt_core.checkpoint import load_hf_state  # noqa: E402
-from blt_core.config import to_hf_dict  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer import model_pair  # noqa: E402
 
 
 def timed(fn, device, warmup=1, reps=5):
@@ -50,11 +48,9 @@ def main():
     args = ap.parse_args()
 
     import transformers
-    from transformers import BltConfig, BltForCausalLM
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = getattr(torch, args.dtype)
-    cfg = preset(args.preset)
     rows = []
 
     def emit(**kw):
@@ -64,14 +60,8 @@ def main():
     emit(torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version(),
          device=torch.cuda.get_device_name() if device.type == "cuda" else platform.processor(),
          preset=args.preset, batch=args.batch, seq=args.seq, dtype=args.dtype)
-    torch.manual_seed(0)
     t0 = time.perf_counter()
-    with torch.device(device):
-        hf = BltForCausalLM(BltConfig(**to_hf_dict(cfg))).to(dtype).eval()
-    with torch.device("meta"):
-        ours = BLT(cfg)
-    load_hf_state(ours, hf.state_dict(), device=device)          # fused projections are copies
-    ours.eval()
+    hf, ours = model_pair(args.preset, device, dtype)
     emit(init_s=round(time.perf_counter() - t0, 1), params_M=round(ours.num_params() / 1e6, 1))
 
     text = ("The quick brown fox jumps over the lazy dog. " * 400).encode()

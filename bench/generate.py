@@ -25,10 +25,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from blt_core import BLT, preset  # noqa: E402
-from blt_core.checkpoint import load_hf_state  # noqa: E402
-from blt_core.config import to_hf_dict  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer import model_pair  # noqa: E402
 
 PROMPT = "Byte Latent Transformer models read raw bytes and "
 
@@ -48,7 +46,7 @@ def copy_bandwidth(device) -> float | None:
     return 2 * x.numel() * 5 / (time.perf_counter() - t)
 
 
-def weight_bytes_per_byte(model: BLT, global_share: float) -> float:
+def weight_bytes_per_byte(model, global_share: float) -> float:
     """Bytes of parameters read to generate one byte (hash rows: one row per table)."""
     size = lambda mod: sum(p.numel() * p.element_size() for p in mod.parameters())
     enc, dec, cfg = model.local_encoder, model.local_decoder, model.config
@@ -76,7 +74,6 @@ def main():
     args = ap.parse_args()
 
     import transformers
-    from transformers import BltConfig, BltForCausalLM
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = getattr(torch, args.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
@@ -91,14 +88,7 @@ def main():
          device=torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads",
          dtype=str(dtype), copy_bandwidth_GBps=bandwidth and round(bandwidth / 1e9, 1))
     for name in args.presets:
-        cfg = preset(name)
-        torch.manual_seed(0)
-        with torch.device(device):
-            hf = BltForCausalLM(BltConfig(**to_hf_dict(cfg))).to(dtype).eval()
-        with torch.device("meta"):
-            ours = BLT(cfg)
-        load_hf_state(ours, hf.state_dict(), device=device)          # fused projections are copies
-        ours.eval()
+        hf, ours = model_pair(name, device, dtype)
         ids = torch.tensor([ours.tokenizer.encode(PROMPT)], device=device)
 
         # transformers: generate() exactly as the reference anchor, then with the special ids
@@ -158,7 +148,7 @@ def main():
                  ms_per_byte=res.timings["ms_per_byte"], speedup_vs_transformers_generate=round(bps / peer, 1),
                  speedup_vs_fastest_transformers_path=round(bps / peer_best, 1),
                  global_step_share=round(share, 3), mean_patch_bytes=round(1 / share, 2),
-                 threshold=threshold if threshold is not None else cfg.patching_threshold,
+                 threshold=threshold if threshold is not None else ours.config.patching_threshold,
                  peak_mem_GiB=round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,
                  weights_read_per_byte_MB=round(weight_bytes_per_byte(ours, share) / 1e6, 1),
                  roofline_bytes_per_s=roof and round(roof), share_of_roofline=roof and round(bps / roof, 3),
