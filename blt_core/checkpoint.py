@@ -39,14 +39,18 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded, with the file or tensor at fault in the message."""
 
 
-def to_hf_name(name: str) -> str:
-    for ours, theirs in PREFIXES:
+# A standalone byte LM (entropy model, byte-level baseline) uses transformers' BltPatcher names.
+BYTE_LM_PREFIXES = (("", ""),)
+
+
+def to_hf_name(name: str, prefixes=PREFIXES) -> str:
+    for ours, theirs in prefixes:
         if name.startswith(ours):
             return theirs + name[len(ours):]
     raise KeyError(f"no transformers name for parameter {name!r}")
 
 
-def hf_layout(model) -> dict[str, tuple[str, int, int, tuple]]:
+def hf_layout(model, prefixes=PREFIXES) -> dict[str, tuple[str, int, int, tuple]]:
     """transformers tensor name -> (our parameter name, first row, end row, expected shape)."""
     fused = {name: mod for name, mod in model.named_modules() if isinstance(mod, FusedLinear)}
     layout = {}
@@ -55,24 +59,24 @@ def hf_layout(model) -> dict[str, tuple[str, int, int, tuple]]:
         if module in fused:
             parent, row = module.rsplit(".", 1)[0], 0
             for part, width in fused[module].parts.items():
-                layout[to_hf_name(f"{parent}.{part}.weight")] = (name, row, row + width, (width, p.shape[1]))
+                layout[to_hf_name(f"{parent}.{part}.weight", prefixes)] = (name, row, row + width, (width, p.shape[1]))
                 row += width
         else:
-            layout[to_hf_name(name)] = (name, 0, p.shape[0] if p.dim() else 0, tuple(p.shape))
+            layout[to_hf_name(name, prefixes)] = (name, 0, p.shape[0] if p.dim() else 0, tuple(p.shape))
     return layout
 
 
-def to_hf_state(model) -> dict[str, torch.Tensor]:
+def to_hf_state(model, prefixes=PREFIXES) -> dict[str, torch.Tensor]:
     """Our parameters as transformers' tensors (fused projections split again), on the CPU."""
     state = model.state_dict()
     return {hf: (state[ours][r0:r1] if state[ours].dim() else state[ours]).detach().cpu().contiguous().clone()
-            for hf, (ours, r0, r1, _) in hf_layout(model).items()}
+            for hf, (ours, r0, r1, _) in hf_layout(model, prefixes).items()}
 
 
-def load_hf_state(model, tensors: dict, device=None, dtype=None, where: str = "checkpoint"):
+def load_hf_state(model, tensors: dict, device=None, dtype=None, where: str = "checkpoint", prefixes=PREFIXES):
     """Strictly load transformers-named tensors into `model` (built on any device, e.g. meta):
     every missing, unexpected or mis-shaped tensor is named. dtype None keeps the tensors'."""
-    layout = hf_layout(model)
+    layout = hf_layout(model, prefixes)
     parts, unexpected, wrong = {}, [], []
     for hf_name, tensor in tensors.items():
         if hf_name not in layout:
@@ -123,6 +127,33 @@ def save_pretrained(model, directory, max_shard_bytes: int | None = None) -> Non
     total = sum(t.numel() * t.element_size() for t in tensors.values())
     index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
     (directory / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+
+
+def save_byte_lm(model, directory) -> None:
+    """An entropy model or byte-level baseline as transformers' BltPatcher checkpoint."""
+    from .config import _stack_to_hf
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"architectures": ["BltPatcher"], "model_type": "blt_patcher", "tie_word_embeddings": False,
+              **_stack_to_hf(model.cfg, vocab_size=model.lm_head.weight.shape[0])}
+    (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    save_file(to_hf_state(model, BYTE_LM_PREFIXES), directory / SINGLE_NAME, metadata={"format": "pt"})
+
+
+def load_byte_lm(path, device=None, dtype=None):
+    """A BltPatcher-format checkpoint (see save_byte_lm) -> EntropyModel."""
+    from .config import _stack_from_hf
+    from .entropy import EntropyModel
+    directory = resolve(path)
+    try:
+        d = json.loads((directory / "config.json").read_text())
+        cfg = _stack_from_hf(d, 10000.0, "byte LM config")
+    except (OSError, json.JSONDecodeError, ValueError) as err:
+        raise CheckpointError(f"{directory / 'config.json'}: {err}") from None
+    with torch.device("meta"):
+        model = EntropyModel(cfg, d.get("vocab_size", 260))
+    tensors = read_tensors(weight_files(directory))
+    return load_hf_state(model, tensors, device, dtype, f"checkpoint {directory}", BYTE_LM_PREFIXES).eval()
 
 
 def _split(tensors: dict, max_bytes: int | None) -> list[dict]:

@@ -118,6 +118,13 @@ PRESETS = {
         StackConfig(64, 2, 4, intermediate_size=160, max_seq_len=2048),
         _entropy_stack(64, 2, 4, 160, max_seq_len=2048, window=512),
         hash_vocab=4099, hash_ngram_sizes=(3, 4, 5, 6)),
+    # The shipped default model (models/blt-studio): small enough for a 2-core CPU.
+    "blt-studio": lambda: _blt(
+        StackConfig(128, 1, 4, intermediate_size=352, max_seq_len=4096),
+        StackConfig(256, 4, 4, intermediate_size=704, max_seq_len=2048),
+        StackConfig(128, 2, 4, intermediate_size=352, max_seq_len=4096),
+        _entropy_stack(128, 4, 4, 352, max_seq_len=4096, window=512),
+        hash_vocab=4099, hash_ngram_sizes=(3, 4, 5, 6)),
     "blt-small": lambda: _blt(
         StackConfig(256, 1, 4, intermediate_size=704, max_seq_len=4096),
         StackConfig(512, 6, 8, intermediate_size=1408, max_seq_len=2048),
