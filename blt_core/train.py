@@ -61,6 +61,7 @@ class TrainConfig:
     threshold: float | None = None         # blt: entropy threshold (nats)
     target_patch_bytes: float | None = None  # blt: solve the threshold for this mean patch size
     max_patch_length: int | None = None
+    patch_size: int | None = None          # blt: static patch size (default: the preset's)
 
 
 def build_model(tc: TrainConfig, device):
@@ -76,7 +77,7 @@ def build_model(tc: TrainConfig, device):
     if entropy is None and tc.patching_mode.startswith("entropy"):
         raise ValueError("training a BLT with entropy patching needs --entropy-model (a trained entropy model)")
     cfg = cfg.replace(entropy_model=entropy.cfg if entropy else None, patching_mode=tc.patching_mode,
-                      max_patch_length=tc.max_patch_length)
+                      max_patch_length=tc.max_patch_length, patch_size=tc.patch_size or cfg.patch_size)
     model = BLT(cfg)
     if entropy is not None:
         model.entropy_model.load_state_dict(entropy.state_dict())
@@ -215,7 +216,7 @@ def main(argv=None) -> int:
             kind = {int: int, float: float}.get(type(value), str)
             if name in ("threshold", "target_patch_bytes"):
                 kind = float
-            if name == "max_patch_length":
+            if name in ("max_patch_length", "patch_size"):
                 kind = int
             ap.add_argument(flag, type=kind, default=value)
     ap.add_argument("--resume", action="store_true", help="continue from OUT/trainer_state.pt")

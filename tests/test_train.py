@@ -97,3 +97,28 @@ def test_flops_accounting():
     lm = preset("blt-entropy")
     params = lm.n_layers * (4 * lm.dim ** 2 + 3 * lm.dim * lm.intermediate_size)
     assert byte_lm_flops_per_byte(lm, 1) == pytest.approx(2 * params + 2 * lm.n_layers * lm.dim + 2 * lm.dim * 260)
+
+
+def test_experiments_write_plot_data(entropy_run, tmp_path):
+    from blt_core.experiments import main
+    out = tmp_path / "sweep.json"
+    assert main(["threshold-sweep", "--entropy-model", str(entropy_run), "--preset", "blt-tiny", "--data", str(CORPUS),
+                 "--targets", "2", "5", "--steps", "4", "--batch-size", "2", "--seq-len", "64", "--eval-bytes", "1000",
+                 "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["command"].startswith("python -m blt_core.experiments threshold-sweep")
+    sizes = [r["mean_patch_bytes"] for r in data["rows"]]
+    assert len(sizes) == 2 and sizes[0] < sizes[1]                  # a higher target gives longer patches
+    assert all(r["heldout_bpb"] > 0 and r["train_flops"] > 0 for r in data["rows"])
+
+
+def test_scaling_runs_every_variant(entropy_run, tmp_path):
+    from blt_core.experiments import main
+    out = tmp_path / "scaling.json"
+    assert main(["scaling", "--entropy-model", str(entropy_run), "--presets", "blt-tiny", "--data", str(CORPUS),
+                 "--steps", "3", "--batch-size", "2", "--seq-len", "64", "--eval-bytes", "1000",
+                 "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["kind"], r["patching_mode"]) for r in rows] == [("blt", "entropy"), ("blt", "static"),
+                                                                ("blt", "space"), ("bytes", None)]
+    assert rows[1]["mean_patch_bytes"] == pytest.approx(max(1, round(rows[0]["mean_patch_bytes"])), rel=0.2)

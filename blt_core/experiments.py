@@ -1,0 +1,93 @@
+"""The project's experiments, each writing one JSON file to plot_data/ with the command that made it.
+
+    python -m blt_core.experiments threshold-sweep --entropy-model runs/entropy --preset blt-studio \
+        --data data/corpora/english --targets 2 3 4 6 8 --steps 1500
+    python -m blt_core.experiments scaling --presets blt-tiny blt-studio blt-small --data data/corpora/english \
+        --entropy-model runs/entropy --steps 1500
+
+threshold-sweep: BLTs trained with the entropy threshold solved for each target mean patch size ->
+held-out bits per byte, measured mean patch size and inference FLOPs per byte.
+scaling: for each size, BLT with entropy, static (same mean patch size) and space patching, and
+the byte-level transformer of the global model's shape -> bits per byte against training FLOPs.
+Every run is a real training run (blt_core.train) in --runs; nothing is reused from elsewhere.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from .train import TrainConfig, train
+
+
+def _run(tc: TrainConfig, label: str) -> dict:
+    t = time.perf_counter()
+    result = train(tc)
+    return {"label": label, "preset": tc.preset, "kind": tc.kind,
+            "patching_mode": tc.patching_mode if tc.kind == "blt" else None,
+            "steps": tc.steps, "batch_size": tc.batch_size, "seq_len": tc.seq_len, "run_dir": tc.out,
+            "wall_s": round(time.perf_counter() - t, 1), **result}
+
+
+def threshold_sweep(base: TrainConfig, targets: list[float]) -> list[dict]:
+    rows = []
+    for target in targets:
+        tc = replace(base, kind="blt", target_patch_bytes=target, out=f"{base.out}/sweep-{target:g}")
+        rows.append({"target_patch_bytes": target, **_run(tc, f"entropy, target {target:g} B/patch")})
+    return rows
+
+
+def scaling(base: TrainConfig, presets: list[str]) -> list[dict]:
+    rows = []
+    for name in presets:
+        entropy = replace(base, preset=name, kind="blt", patching_mode="entropy", out=f"{base.out}/{name}-entropy")
+        first = _run(entropy, f"{name} BLT-entropy")
+        patch_size = max(1, round(first["mean_patch_bytes"]))
+        rows += [first,
+                 _run(replace(entropy, patching_mode="static", entropy_model=None, target_patch_bytes=None,
+                              patch_size=patch_size, out=f"{base.out}/{name}-static"),
+                      f"{name} BLT-static ps={patch_size}"),
+                 _run(replace(entropy, patching_mode="space", entropy_model=None, target_patch_bytes=None,
+                              out=f"{base.out}/{name}-space"), f"{name} BLT-space"),
+                 _run(replace(entropy, kind="bytes", out=f"{base.out}/{name}-bytes"), f"{name} byte transformer")]
+    return rows
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m blt_core.experiments", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiment", choices=["threshold-sweep", "scaling"])
+    ap.add_argument("--entropy-model", required=True, help="trained entropy model (blt_core.train entropy)")
+    ap.add_argument("--data", default="data/corpora/english")
+    ap.add_argument("--preset", default="blt-studio", help="threshold-sweep: model size")
+    ap.add_argument("--presets", nargs="+", default=["blt-tiny", "blt-studio", "blt-small"], help="scaling: sizes")
+    ap.add_argument("--targets", nargs="+", type=float, default=[2, 3, 4, 6, 8])
+    ap.add_argument("--target-patch-bytes", type=float, default=4.0, help="scaling: BLT-entropy patch size")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--seq-len", type=int, default=512)
+    ap.add_argument("--eval-bytes", type=int, default=100_000)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--runs", default="runs/experiments")
+    ap.add_argument("--out", default=None, help="JSON file (default plot_data/<experiment>.json)")
+    args = ap.parse_args(argv)
+    base = TrainConfig(kind="blt", preset=args.preset, data=args.data, out=args.runs, steps=args.steps,
+                       batch_size=args.batch_size, seq_len=args.seq_len, eval_every=args.steps,
+                       eval_bytes=args.eval_bytes, device=args.device, entropy_model=args.entropy_model,
+                       target_patch_bytes=args.target_patch_bytes)
+    rows = threshold_sweep(base, args.targets) if args.experiment == "threshold-sweep" else scaling(base, args.presets)
+    out = Path(args.out or f"plot_data/{args.experiment.replace('-', '_')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"experiment": args.experiment, "source": "BLT Studio's own training runs",
+                               "command": " ".join(["python -m blt_core.experiments"] + argv), "rows": rows},
+                              indent=2))
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
