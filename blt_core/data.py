@@ -4,8 +4,9 @@
 
 Three corpora, each a folder with `train.bin` and `heldout.bin`: the documents' UTF-8 bytes, each
 followed by the byte 0xFF (never valid in UTF-8), which reads back as EOS. A document goes to the
-held-out split when the first byte of the SHA-256 of its source path is < 5 (about 2 %), so the
-split is stable however often the corpora are rebuilt. `manifest.json` records every source with
+held-out split when the first byte of the SHA-256 of its source path is < 5 (about 2 %; 10 % for
+the short iso-codes chunks), so the split is stable however often the corpora are rebuilt; the
+held-out documents are also written per language (`heldout_<lang>.bin`). `manifest.json` records every source with
 its package, licence and size; `data/SOURCES.md` is its human summary.
 
     english       the Python 3.11 documentation sources (python3.11-doc, reStructuredText prose)
@@ -40,6 +41,7 @@ from .tokenizer import BOS_ID, EOS_ID, OFFSET
 
 SEPARATOR = 0xFF
 HELDOUT_BYTE = 5        # sha256(path)[0] < 5 -> held out (5/256 ~ 2 %)
+ISO_HELDOUT_BYTE = 26   # iso-codes chunks: 26/256 ~ 10 %, so each language has some held-out text
 MAN_LANGUAGES = {"de": "German", "fr": "French", "es": "Spanish", "ru": "Russian", "ja": "Japanese",
                  "zh_CN": "Chinese (Simplified)"}
 LOCALE_LANGUAGES = {"ar": "Arabic", "hi": "Hindi", "el": "Greek", "he": "Hebrew", "ko": "Korean",
@@ -93,16 +95,32 @@ def multilingual_documents():
                     catalog = gettext.GNUTranslations(fh)._catalog
             except (OSError, UnicodeDecodeError):
                 continue
-            lines = [f"{k}\n{v}" for k, v in catalog.items() if isinstance(k, str) and k and isinstance(v, str)]
-            if lines:
-                yield str(f), "iso-codes", "\n\n".join(lines)
+            entries = [f"{k}\n{v}" for k, v in catalog.items() if isinstance(k, str) and k and isinstance(v, str)]
+            for i in range(0, len(entries), 10):   # chunks of 10 names, so every language has held-out text
+                yield f"{f}#{i // 10}", "iso-codes", "\n\n".join(entries[i:i + 10])
 
 
 CORPORA = {"english": english_documents, "code": code_documents, "multilingual": multilingual_documents}
 
 
-def is_heldout(path: str) -> bool:
-    return hashlib.sha256(path.encode()).digest()[0] < HELDOUT_BYTE
+SCRIPTS = {"en": "Latin", "python": "code", "de": "Latin", "fr": "Latin", "es": "Latin", "ru": "Cyrillic",
+           "ja": "Kana + Han", "zh_CN": "Han", "ar": "Arabic", "hi": "Devanagari", "el": "Greek", "he": "Hebrew",
+           "ko": "Hangul", "th": "Thai", "bn": "Bengali", "ta": "Tamil", "uk": "Cyrillic", "fa": "Arabic"}
+
+
+def language_of(corpus: str, path: str) -> str:
+    """The language (or 'python') of a document, from its corpus and source path."""
+    if corpus == "english":
+        return "en"
+    if corpus == "code":
+        return "python"
+    parts = Path(path).parts                 # /usr/share/man/<lang>/... or /usr/share/locale/<lang>/...
+    return parts[4]
+
+
+def is_heldout(path: str, source: str = "") -> bool:
+    """Stable split: about 2 % of documents (10 % of the short iso-codes chunks) are held out."""
+    return hashlib.sha256(path.encode()).digest()[0] < (ISO_HELDOUT_BYTE if source == "iso-codes" else HELDOUT_BYTE)
 
 
 def prepare(out: Path, max_bytes: int | None = None) -> dict:
@@ -111,19 +129,26 @@ def prepare(out: Path, max_bytes: int | None = None) -> dict:
     for name, documents in CORPORA.items():
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
-        stats = {"train": 0, "heldout": 0, "documents": 0, "sources": {}}
+        stats = {"train": 0, "heldout": 0, "documents": 0, "sources": {}, "heldout_by_language": {}}
+        by_language = {}                         # held-out documents again, one file per language
         with open(folder / "train.bin", "wb") as train, open(folder / "heldout.bin", "wb") as heldout:
             for path, source, text in documents():
                 data = text.encode("utf-8")
                 if not data.strip():
                     continue
-                split = "heldout" if is_heldout(path) else "train"
+                split = "heldout" if is_heldout(path, source) else "train"
                 (heldout if split == "heldout" else train).write(data + bytes([SEPARATOR]))
+                if split == "heldout":
+                    lang = language_of(name, path)
+                    by_language.setdefault(lang, bytearray()).extend(data + bytes([SEPARATOR]))
                 stats[split] += len(data) + 1
                 stats["documents"] += 1
                 stats["sources"][source] = stats["sources"].get(source, 0) + len(data)
                 if max_bytes and stats["train"] + stats["heldout"] >= max_bytes:
                     break
+        for lang, data in by_language.items():
+            (folder / f"heldout_{lang}.bin").write_bytes(data)
+            stats["heldout_by_language"][lang] = len(data)
         if stats["documents"] == 0:
             raise SystemExit(f"corpus {name!r}: no documents found; install the Debian packages named in "
                              f"blt_core/data.py (apt-get install python3.11-doc manpages-de ...)")

@@ -4,9 +4,12 @@
         --data data/corpora/english --targets 2 3 4 6 8 --steps 1500
     python -m blt_core.experiments scaling --presets blt-tiny blt-studio blt-small --data data/corpora/english \
         --entropy-model runs/entropy --steps 1500
+    python -m blt_core.experiments languages --model models/blt-studio --corpora data/corpora
 
 threshold-sweep: BLTs trained with the entropy threshold solved for each target mean patch size ->
 held-out bits per byte, measured mean patch size and inference FLOPs per byte.
+languages: one trained BLT evaluated on every per-language held-out file of the corpora (and on
+code) -> bytes per patch and bits per byte per language and script.
 scaling: for each size, BLT with entropy, static (same mean patch size) and space patching, and
 the byte-level transformer of the global model's shape -> bits per byte against training FLOPs.
 Every run is a real training run (blt_core.train) in --runs; nothing is reused from elsewhere.
@@ -56,12 +59,34 @@ def scaling(base: TrainConfig, presets: list[str]) -> list[dict]:
     return rows
 
 
+def languages(model_dir: str, corpora: str, seq_len: int, max_bytes: int, device=None) -> list[dict]:
+    import torch
+
+    from .blt import BLT
+    from .data import SCRIPTS, ByteCorpus
+    from .eval import bits_per_byte
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = BLT.from_pretrained(model_dir, device=device, dtype=torch.float32)
+    rows = []
+    for f in sorted(Path(corpora).glob("*/heldout_*.bin")):
+        lang = f.stem.removeprefix("heldout_")
+        if f.stat().st_size <= seq_len:
+            continue
+        ev = bits_per_byte(model, ByteCorpus(f, seq_len), device, max_bytes)
+        rows.append({"language": lang, "script": SCRIPTS.get(lang, "?"), "corpus": f.parent.name,
+                     "bpb": ev["bpb"], "mean_patch_bytes": ev["mean_patch_bytes"], "bytes": ev["bytes"],
+                     "model": model_dir})
+    return rows
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m blt_core.experiments", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=["threshold-sweep", "scaling"])
-    ap.add_argument("--entropy-model", required=True, help="trained entropy model (blt_core.train entropy)")
+    ap.add_argument("experiment", choices=["threshold-sweep", "scaling", "languages"])
+    ap.add_argument("--entropy-model", help="trained entropy model (blt_core.train entropy)")
+    ap.add_argument("--model", help="languages: the trained BLT to evaluate")
+    ap.add_argument("--corpora", default="data/corpora", help="languages: folder of the prepared corpora")
     ap.add_argument("--data", default="data/corpora/english")
     ap.add_argument("--preset", default="blt-studio", help="threshold-sweep: model size")
     ap.add_argument("--presets", nargs="+", default=["blt-tiny", "blt-studio", "blt-small"], help="scaling: sizes")
@@ -79,7 +104,16 @@ def main(argv=None) -> int:
                        batch_size=args.batch_size, seq_len=args.seq_len, eval_every=args.steps,
                        eval_bytes=args.eval_bytes, device=args.device, entropy_model=args.entropy_model,
                        target_patch_bytes=args.target_patch_bytes)
-    rows = threshold_sweep(base, args.targets) if args.experiment == "threshold-sweep" else scaling(base, args.presets)
+    if args.experiment == "languages":
+        if not args.model:
+            ap.error("languages needs --model")
+        rows = languages(args.model, args.corpora, args.seq_len, args.eval_bytes, args.device)
+    elif not args.entropy_model:
+        ap.error(f"{args.experiment} needs --entropy-model")
+    elif args.experiment == "threshold-sweep":
+        rows = threshold_sweep(base, args.targets)
+    else:
+        rows = scaling(base, args.presets)
     out = Path(args.out or f"plot_data/{args.experiment.replace('-', '_')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"experiment": args.experiment, "source": "BLT Studio's own training runs",

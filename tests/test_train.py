@@ -122,3 +122,19 @@ def test_scaling_runs_every_variant(entropy_run, tmp_path):
     assert [(r["kind"], r["patching_mode"]) for r in rows] == [("blt", "entropy"), ("blt", "static"),
                                                                 ("blt", "space"), ("bytes", None)]
     assert rows[1]["mean_patch_bytes"] == pytest.approx(max(1, round(rows[0]["mean_patch_bytes"])), rel=0.2)
+
+
+def test_prepare_writes_splits_and_per_language_heldout(tmp_path, monkeypatch):
+    from blt_core import data
+    docs = [(f"/usr/share/man/{lang}/man1/page{i}.1.gz", "manpages-l10n", f"{lang} text {i}")
+            for lang in ("de", "ru") for i in range(400)]
+    monkeypatch.setattr(data, "CORPORA", {"multilingual": lambda: iter(docs)})
+    manifest = data.prepare(tmp_path)["multilingual"]
+    folder = tmp_path / "multilingual"
+    held = [p for p, _, _ in docs if data.is_heldout(p)]
+    assert 0 < len(held) < 40 and manifest["documents"] == 800
+    assert (folder / "heldout.bin").read_bytes().count(bytes([data.SEPARATOR])) == len(held)
+    for lang in ("de", "ru"):
+        expected = sum(1 for p in held if f"/{lang}/" in p)
+        assert (folder / f"heldout_{lang}.bin").read_bytes().count(bytes([data.SEPARATOR])) == expected
+    assert data.language_of("code", "/x.py") == "python" and data.SCRIPTS["ru"] == "Cyrillic"
