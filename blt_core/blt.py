@@ -35,9 +35,11 @@ class LocalEncoder(Stack):
         self.k = cfg.cross_attn_k
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.encoder.dim)
         self.patch_embedding_projection = nn.Linear(cfg.encoder.dim, cfg.encoder.dim * self.k, bias=False)
+        # BLT pools a patch by max then cross-attention; the "mean" ablation averages its bytes.
         # transformers keeps one cross-attention per layer when cross_attn_all_layers is set, but
         # each one's result is overwritten by the next: only the last layer's counts.
-        n_cross = cfg.encoder.n_layers if cfg.encoder_cross_attn_all_layers else 1
+        self.pooling = cfg.encoder_pooling
+        n_cross = 0 if self.pooling == "mean" else cfg.encoder.n_layers if cfg.encoder_cross_attn_all_layers else 1
         self.cross_attn_layers = nn.ModuleList(CrossAttention(cfg.encoder) for _ in range(n_cross))
 
     def forward(self, x, patch_ids, n_patches, caches=None):
@@ -45,10 +47,12 @@ class LocalEncoder(Stack):
         B, T, C = x.shape
         x = self.run_layers(x, caches)
         pooled = x.new_zeros(B, n_patches, C).scatter_reduce(            # (B, P, C), empty -> 0
-            1, patch_ids[..., None].expand(-1, -1, C), x, reduce="amax", include_self=False)
+            1, patch_ids[..., None].expand(-1, -1, C), x, reduce="amax" if self.pooling != "mean" else "mean",
+            include_self=False)
         q = self.patch_embedding_projection(pooled).reshape(B, n_patches * self.k, C)  # (B, P*k, C)
-        mask = group_mask(_slot_patch_ids(n_patches, self.k, B, x.device), patch_ids, x.dtype)
-        q = q + self.cross_attn_layers[-1](q, x, mask)
+        if self.cross_attn_layers:
+            mask = group_mask(_slot_patch_ids(n_patches, self.k, B, x.device), patch_ids, x.dtype)
+            q = q + self.cross_attn_layers[-1](q, x, mask)
         return x, q.reshape(B, n_patches, self.k * C)
 
 

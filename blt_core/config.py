@@ -57,9 +57,12 @@ class BLTConfig:
     patching_threshold: float = BLT_1B_THRESHOLD
     patch_size: int = 4                     # static patch size
     max_patch_length: int | None = None
+    encoder_pooling: str = "cross_attention"  # or "mean": the pooling ablation (not in transformers)
 
     def __post_init__(self):
         self.hash_ngram_sizes = tuple(self.hash_ngram_sizes)
+        if self.encoder_pooling not in ("cross_attention", "mean"):
+            raise ValueError(f"encoder_pooling must be 'cross_attention' or 'mean', found {self.encoder_pooling!r}")
         if self.patching_mode not in PATCHING_MODES:
             raise ValueError(f"patching_mode must be one of {PATCHING_MODES}, found {self.patching_mode!r}")
         if self.decoder.dim != self.encoder.dim:
@@ -211,6 +214,8 @@ def to_hf_dict(cfg: BLTConfig) -> dict:
     }
     if cfg.entropy_model is not None:
         d["patcher_config"] = _stack_to_hf(cfg.entropy_model, vocab_size=cfg.vocab_size)
+    if cfg.encoder_pooling != "cross_attention":  # ours only: transformers cannot run such a model
+        d["blt_studio_encoder_pooling"] = cfg.encoder_pooling
     return d
 
 
@@ -248,7 +253,8 @@ def from_hf_dict(d: dict) -> BLTConfig:
         hash_functions=d.get("encoder_hash_byte_group_nb_functions", 1),
         patching_mode=mode,
         patching_threshold=float(d.get("patching_threshold", BLT_1B_THRESHOLD)),
-        patch_size=int(d.get("patch_size") or 4), max_patch_length=d.get("max_patch_length"))
+        patch_size=int(d.get("patch_size") or 4), max_patch_length=d.get("max_patch_length"),
+        encoder_pooling=d.get("blt_studio_encoder_pooling", "cross_attention"))
 
 
 def to_dict(cfg) -> dict:

@@ -4,10 +4,13 @@
         --data data/corpora/english --targets 2 3 4 6 8 --steps 1500
     python -m blt_core.experiments scaling --presets blt-tiny blt-studio blt-small --data data/corpora/english \
         --entropy-model runs/entropy --steps 1500
+    python -m blt_core.experiments pooling --entropy-model runs/entropy --preset blt-studio --steps 1500
     python -m blt_core.experiments languages --model models/blt-studio --corpora data/corpora
 
 threshold-sweep: BLTs trained with the entropy threshold solved for each target mean patch size ->
 held-out bits per byte, measured mean patch size and inference FLOPs per byte.
+pooling: cross-attention pooling (BLT's) against mean pooling of a patch's bytes in the local
+encoder, the mean-pooling run given the steps that equalise training FLOPs.
 languages: one trained BLT evaluated on every per-language held-out file of the corpora (and on
 code) -> bytes per patch and bits per byte per language and script.
 scaling: for each size, BLT with entropy, static (same mean patch size) and space patching, and
@@ -59,6 +62,20 @@ def scaling(base: TrainConfig, presets: list[str]) -> list[dict]:
     return rows
 
 
+def pooling(base: TrainConfig) -> list[dict]:
+    from .config import preset
+    from .flops import blt_flops_per_byte
+    cross = _run(replace(base, kind="blt", encoder_pooling="cross_attention", out=f"{base.out}/pool-cross"),
+                 "cross-attention pooling")
+    cfg = preset(base.preset)
+    ratio = (blt_flops_per_byte(cfg, cross["mean_patch_bytes"], base.seq_len)["total"]
+             / blt_flops_per_byte(cfg.replace(encoder_pooling="mean"), cross["mean_patch_bytes"], base.seq_len)["total"])
+    steps = round(base.steps * ratio)
+    mean = _run(replace(base, kind="blt", encoder_pooling="mean", steps=steps, eval_every=steps,
+                        out=f"{base.out}/pool-mean"), "mean pooling (equal training FLOPs)")
+    return [cross, mean]
+
+
 def languages(model_dir: str, corpora: str, seq_len: int, max_bytes: int, device=None) -> list[dict]:
     import torch
 
@@ -83,7 +100,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m blt_core.experiments", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=["threshold-sweep", "scaling", "languages"])
+    ap.add_argument("experiment", choices=["threshold-sweep", "scaling", "pooling", "languages"])
     ap.add_argument("--entropy-model", help="trained entropy model (blt_core.train entropy)")
     ap.add_argument("--model", help="languages: the trained BLT to evaluate")
     ap.add_argument("--corpora", default="data/corpora", help="languages: folder of the prepared corpora")
@@ -112,6 +129,8 @@ def main(argv=None) -> int:
         ap.error(f"{args.experiment} needs --entropy-model")
     elif args.experiment == "threshold-sweep":
         rows = threshold_sweep(base, args.targets)
+    elif args.experiment == "pooling":
+        rows = pooling(base)
     else:
         rows = scaling(base, args.presets)
     out = Path(args.out or f"plot_data/{args.experiment.replace('-', '_')}.json")

@@ -35,7 +35,8 @@ def blt_flops_per_byte(cfg: BLTConfig, mean_patch_bytes: float, context_bytes: i
         "entropy_model": byte_lm_flops_per_byte(cfg.entropy_model, context_bytes)
         if include_entropy_model and cfg.entropy_model else 0.0,
         "local_encoder": stack_flops(e, context_bytes)
-        + (2 * e.dim * e.dim * k + k * cross(e, mean_patch_bytes)) / mean_patch_bytes,
+        + (2 * e.dim * e.dim * k + (k * cross(e, mean_patch_bytes) if cfg.encoder_pooling != "mean" else 0))
+        / mean_patch_bytes,
         "global_model": (stack_flops(g, patches)
                          + (2 * e.dim * k * g.dim if e.dim * k != g.dim else 0)) / mean_patch_bytes,
         "local_decoder": stack_flops(d, context_bytes) + 2 * g.dim * d.dim * k / mean_patch_bytes

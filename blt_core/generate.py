@@ -97,15 +97,17 @@ class IncrementalBLT:
         self.enc = _StackStepper(enc, batch, length, dtype, device)
         self.glob = _StackStepper(model.global_transformer, batch, length + 1, dtype, device)
         self.dec = _StackStepper(dec, batch, length, dtype, device)
-        cross = enc.cross_attn_layers[-1]
-        self.enc_kv = KVCache(batch, cross.n_kv_heads, length, cross.head_dim, dtype, device)
+        self.mean_pool = enc.pooling == "mean"
+        cross = enc.cross_attn_layers[-1] if enc.cross_attn_layers else None
+        self.enc_kv = KVCache(batch, cross.n_kv_heads, length, cross.head_dim, dtype, device) if cross else None
         k = cfg.cross_attn_k
         self.dec_kv = [KVCache(batch, c.n_kv_heads, k, c.head_dim, dtype, device) for c in dec.cross_attn_layers]
         z = lambda dt: torch.zeros(batch, dtype=dt, device=device)
         self.ids = torch.zeros(batch, length, dtype=torch.long, device=device)
         self.pos, self.n_patches, self.patch_start = z(torch.long), z(torch.long), z(torch.long)
         self.next_start, self.prev_entropy = z(torch.bool), z(torch.float32)
-        self.pooled = torch.zeros(batch, cfg.encoder.dim, dtype=dtype, device=device)
+        self.pooled = torch.zeros(batch, cfg.encoder.dim, dtype=dtype, device=device)   # max, or sum (mean)
+        self.count = z(torch.long)                                          # bytes in the open patch
         self.h = torch.zeros(batch, 1, cfg.encoder.dim, dtype=dtype, device=device)
         self.entropy, self.logits = z(torch.float32), torch.zeros(batch, cfg.vocab_size, device=device)
         # torch.compile of the step parts fuses their many small element-wise kernels (norms, RoPE,
@@ -132,7 +134,8 @@ class IncrementalBLT:
         n_patches = int(count[:, T0].max())
         x = m.hash_embeddings.add_to(m.local_encoder.embed_tokens(ids), ids)
         h, patches = m.local_encoder(x, count[:, :T0] - 1, n_patches, self.enc.caches)
-        self.enc_kv.fill(*m.local_encoder.cross_attn_layers[-1].kv(h))
+        if self.enc_kv is not None:
+            self.enc_kv.fill(*m.local_encoder.cross_attn_layers[-1].kv(h))
         g = m.global_transformer(patches, self.glob.caches)                 # (B, P, Cg)
         out = m.local_decoder(h, g, count[:, 1:] - 2, self.dec.caches)
         logits = m.lm_head(out[rows, last]).float()                         # (B, V)
@@ -146,7 +149,11 @@ class IncrementalBLT:
         self.n_patches.copy_(count[rows, lengths] - 1)                      # complete patches
         self.patch_start.copy_(torch.where(starts, p, 0).cummax(1).values[rows, last])
         in_open = (p[None, :T0] >= self.patch_start[:, None]) & (p[None, :T0] <= last[:, None])
-        self.pooled.copy_(torch.where(in_open[..., None], h, torch.finfo(h.dtype).min).amax(1))
+        if self.mean_pool:
+            self.pooled.copy_(torch.where(in_open[..., None], h, 0).sum(1))
+        else:
+            self.pooled.copy_(torch.where(in_open[..., None], h, torch.finfo(h.dtype).min).amax(1))
+        self.count.copy_(in_open.sum(1))
         self._set_decoder_patch(g[rows, self.n_patches - 1][:, None], torch.ones_like(self.next_start))
         self.logits.copy_(logits)
         return self.logits
@@ -181,9 +188,11 @@ class IncrementalBLT:
         window = torch.where(idx >= 0, self.ids.gather(1, idx.clamp(min=0)), 0)   # (B, n)
         x = m.hash_embeddings.add_to(m.local_encoder.embed_tokens(window), window)[:, -1:]
         h = self._run(self.enc, x, t)                                       # (B, 1, C)
-        k, v = m.local_encoder.cross_attn_layers[-1].kv(h)
-        self.enc_kv.write(t, k, v)
-        self.pooled.copy_(torch.where(starts_here[:, None], h[:, 0], torch.maximum(self.pooled, h[:, 0])))
+        if self.enc_kv is not None:
+            self.enc_kv.write(t, *m.local_encoder.cross_attn_layers[-1].kv(h))
+        merged = self.pooled + h[:, 0] if self.mean_pool else torch.maximum(self.pooled, h[:, 0])
+        self.pooled.copy_(torch.where(starts_here[:, None], h[:, 0], merged))
+        self.count.copy_(torch.where(starts_here, 1, self.count + 1))
         self.patch_start.copy_(torch.where(starts_here, t, self.patch_start))
         p = t + 1
         rule = boundary_rule(self.mode, p, h_prev=H, h_prev2=self.prev_entropy, id_prev=next_ids,
@@ -197,11 +206,13 @@ class IncrementalBLT:
         """Rows whose open patch just completed: pool it, one global step, decoder patch keys."""
         m, enc = self.model, self.model.local_encoder
         B, C, k = self.B, self.h.shape[-1], self.model.config.cross_attn_k
-        q = enc.patch_embedding_projection(self.pooled).reshape(B, k, C)    # (B, k, C)
-        j = torch.arange(self.L, device=self.device)
-        in_patch = (j[None] >= self.patch_start[:, None]) & (j[None] <= self.pos[:, None])
-        cross = enc.cross_attn_layers[-1]
-        q = q + cross.attend(q, self.enc_kv.k, self.enc_kv.v, in_patch[:, None, None, :])
+        pooled = self.pooled / self.count[:, None] if self.mean_pool else self.pooled
+        q = enc.patch_embedding_projection(pooled).reshape(B, k, C)         # (B, k, C)
+        if self.enc_kv is not None:
+            j = torch.arange(self.L, device=self.device)
+            in_patch = (j[None] >= self.patch_start[:, None]) & (j[None] <= self.pos[:, None])
+            cross = enc.cross_attn_layers[-1]
+            q = q + cross.attend(q, self.enc_kv.k, self.enc_kv.v, in_patch[:, None, None, :])
         g = q.reshape(B, 1, k * C)
         glob = m.global_transformer
         if glob.token_embedding_projection is not None:

@@ -62,6 +62,7 @@ class TrainConfig:
     target_patch_bytes: float | None = None  # blt: solve the threshold for this mean patch size
     max_patch_length: int | None = None
     patch_size: int | None = None          # blt: static patch size (default: the preset's)
+    encoder_pooling: str = "cross_attention"  # blt: or "mean" (the pooling ablation)
 
 
 def build_model(tc: TrainConfig, device):
@@ -77,7 +78,8 @@ def build_model(tc: TrainConfig, device):
     if entropy is None and tc.patching_mode.startswith("entropy"):
         raise ValueError("training a BLT with entropy patching needs --entropy-model (a trained entropy model)")
     cfg = cfg.replace(entropy_model=entropy.cfg if entropy else None, patching_mode=tc.patching_mode,
-                      max_patch_length=tc.max_patch_length, patch_size=tc.patch_size or cfg.patch_size)
+                      max_patch_length=tc.max_patch_length, patch_size=tc.patch_size or cfg.patch_size,
+                      encoder_pooling=tc.encoder_pooling)
     model = BLT(cfg)
     if entropy is not None:
         model.entropy_model.load_state_dict(entropy.state_dict())

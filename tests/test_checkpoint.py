@@ -117,3 +117,12 @@ def test_repo_id_offline_fails_at_once_with_advice(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(CheckpointError, match=r"facebook/blt-1b.*local directory"):
         BLT.from_pretrained("facebook/blt-1b")
+
+
+def test_mean_pooling_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model = BLT(preset("blt-tiny", hash_vocab=97, encoder_pooling="mean")).eval()
+    model.save_pretrained(tmp_path)
+    loaded = BLT.from_pretrained(tmp_path)
+    assert loaded.config.encoder_pooling == "mean"
+    torch.testing.assert_close(loaded(IDS), model(IDS), atol=0, rtol=0)

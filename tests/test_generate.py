@@ -135,3 +135,13 @@ def test_compiled_step_equals_eager(tiny_model):
     """torch.compile of the step parts (the CUDA fast path's fusion) gives the same bytes on CPU."""
     kw = dict(max_new_bytes=16, stop_at_eos=False)
     assert tiny_model.generate(PROMPTS[:2], compile=True, **kw)[1].bytes == tiny_model.generate(PROMPTS[1], **kw).bytes
+
+
+def test_mean_pooling_ablation_generates_exactly():
+    from blt_core import BLT, preset
+    torch.manual_seed(0)
+    m = BLT(preset("blt-tiny", encoder_pooling="mean", patching_mode="static", patch_size=3)).eval()
+    assert len(m.local_encoder.cross_attn_layers) == 0
+    params = SamplingParams(max_new_bytes=24, stop_at_eos=False)
+    ref, _ = generate_reference(m, PROMPTS[1], params)
+    assert m.generate(PROMPTS[1], max_new_bytes=24, stop_at_eos=False).bytes == ref

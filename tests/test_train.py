@@ -138,3 +138,14 @@ def test_prepare_writes_splits_and_per_language_heldout(tmp_path, monkeypatch):
         expected = sum(1 for p in held if f"/{lang}/" in p)
         assert (folder / f"heldout_{lang}.bin").read_bytes().count(bytes([data.SEPARATOR])) == expected
     assert data.language_of("code", "/x.py") == "python" and data.SCRIPTS["ru"] == "Cyrillic"
+
+
+def test_pooling_ablation_equalises_flops(entropy_run, tmp_path):
+    from blt_core.experiments import main
+    out = tmp_path / "pooling.json"
+    assert main(["pooling", "--entropy-model", str(entropy_run), "--preset", "blt-tiny", "--data", str(CORPUS),
+                 "--steps", "6", "--batch-size", "2", "--seq-len", "64", "--eval-bytes", "1000",
+                 "--target-patch-bytes", "3", "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    cross, mean = json.loads(out.read_text())["rows"]
+    assert mean["steps"] >= cross["steps"] and mean["train_flops"] == pytest.approx(cross["train_flops"], rel=0.2)
+    assert BLT.from_pretrained(mean["run_dir"]).config.encoder_pooling == "mean"
