@@ -19,8 +19,10 @@ O(t) cached keys). The result equals the full forward at every step (tests compa
 bytes); `generate_reference` is that naive recompute-everything loop, kept as the reference.
 
 Rows of a batch advance independently (own positions, patches and caches); a row's bytes are
-the same alone or in any batch. On CUDA, `cuda_graphs=True` replays the three step parts as
-captured CUDA graphs; the eager path is the reference.
+the same alone or in any batch. Optional fast paths: `compile=True` runs the three step parts
+(byte, patch, decoder) through torch.compile, and on CUDA `cuda_graphs=True` replays them as
+captured CUDA graphs; the eager path is the reference, and tests compare all of them with it.
+Cache lengths are rounded up to multiples of 512 so compiled code and graphs are reused.
 """
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ class IncrementalBLT:
             if length > limit:
                 raise ValueError(f"prompt + max_new_bytes = {length} bytes exceeds the {part}'s context of {limit}")
         dtype, device = model.lm_head.weight.dtype, model.device
-        self.dtype, self.device = dtype, device
+        self.device = device
         enc, dec = model.local_encoder, model.local_decoder
         self.ent = _StackStepper(model.entropy_model, batch, length, dtype, device) if model.entropy_model else None
         self.enc = _StackStepper(enc, batch, length, dtype, device)
