@@ -1,5 +1,6 @@
-"""Which model to use when none is named: `$BLT_MODEL`, else the shipped default checkpoint,
-else (until trained weights ship) a seeded random-weight `blt-tiny`, clearly labelled as such."""
+"""Which model to use when none is named: `$BLT_MODEL`, else the shipped default checkpoint
+(models/blt-studio), else a seeded random-weight `blt-tiny`, clearly labelled as such.
+`random:<preset>` asks for a random-weight model explicitly."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ import torch
 from .blt import BLT
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models" / "blt-studio"
-RANDOM_NOTE = "random weights (no trained model is shipped yet): entropies and patches are not meaningful"
+RANDOM_NOTE = "random weights: entropies and patches are not meaningful"
 
 
 @dataclass

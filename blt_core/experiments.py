@@ -6,11 +6,13 @@
         --entropy-model runs/entropy --steps 1500
     python -m blt_core.experiments pooling --entropy-model runs/entropy --preset blt-studio --steps 1500
     python -m blt_core.experiments languages --model models/blt-studio --corpora data/corpora
+    python -m blt_core.experiments training-logs --run-dirs runs/studio-entropy runs/studio-blt --out plot_data/x.json
 
 threshold-sweep: BLTs trained with the entropy threshold solved for each target mean patch size ->
 held-out bits per byte, measured mean patch size and inference FLOPs per byte.
 pooling: cross-attention pooling (BLT's) against mean pooling of a patch's bytes in the local
 encoder, the mean-pooling run given the steps that equalise training FLOPs.
+training-logs: the logs of finished runs (loss, held-out BPB, FLOPs by step) gathered into one file.
 languages: one trained BLT evaluated on every per-language held-out file of the corpora (and on
 code) -> bytes per patch and bits per byte per language and script.
 scaling: for each size, BLT with entropy, static (same mean patch size) and space patching, and
@@ -96,11 +98,23 @@ def languages(model_dir: str, corpora: str, seq_len: int, max_bytes: int, device
     return rows
 
 
+def training_logs(run_dirs: list[str]) -> list[dict]:
+    rows = []
+    for run in run_dirs:
+        info = json.loads((Path(run) / "run.json").read_text())
+        log = [json.loads(line) for line in (Path(run) / "log.jsonl").read_text().splitlines()]
+        rows.append({"run_dir": run, "kind": info["train_config"]["kind"], "preset": info["train_config"]["preset"],
+                     "command": info["command"], "parameters": info["parameters"],
+                     "steps": [r for r in log if "loss" in r], "evals": [r for r in log if "heldout_bpb" in r]})
+    return rows
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m blt_core.experiments", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=["threshold-sweep", "scaling", "pooling", "languages"])
+    ap.add_argument("experiment", choices=["threshold-sweep", "scaling", "pooling", "languages", "training-logs"])
+    ap.add_argument("--run-dirs", nargs="+", help="training-logs: finished run folders")
     ap.add_argument("--entropy-model", help="trained entropy model (blt_core.train entropy)")
     ap.add_argument("--model", help="languages: the trained BLT to evaluate")
     ap.add_argument("--corpora", default="data/corpora", help="languages: folder of the prepared corpora")
@@ -121,7 +135,11 @@ def main(argv=None) -> int:
                        batch_size=args.batch_size, seq_len=args.seq_len, eval_every=args.steps,
                        eval_bytes=args.eval_bytes, device=args.device, entropy_model=args.entropy_model,
                        target_patch_bytes=args.target_patch_bytes)
-    if args.experiment == "languages":
+    if args.experiment == "training-logs":
+        if not args.run_dirs:
+            ap.error("training-logs needs --run-dirs")
+        rows = training_logs(args.run_dirs)
+    elif args.experiment == "languages":
         if not args.model:
             ap.error("languages needs --model")
         rows = languages(args.model, args.corpora, args.seq_len, args.eval_bytes, args.device)

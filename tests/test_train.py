@@ -149,3 +149,11 @@ def test_pooling_ablation_equalises_flops(entropy_run, tmp_path):
     cross, mean = json.loads(out.read_text())["rows"]
     assert mean["steps"] >= cross["steps"] and mean["train_flops"] == pytest.approx(cross["train_flops"], rel=0.2)
     assert BLT.from_pretrained(mean["run_dir"]).config.encoder_pooling == "mean"
+
+
+def test_training_logs_are_gathered(entropy_run, tmp_path):
+    from blt_core.experiments import main
+    out = tmp_path / "logs.json"
+    assert main(["training-logs", "--run-dirs", str(entropy_run), "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["kind"] == "entropy" and row["evals"][-1]["heldout_bpb"] > 0 and len(row["steps"]) >= 10
