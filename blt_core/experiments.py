@@ -32,8 +32,16 @@ from .train import TrainConfig, train
 
 
 def _run(tc: TrainConfig, label: str) -> dict:
+    from .config import preset
+    from .flops import blt_flops_per_byte, byte_lm_flops_per_byte
     t = time.perf_counter()
     result = train(tc)
+    cfg = preset(tc.preset)
+    if tc.kind == "blt":
+        cfg = cfg.replace(encoder_pooling=tc.encoder_pooling)
+        result["inference_flops_per_byte"] = blt_flops_per_byte(cfg, result["mean_patch_bytes"], tc.seq_len)["total"]
+    else:
+        result["inference_flops_per_byte"] = byte_lm_flops_per_byte(cfg.global_model, tc.seq_len)
     return {"label": label, "preset": tc.preset, "kind": tc.kind,
             "patching_mode": tc.patching_mode if tc.kind == "blt" else None,
             "steps": tc.steps, "batch_size": tc.batch_size, "seq_len": tc.seq_len, "run_dir": tc.out,

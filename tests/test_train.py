@@ -110,6 +110,8 @@ def test_experiments_write_plot_data(entropy_run, tmp_path):
     sizes = [r["mean_patch_bytes"] for r in data["rows"]]
     assert len(sizes) == 2 and sizes[0] < sizes[1]                  # a higher target gives longer patches
     assert all(r["heldout_bpb"] > 0 and r["train_flops"] > 0 for r in data["rows"])
+    flops = [r["inference_flops_per_byte"] for r in data["rows"]]
+    assert flops[0] > flops[1] > 0                                  # longer patches: fewer global steps
 
 
 def test_scaling_runs_every_variant(entropy_run, tmp_path):
