@@ -63,7 +63,7 @@ def flops_per_byte(model, mean_patch_bytes: float | None, context: int) -> float
 
 
 def main(argv=None) -> int:
-    from .checkpoint import CheckpointError, load_byte_lm
+    from .checkpoint import load_byte_lm, resolve
     ap = argparse.ArgumentParser(prog="python -m blt_core.eval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="a BLT checkpoint or a byte LM (entropy / bytes) checkpoint")
@@ -75,12 +75,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
-        try:
-            model = BLT.from_pretrained(args.model, device=device, dtype=torch.float32)
-        except CheckpointError as err:
-            if "model_type" not in str(err) and "sub-config" not in str(err):
-                raise
-            model = load_byte_lm(args.model, device=device, dtype=torch.float32)
+        directory = resolve(args.model)
+        byte_lm = json.loads((directory / "config.json").read_text()).get("model_type") == "blt_patcher"
+        load = load_byte_lm if byte_lm else BLT.from_pretrained
+        model = load(directory, device=device, dtype=torch.float32)
         result = bits_per_byte(model, ByteCorpus(args.data, args.seq_len), device, args.max_bytes)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
