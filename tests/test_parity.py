@@ -1,8 +1,8 @@
 """Parity with the peer: transformers' BltForCausalLM, both directions, on CPU in float32.
 
 Each tiny random configuration differs in widths, heads, layers, n-gram sizes, hash functions
-and patching settings. The threshold is set to the median entropy of the model on the test text,
-so that both boundary outcomes occur.
+and patching settings. The threshold is set between two entropies near the median (at the widest gap in the middle half),
+so that both boundary outcomes occur and no entropy sits within float rounding of the threshold.
 """
 import pytest
 import torch
@@ -60,11 +60,21 @@ def ids_of(text):
 def hf_model(name, seed=0):
     torch.manual_seed(seed)
     model = BltForCausalLM(BltConfig(**CONFIGS[name])).eval()
-    if model.model.patcher is not None:  # median entropy as threshold: boundaries both ways
+    if model.model.patcher is not None:
         with torch.no_grad():
             ent = torch.cat([model.model.patcher(ids_of(t))[0][0] for t in TEXTS])
-        model.config.patching_threshold = float(ent.median())
+        model.config.patching_threshold = middle_gap_threshold(ent)
     return model
+
+
+def middle_gap_threshold(entropies: torch.Tensor) -> float:
+    """A threshold with boundaries both ways that no entropy is close to: the midpoint of the
+    widest gap between sorted entropies in the middle half. (The median itself is one of the
+    entropies, so a last-bit difference between implementations could flip its boundary.)"""
+    s = entropies.sort().values
+    lo, hi = len(s) // 4, 3 * len(s) // 4
+    k = lo + int((s[lo + 1:hi + 1] - s[lo:hi]).argmax())
+    return float((s[k] + s[k + 1]) / 2)
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
