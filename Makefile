@@ -17,6 +17,9 @@ setup: $(BIN)/python
 
 setup-test: setup
 	$(BIN)/python -m pip install -q -e ".[test]"
+	@# Browser tests drive Debian's Chromium, never a downloaded browser.
+	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then S=; else S=sudo; fi; \
+	  $$S apt-get update -q && $$S apt-get install -y -q --no-install-recommends chromium; }
 
 run: setup
 	$(BIN)/python -m blt_core demo
