@@ -1,0 +1,42 @@
+"""BLT Studio: a Flask app over blt_core.
+
+    flask --app app run                                     # development server
+    gunicorn -c gunicorn.conf.py "app:create_app()"         # production (one model-holding worker)
+
+`create_app(config)` takes overrides of app/settings.py (tests pass their own limits and model).
+The model loads on first use, in the process that serves requests.
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+from . import api, errors, export, files, pages, settings
+from .jsonio import FiniteJSONProvider
+from .models import ModelHolder, Slots
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, template_folder=str(settings.REPO_ROOT / "templates"),
+                static_folder=str(settings.REPO_ROOT / "static"))
+    app.json = FiniteJSONProvider(app)
+    app.url_map.merge_slashes = False       # '/data//etc/passwd' is a JSON 404, not a redirect
+    app.config.update(settings.load(config))
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_REQUEST_BYTES"]
+    app.extensions["blt_model"] = ModelHolder(
+        app.config["MODEL"], app.config["DEVICE"],
+        generation=Slots(app.config["GENERATION_SLOTS"], 0, "generations"),
+        analysis=Slots(app.config["ANALYSIS_SLOTS"], app.config["ANALYSIS_WAIT_S"], "analyses"))
+
+    errors.register(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(files.bp)
+    app.cli.add_command(export.command)
+
+    @app.after_request
+    def security_headers(response):
+        for name, value in app.config["SECURITY_HEADERS"].items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return app

@@ -1,0 +1,226 @@
+"""The JSON API: thin views that validate input, call blt_core and shape the output (reports.py).
+The contract, with an example for every endpoint, is app/openapi.py (served at /api/openapi.json).
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import torch
+from flask import Blueprint, Response, current_app, request
+
+from blt_core.patching import patches_from_mask
+
+from . import figures, jsonio, openapi, reports, validation as v
+from .errors import ApiError, not_found
+from .generation import Generation
+from .models import ModelHolder, display_name
+
+bp = Blueprint("api", __name__)
+
+
+def holder() -> ModelHolder:
+    return current_app.extensions["blt_model"]
+
+
+def body(schema, required=()) -> dict:
+    return v.validate(v.json_body(), schema(current_app.config), required)
+
+
+@contextmanager
+def model_input_errors():
+    """blt_core raises ValueError for inputs it cannot take (e.g. an entropy mode on a model
+    without an entropy model); those are the client's to fix."""
+    try:
+        yield
+    except ValueError as err:
+        raise v.validation(str(err)) from None
+
+
+def patching_args(req: dict) -> dict:
+    return {k: req.get(k) for k in ("mode", "threshold", "max_patch_length", "patch_size")}
+
+
+# ---------------------------------------------------------------------------------- model
+@bp.get("/healthz")
+def healthz():
+    state = holder().describe()
+    status = {"ready": "ok", "failed": "degraded"}.get(state["state"], state["state"])
+    return {"status": status, "model": state}
+
+
+@bp.get("/api/models")
+def models():
+    h, cfg = holder(), current_app.config
+    try:
+        loaded = h.get()
+        model_cfg = loaded.model.config
+        defaults = {"mode": model_cfg.patching_mode, "threshold": model_cfg.patching_threshold,
+                    "max_patch_length": model_cfg.max_patch_length, "patch_size": model_cfg.patch_size}
+    except ApiError:                 # degraded: still describe the app and say what is wrong
+        defaults = None
+    return {
+        "model": h.describe(), "modes": list(v.MODES), "defaults": defaults,
+        "limits": {
+            "max_request_bytes": cfg["MAX_REQUEST_BYTES"], "max_text_bytes": cfg["MAX_TEXT_BYTES"],
+            "max_new_bytes": cfg["MAX_NEW_BYTES"], "threshold": list(cfg["THRESHOLD_RANGE"]),
+            "max_patch_length": [1, cfg["MAX_PATCH_LENGTH"]], "patch_size": [1, cfg["MAX_PATCH_SIZE"]],
+            "temperature": [0, cfg["MAX_TEMPERATURE"]], "top_k": [0, cfg["MAX_TOP_K"]], "top_p": [0, 1],
+            "repetition_penalty": list(cfg["REPETITION_PENALTY_RANGE"]),
+            "max_stop_strings": cfg["MAX_STOP_STRINGS"], "generation_slots": cfg["GENERATION_SLOTS"]},
+    }
+
+
+# ---------------------------------------------------------------------------------- analysis
+def _entropy_report(text: str, entropies: list[float], model_name: str) -> dict:
+    return {"text": text, **reports.byte_table(text), "entropies": entropies, "model": display_name(model_name)}
+
+
+@bp.post("/api/entropy")
+def entropy():
+    req = body(v.entropy_schema, required=("text",))
+    h = holder()
+    loaded = h.get()
+    model = loaded.model
+    ids = torch.tensor([model.tokenizer.encode(req["text"])], device=model.device)
+    with h.analysis.held(), model_input_errors():
+        entropies = model.entropies(ids)[0, 1:].tolist()
+    return _entropy_report(req["text"], entropies, loaded.name)
+
+
+@bp.post("/api/patch")
+def patch():
+    req = body(v.patch_schema, required=("text",))
+    h = holder()
+    loaded = h.get()
+    model, text = loaded.model, req["text"]
+    with h.analysis.held(), model_input_errors():
+        patches = model.patch(text, **patching_args(req))
+    cfg = model.config
+    lengths, starts = reports.byte_patches(patches)
+    return {
+        **_entropy_report(text, patches.entropies[1:] if patches.entropies else None, loaded.name),
+        "mode": req["mode"] or cfg.patching_mode,
+        "threshold": cfg.patching_threshold if req["threshold"] is None else req["threshold"],
+        "max_patch_length": cfg.max_patch_length if req["max_patch_length"] is None else req["max_patch_length"],
+        "patch_size": req["patch_size"] or cfg.patch_size,
+        "next_starts_patch": patches.next_starts_patch,
+        **reports.patch_report(text.encode("utf-8"), lengths, starts),
+    }
+
+
+@bp.post("/api/compare")
+def compare():
+    """Every patching mode on one text, from one entropy-model pass."""
+    req = body(v.compare_schema, required=("text",))
+    h = holder()
+    model = h.get().model
+    data = req["text"].encode("utf-8")
+    ids = torch.tensor([model.tokenizer.encode(data)], device=model.device)
+    modes = {}
+    with h.analysis.held(), model_input_errors():
+        entropies = model.entropies(ids) if model.entropy_model is not None else None
+        for mode in v.MODES:
+            if mode.startswith("entropy") and entropies is None:
+                continue
+            mask = model.start_mask(ids, mode, req["threshold"], req["max_patch_length"], req["patch_size"],
+                                    entropies=entropies)
+            lengths, starts = reports.byte_patches(patches_from_mask(mask[0].cpu()))
+            modes[mode] = {"patch_lengths": lengths, "patch_starts": starts, "stats": reports.patch_stats(lengths)}
+    return {"text": req["text"], "modes": modes}
+
+
+# ---------------------------------------------------------------------------------- generation
+def _generation(req: dict) -> Generation:
+    cfg = current_app.config
+    sampling = {
+        "max_new_bytes": req["max_new_bytes"] or cfg["DEFAULT_NEW_BYTES"],
+        "temperature": 0.0 if req["temperature"] is None else req["temperature"],
+        "top_k": req["top_k"] or None, "top_p": req["top_p"],
+        "repetition_penalty": 1.0 if req["repetition_penalty"] is None else req["repetition_penalty"],
+        "seed": req["seed"], "stop": tuple(req["stop"] or ())}
+    return Generation(holder(), req["prompt"] or "", patching_args(req), sampling)
+
+
+@bp.post("/api/generate")
+def generate():
+    gen = _generation(body(v.generate_schema))
+    for name, data in gen.events():
+        if name == "error":
+            raise ApiError(503 if data["error_type"] == "out_of_memory" else 500, data["error_type"], data["error"])
+        if name == "done":
+            done = data
+    result = gen.result
+    starts = set(result.patch_starts)
+    return {"prompt": result.prompt, "text": result.text, "bytes": list(result.bytes),
+            "entropies": result.entropies, "starts_patch": [i in starts for i in range(len(result.bytes))],
+            **done}
+
+
+def sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {jsonio.dumps(data)}\n\n"
+
+
+@bp.post("/api/generate/stream")
+def generate_stream():
+    """Server-sent events: `byte` per generated byte, then `done` (or `error`). A client that
+    disconnects makes the server close the response, which stops generation (Generation.close)."""
+    gen = _generation(body(v.generate_schema))
+    response = Response((sse(name, data) for name, data in gen.events()), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(gen.close)
+    return response
+
+
+# ---------------------------------------------------------------------------------- data and figures
+def _plot_dir() -> Path:
+    return Path(current_app.config["PLOT_DATA_DIR"])
+
+
+def _language_rows() -> list[dict]:
+    path = _plot_dir() / "languages.json"
+    if not path.is_file():
+        raise not_found("plot_data/languages.json does not exist yet")
+    return json.loads(path.read_text())["rows"]
+
+
+@bp.get("/api/languages")
+def language_rows():
+    return {"rows": _language_rows()}
+
+
+@bp.get("/api/languages.csv")
+def language_csv():
+    csv = pd.DataFrame(_language_rows()).to_csv(index=False)
+    return Response(csv, mimetype="text/csv", headers={"Content-Disposition": "attachment; filename=languages.csv"})
+
+
+@bp.get("/api/figures")
+def figure_list():
+    return figures.available(_plot_dir())
+
+
+@bp.get("/api/figures/<name>")
+def figure(name):
+    fmt = request.args.get("format", "json")
+    if fmt not in figures.FORMATS:
+        raise v.validation(f"format must be one of {', '.join(figures.FORMATS)}, found {v.short(fmt)}")
+    try:
+        fig = figures.build(name, _plot_dir())
+    except (KeyError, FileNotFoundError):
+        raise not_found(f"no figure named {v.short(name)}; GET /api/figures lists them") from None
+    if fmt == "json":
+        return Response(fig.to_json(), mimetype="application/json")
+    if fmt == "html":
+        return Response(figures.to_html(fig), mimetype="text/html")
+    try:
+        return Response(figures.cached_png(name, fig, _plot_dir()), mimetype="image/png")
+    except figures.PngUnavailable as err:
+        raise ApiError(503, "png_unavailable", str(err)) from None
+
+
+@bp.get("/api/openapi.json")
+def openapi_document():
+    return openapi.document()

@@ -1,0 +1,191 @@
+"""Plotly figures built from the JSON files in plot_data/ (each written by a blt_core experiment
+with the command that made it). A figure whose data file is missing is not listed.
+
+Used by `/api/figures` and by the export command; PNG goes through kaleido, which drives a
+Chromium (the system one, found on PATH or through $BROWSER_PATH).
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.subplots import make_subplots
+
+FORMATS = ("json", "html", "png")
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str
+    title: str
+    pattern: str                                   # data files in plot_data/ (glob)
+    build: Callable[[list[dict]], go.Figure]       # the files' parsed JSON -> figure
+
+
+class PngUnavailable(RuntimeError):
+    """No Chromium for kaleido; the message says how to get one."""
+
+
+def _hover(fields: list[tuple[str, str]]) -> str:
+    """A hovertemplate showing customdata[i] under each label."""
+    return "<br>".join(f"{label}: %{{customdata[{i}]{fmt}}}" for i, (label, fmt) in enumerate(fields)) \
+        + "<extra>%{fullData.name}</extra>"
+
+
+def _command_note(sources: list[dict]) -> str:
+    return "; ".join(s.get("command", "") for s in sources)
+
+
+def _layout(fig: go.Figure, title: str, sources: list[dict], **axes) -> go.Figure:
+    fig.update_layout(title=title, template="plotly_white", hovermode="closest", legend_title_text="",
+                      meta={"source": sorted({s.get("source", "") for s in sources}), "command": _command_note(sources)},
+                      **axes)
+    return fig
+
+
+def threshold_sweep(sources: list[dict]) -> go.Figure:
+    """Held-out bits per byte against mean patch size, one line per sweep file."""
+    fields = [("run", ""), ("threshold (nats)", ":.3f"), ("target B/patch", ""), ("steps", ""),
+              ("training FLOPs", ":.3s"), ("wall s", ""), ("run dir", "")]
+    fig = go.Figure()
+    for data in sources:
+        rows = sorted(data["rows"], key=lambda r: r["mean_patch_bytes"])
+        name = f"{rows[0].get('preset', '')} {rows[0].get('patching_mode', '')}".strip() if rows else "sweep"
+        fig.add_scatter(
+            x=[r["mean_patch_bytes"] for r in rows], y=[r["heldout_bpb"] for r in rows], mode="lines+markers",
+            name=name, hovertemplate=_hover(fields),
+            customdata=[[r.get("label"), r.get("threshold"), r.get("target_patch_bytes"), r.get("steps"),
+                         r.get("train_flops"), r.get("wall_s"), r.get("run_dir")] for r in rows])
+    return _layout(fig, "Threshold sweep: quality against patch size", sources,
+                   xaxis_title="mean bytes per patch", yaxis_title="held-out bits per byte")
+
+
+def languages(sources: list[dict]) -> go.Figure:
+    """Mean bytes per patch by language, one colour per script."""
+    rows = sorted((r for data in sources for r in data["rows"]), key=lambda r: -r["mean_patch_bytes"])
+    fields = [("language", ""), ("script", ""), ("bits per byte", ":.3f"), ("held-out bytes", ""), ("model", "")]
+    fig = go.Figure()
+    for script in dict.fromkeys(r["script"] for r in rows):
+        part = [r for r in rows if r["script"] == script]
+        fig.add_bar(x=[r["language"] for r in part], y=[r["mean_patch_bytes"] for r in part], name=script,
+                    hovertemplate=_hover(fields),
+                    customdata=[[r["language"], r["script"], r["bpb"], r["bytes"], r.get("model")] for r in part])
+    fig.update_xaxes(categoryorder="array", categoryarray=[r["language"] for r in rows])
+    return _layout(fig, "Bytes per patch across languages and code", sources,
+                   xaxis_title="language", yaxis_title="mean bytes per patch")
+
+
+def training_curves(sources: list[dict]) -> go.Figure:
+    """Training bits per byte by bytes seen, and held-out bits per byte by training FLOPs."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training", "held-out"))
+    step_fields = [("step", ""), ("bits per byte", ":.3f"), ("learning rate", ":.2e"), ("bytes/s", "")]
+    eval_fields = [("step", ""), ("held-out bits per byte", ":.4f"), ("bytes per patch", ":.2f"),
+                   ("threshold (nats)", ":.3f"), ("training FLOPs", ":.3s")]
+    runs = [run for data in sources for run in data["rows"]]
+    for k, run in enumerate(runs):
+        color = pio.templates["plotly_white"].layout.colorway[k % 10]
+        name = f"{run['kind']} ({run['run_dir']})"
+        fig.add_scatter(x=[s["bytes_seen"] for s in run["steps"]], y=[s["bpb"] for s in run["steps"]],
+                        mode="lines", name=name, legendgroup=name, line_color=color,
+                        hovertemplate=_hover(step_fields),
+                        customdata=[[s["step"], s["bpb"], s.get("lr"), s.get("bytes_per_s")] for s in run["steps"]],
+                        row=1, col=1)
+        fig.add_scatter(x=[e["train_flops"] for e in run["evals"]], y=[e["heldout_bpb"] for e in run["evals"]],
+                        mode="lines+markers", name=name, legendgroup=name, showlegend=False, line_color=color,
+                        hovertemplate=_hover(eval_fields),
+                        customdata=[[e["eval_step"], e["heldout_bpb"], e.get("mean_patch_bytes"), e.get("threshold"),
+                                     e["train_flops"]] for e in run["evals"]],
+                        row=1, col=2)
+    fig.update_xaxes(title_text="bytes seen", row=1, col=1)
+    fig.update_xaxes(title_text="training FLOPs", type="log", row=1, col=2)
+    fig.update_yaxes(title_text="bits per byte", row=1, col=1)
+    return _layout(fig, "Training of the shipped models", sources)
+
+
+def scaling(sources: list[dict]) -> go.Figure:
+    """Held-out bits per byte against training FLOPs, one line per model family."""
+    rows = [r for data in sources for r in data["rows"]]
+    family = lambda r: "byte transformer" if r["kind"] == "bytes" else f"BLT-{r['patching_mode']}"
+    fields = [("run", ""), ("preset", ""), ("bytes per patch", ":.2f"), ("inference FLOPs/byte", ":.3s"),
+              ("steps", ""), ("run dir", "")]
+    fig = go.Figure()
+    for name in dict.fromkeys(map(family, rows)):
+        part = sorted((r for r in rows if family(r) == name), key=lambda r: r["train_flops"])
+        fig.add_scatter(x=[r["train_flops"] for r in part], y=[r["heldout_bpb"] for r in part],
+                        mode="lines+markers", name=name, hovertemplate=_hover(fields),
+                        customdata=[[r.get("label"), r.get("preset"), r.get("mean_patch_bytes"),
+                                     r.get("inference_flops_per_byte"), r.get("steps"), r.get("run_dir")]
+                                    for r in part])
+    return _layout(fig, "Scaling: BLT patching schemes and the byte-level transformer", sources,
+                   xaxis_title="training FLOPs", xaxis_type="log", yaxis_title="held-out bits per byte")
+
+
+SPECS = {spec.name: spec for spec in (
+    FigureSpec("threshold_sweep", "Threshold sweep", "threshold_sweep*.json", threshold_sweep),
+    FigureSpec("languages", "Bytes per patch across languages", "languages.json", languages),
+    FigureSpec("training_curves", "Training curves of the shipped models", "shipped_training.json", training_curves),
+    FigureSpec("scaling", "Scaling of patching schemes", "scaling*.json", scaling),
+)}
+
+
+def source_files(spec: FigureSpec, plot_dir: Path) -> list[Path]:
+    return sorted(Path(plot_dir).glob(spec.pattern))
+
+
+def available(plot_dir: Path) -> list[dict]:
+    """The figures whose data files exist."""
+    return [{"name": spec.name, "title": spec.title, "formats": list(FORMATS),
+             "source_files": [f.name for f in files]}
+            for spec in SPECS.values() if (files := source_files(spec, plot_dir))]
+
+
+def build(name: str, plot_dir: Path) -> go.Figure:
+    """Raises KeyError for an unknown figure, FileNotFoundError when its data is missing."""
+    spec = SPECS[name]
+    files = source_files(spec, plot_dir)
+    if not files:
+        raise FileNotFoundError(f"figure {name!r} needs {spec.pattern} in plot_data/, none found")
+    return spec.build([json.loads(f.read_text()) for f in files])
+
+
+def to_html(fig: go.Figure) -> str:
+    """A full page that works offline: plotly.js is inlined."""
+    return fig.to_html(include_plotlyjs=True, full_html=True)
+
+
+def chromium_path() -> str | None:
+    from choreographer.browsers.chromium import Chromium
+    return os.environ.get("BROWSER_PATH") or Chromium.find_browser(skip_local=False)
+
+
+def require_chromium() -> None:
+    if chromium_path() is None:
+        raise PngUnavailable("PNG export needs Chromium and none was found: install Debian's package "
+                             "(apt-get install chromium) or set BROWSER_PATH to a Chrome/Chromium binary")
+
+
+PNG_SIZE = {"width": 1100, "height": 600}
+
+
+def to_png(fig: go.Figure) -> bytes:
+    require_chromium()
+    return fig.to_image(format="png", **PNG_SIZE)
+
+
+_png_lock = threading.Lock()              # one Chromium render at a time
+_png_cache: dict[str, tuple[tuple, bytes]] = {}
+
+
+def cached_png(name: str, fig: go.Figure, plot_dir: Path) -> bytes:
+    """The figure's PNG, rendered again only when its data files change (a render takes seconds)."""
+    key = tuple((f.name, f.stat().st_mtime_ns) for f in source_files(SPECS[name], plot_dir))
+    with _png_lock:
+        if name not in _png_cache or _png_cache[name][0] != key:
+            _png_cache[name] = (key, to_png(fig))
+        return _png_cache[name][1]

@@ -1,0 +1,123 @@
+"""The model the app serves, loaded on first use in the worker process (never in gunicorn's
+master, so CUDA is only touched where the model lives), with bounded concurrency.
+
+States: not_loaded -> loading -> ready, or -> failed (degraded: the load error is kept, model
+endpoints answer 503 with it, /healthz and /api/models report it). `describe()` only reads
+fields, so /healthz never waits on a load or a generation.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from blt_core.default_model import LoadedModel, load_model
+
+from .errors import ApiError
+from .settings import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+
+class Slots:
+    """At most `size` holders at once; a request that cannot get a slot within `wait_s` is
+    refused with 429 instead of queueing without bound."""
+
+    def __init__(self, size: int, wait_s: float, what: str):
+        self.size, self.wait_s, self.what = size, wait_s, what
+        self._sem = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self.in_use = 0
+
+    def acquire(self) -> None:
+        acquired = self._sem.acquire(timeout=self.wait_s) if self.wait_s > 0 else self._sem.acquire(blocking=False)
+        if not acquired:
+            raise ApiError(429, "overloaded", f"Model is overloaded: {self.size} {self.what} already running; "
+                                              "retry shortly")
+        with self._lock:
+            self.in_use += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self.in_use -= 1
+        self._sem.release()
+
+    @contextmanager
+    def held(self):
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+
+def pick_device(requested: str | None) -> str:
+    return requested or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class ModelHolder:
+    def __init__(self, name: str | None, device: str | None, generation: Slots, analysis: Slots):
+        self.name, self.requested_device = name, device
+        self.generation, self.analysis = generation, analysis
+        self.state, self.error = "not_loaded", None
+        self.loaded: LoadedModel | None = None
+        self._load_lock = threading.Lock()
+
+    def get(self) -> LoadedModel:
+        """The loaded model; loads it on first call. Raises 503 when it cannot be loaded."""
+        if self.loaded is None and self.state != "failed":
+            with self._load_lock:
+                if self.loaded is None and self.state != "failed":
+                    self._load()
+        if self.loaded is None:
+            raise ApiError(503, "model_unavailable", f"the model is unavailable: {self.error}")
+        return self.loaded
+
+    def _load(self) -> None:
+        self.state = "loading"
+        device = pick_device(self.requested_device)
+        try:
+            loaded = load_model(self.name, device=device)
+        except Exception as err:  # any load failure (missing dir, corrupt file, OOM) degrades the app
+            log.exception("could not load model %s", self.name or "(default)")
+            self.error = f"{self.name or 'default model'} could not be loaded on {device}: {type(err).__name__}: {err}"
+            self.state = "failed"
+            return
+        self.loaded, self.state = loaded, "ready"
+        log.info("loaded %s on %s", loaded.name, device)
+
+    def describe(self) -> dict:
+        """What /healthz and /api/models say about the model; never blocks."""
+        info = {"name": self.name or "default model", "loaded": self.loaded is not None, "state": self.state, "error": self.error,
+                "generations_running": self.generation.in_use}
+        if self.loaded is not None:
+            model = self.loaded.model
+            cfg = model.config
+            info.update({
+                "name": display_name(self.loaded.name), "trained": self.loaded.trained, "device": str(model.device),
+                "dtype": str(model.lm_head.weight.dtype).removeprefix("torch."), "params": model.num_params(),
+                "default_threshold": cfg.patching_threshold, "config": config_summary(cfg)})
+        return info
+
+
+def display_name(name: str) -> str:
+    """A model directory inside the repository by its relative path (no server paths in answers)."""
+    path = Path(name)
+    return str(path.relative_to(REPO_ROOT)) if path.is_absolute() and path.is_relative_to(REPO_ROOT) else name
+
+
+def config_summary(cfg) -> dict:
+    """The parts of a BLTConfig a page shows (widths, depths, patching defaults, contexts)."""
+    stacks = {"encoder": cfg.encoder, "global": cfg.global_model, "decoder": cfg.decoder,
+              "entropy_model": cfg.entropy_model}
+    return {
+        "patching_mode": cfg.patching_mode, "patching_threshold": cfg.patching_threshold,
+        "patch_size": cfg.patch_size, "max_patch_length": cfg.max_patch_length,
+        "cross_attn_k": cfg.cross_attn_k, "encoder_pooling": cfg.encoder_pooling,
+        "stacks": {name: None if s is None else {"dim": s.dim, "layers": s.n_layers, "heads": s.n_heads,
+                                                  "context": s.max_seq_len, "sliding_window": s.sliding_window}
+                   for name, s in stacks.items()},
+    }

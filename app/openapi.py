@@ -1,0 +1,206 @@
+"""The OpenAPI 3.1 document of the JSON API (served at /api/openapi.json, rendered on /api), with
+an example request and response for every endpoint. The examples are real outputs of the shipped
+model (models/blt-studio) on CPU, shortened where marked.
+"""
+from __future__ import annotations
+
+TEXT = "Hello, BLT!"
+BYTES = [72, 101, 108, 108, 111, 44, 32, 66, 76, 84, 33]
+ENTROPIES = [2.4292, 1.5907, 1.0765, 0.8451, 1.7276, 0.5334, 3.5003, 2.5952, 2.8357, 3.0787, 2.093]
+BYTE_TABLE = {"bytes": BYTES, "chars": list(TEXT), "char_index": list(range(len(TEXT)))}
+LENGTHS, STARTS = [1, 4, 2, 1, 1, 1, 1], [0, 1, 5, 7, 8, 9, 10]
+
+
+def _stats(lengths: list[int]) -> dict:
+    from .reports import patch_stats
+    return patch_stats(lengths)
+
+
+ERROR_TYPES = ["validation", "invalid_json", "not_found", "method_not_allowed", "payload_too_large",
+               "unsupported_media_type", "overloaded", "model_unavailable", "out_of_memory", "png_unavailable",
+               "internal"]
+ERROR_EXAMPLES = {
+    "400": ("Body is not UTF-8 JSON", {"error": "request body is not valid JSON: Expecting value: line 1 column 1 "
+                                                "(char 0)", "error_type": "invalid_json"}),
+    "413": ("Request body or text over its limit", {"error": "text is 20000 bytes of UTF-8; the limit is 16384 "
+                                                              "(max_text_bytes)", "error_type": "payload_too_large"}),
+    "415": ("Not application/json", {"error": "Content-Type must be application/json, found 'text/plain'",
+                                     "error_type": "unsupported_media_type"}),
+    "422": ("A field is invalid", {"error": "threshold must be a finite number, found inf",
+                                   "error_type": "validation"}),
+    "429": ("Every slot is busy (Retry-After: 1)", {"error": "Model is overloaded: 1 generations already running; "
+                                                             "retry shortly", "error_type": "overloaded"}),
+    "404": ("No such resource", {"error": "no data file named 'nope.json'", "error_type": "not_found"}),
+    "503": ("The model could not be loaded", {"error": "the model is unavailable: models/missing could not be "
+                                                       "loaded on cpu: CheckpointError: ...",
+                                              "error_type": "model_unavailable"}),
+}
+
+PATCH_REQUEST = {"text": TEXT, "mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None}
+PATCH_RESPONSE = {
+    "text": TEXT, **BYTE_TABLE, "entropies": ENTROPIES, "model": "models/blt-studio",
+    "mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None, "patch_size": 4,
+    "next_starts_patch": True, "patch_lengths": LENGTHS, "patch_starts": STARTS,
+    "patch_ids": [0, 1, 1, 1, 1, 2, 2, 3, 4, 5, 6],
+    "patches": [{"index": j, "start": s, "length": n, "text": TEXT[s:s + n]}
+                for j, (s, n) in enumerate(zip(STARTS, LENGTHS))],
+    "stats": _stats(LENGTHS),
+}
+GENERATE_REQUEST = {"prompt": "The patch", "max_new_bytes": 12, "temperature": 0.8, "top_p": 0.95, "seed": 1,
+                    "stop": ["\n\n"]}
+GENERATE_STATS = {"new_bytes": 12, "seconds": 0.16, "bytes_per_s": 75.0, "global_steps": 4,
+                  "global_step_share": 0.3333}
+GENERATE_RESPONSE = {
+    "prompt": "The patch", "text": " object is a", "bytes": [32, 111, 98, 106, 101, 99, 116, 32, 105, 115, 32, 97],
+    "entropies": [2.9143, 1.4573, 0.0946, 0.035, 0.0058, 0.0027, 1.1445, 2.7777, 0.6248, 0.3393, 2.8183, 1.7745],
+    "starts_patch": [False, True, False, False, False, False, False, False, True, False, False, True],
+    "stats": GENERATE_STATS, "stop_reason": "max_new_bytes",
+}
+SSE_EXAMPLE = ('event: byte\ndata: {"i":0,"byte":32,"text":" ","entropy":2.9143,"starts_patch":false,'
+               '"global_step":false}\n\n'
+               'event: byte\ndata: {"i":1,"byte":111,"text":"o","entropy":1.4573,"starts_patch":true,'
+               '"global_step":false}\n\n'
+               '...\n\n'
+               f'event: done\ndata: {{"stats":{{"new_bytes":12,"seconds":0.16,"bytes_per_s":75.0,"global_steps":4,'
+               f'"global_step_share":0.3333}},"stop_reason":"max_new_bytes"}}\n\n')
+MODEL_INFO = {
+    "name": "models/blt-studio", "loaded": True, "state": "ready", "error": None, "generations_running": 0,
+    "trained": True, "device": "cpu", "dtype": "float32", "params": 7147776, "default_threshold": 1.5930800437927246,
+    "config": {"patching_mode": "entropy", "patching_threshold": 1.5930800437927246, "patch_size": 4,
+               "max_patch_length": None, "cross_attn_k": 2, "encoder_pooling": "cross_attention",
+               "stacks": {"encoder": {"dim": 128, "layers": 1, "heads": 4, "context": 4096, "sliding_window": None},
+                          "...": "global, decoder, entropy_model alike"}},
+}
+LANGUAGE_ROW = {"language": "en", "script": "Latin", "corpus": "english", "bpb": 1.3112,
+                "mean_patch_bytes": 3.87, "bytes": 20000, "model": "models/blt-studio"}
+
+
+def _json(example) -> dict:
+    return {"application/json": {"example": example}}
+
+
+def _op(summary: str, ok, *, request=None, errors=(), description=None, parameters=None, ok_type="application/json",
+        tag="model") -> dict:
+    """One operation: summary, example request body, example 200 response and error responses."""
+    op = {"summary": summary, "tags": [tag],
+          "responses": {"200": {"description": "OK", "content": {ok_type: {"example": ok}}}}}
+    if description:
+        op["description"] = description
+    if parameters:
+        op["parameters"] = parameters
+    if request is not None:
+        op["requestBody"] = {"required": True, "content": _json(request)}
+    for status in errors:
+        text, example = ERROR_EXAMPLES[status]
+        op["responses"][status] = {"description": text,
+                                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"},
+                                                                    "example": example}}}
+    return op
+
+
+def _file_op(kind: str, example_name: str, media: str) -> dict:
+    return {"get": _op(f"One {kind} file from plot_data/ or the export folder", f"(the file, {media})",
+                       ok_type=media, tag="files", errors=("404",),
+                       description="Only allow-listed names (letters, digits, '.', '_', '-') and extensions whose "
+                                   "resolved path stays inside the folder (symlinks out are refused); anything "
+                                   "else is a JSON 404.",
+                       parameters=[{"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                                    "example": example_name}])}
+
+
+MODEL_ERRORS = ("400", "413", "415", "422", "429", "503")
+
+
+def document() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "BLT Studio API", "version": "1.0",
+                 "description": "Entropies, patches and generation of a Byte Latent Transformer, and the data "
+                                "behind BLT Studio's figures. Every error is JSON {error, error_type}. Per-byte "
+                                "arrays are over the text's UTF-8 bytes: entropies[i] is the entropy (nats) of "
+                                "the prediction made after byte i; patches leave out blt_core's BOS patch."},
+        "paths": {
+            "/healthz": {"get": _op(
+                "Liveness and model state; never waits on the model", tag="service",
+                ok={"status": "ok", "model": MODEL_INFO},
+                description="status: ok, loading, not_loaded (loads on first use) or degraded (the load failed: "
+                            "model.error says why).")},
+            "/api/models": {"get": _op(
+                "The loaded model, patching modes, defaults and request limits",
+                ok={"model": MODEL_INFO, "modes": ["entropy", "entropy_monotonic", "static", "space"],
+                    "defaults": {"mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None,
+                                 "patch_size": 4},
+                    "limits": {"max_request_bytes": 262144, "max_text_bytes": 16384, "max_new_bytes": 1024,
+                               "threshold": [-6.0, 6.0], "max_patch_length": [1, 256], "patch_size": [1, 256],
+                               "temperature": [0, 10.0], "top_k": [0, 260], "top_p": [0, 1],
+                               "repetition_penalty": [0.1, 10.0], "max_stop_strings": 4, "generation_slots": 1}})},
+            "/api/entropy": {"post": _op(
+                "Next-byte entropies (nats) of a text", request={"text": TEXT}, errors=MODEL_ERRORS,
+                ok={"text": TEXT, **BYTE_TABLE, "entropies": ENTROPIES, "model": "models/blt-studio"},
+                description="chars[i] is the character byte i belongs to (an escape such as \\n for "
+                            "non-printables); char_index[i] its index in the text (code points).")},
+            "/api/patch": {"post": _op(
+                "Entropies and patches of a text under one patching mode", request=PATCH_REQUEST,
+                ok=PATCH_RESPONSE, errors=MODEL_ERRORS,
+                description="Optional: mode (entropy, entropy_monotonic, static, space), threshold (nats), "
+                            "max_patch_length (null: none), patch_size (static); unset ones come from the model. "
+                            "patch_lengths equal blt_core's model.patch(text).lengths without the BOS patch.")},
+            "/api/compare": {"post": _op(
+                "One text under every patching mode (one entropy-model pass)",
+                request={"text": TEXT, "threshold": 1.5930800437927246}, errors=MODEL_ERRORS,
+                ok={"text": TEXT, "modes": {
+                    "entropy": {"patch_lengths": LENGTHS, "patch_starts": STARTS, "stats": _stats(LENGTHS)},
+                    "entropy_monotonic": {"patch_lengths": [1, 6, 4], "patch_starts": [0, 1, 7],
+                                          "stats": _stats([1, 6, 4])},
+                    "static": {"patch_lengths": [4, 4, 3], "patch_starts": [0, 4, 8], "stats": _stats([4, 4, 3])},
+                    "space": {"patch_lengths": [6, 1, 4], "patch_starts": [0, 6, 7], "stats": _stats([6, 1, 4])}}})},
+            "/api/generate": {"post": _op(
+                "Generate bytes from a prompt (one response when done)", request=GENERATE_REQUEST,
+                ok=GENERATE_RESPONSE, errors=MODEL_ERRORS,
+                description="Sampling: max_new_bytes, temperature (0: greedy), top_k (0: off), top_p in (0, 1], "
+                            "repetition_penalty, seed, stop (strings, cut from the text); patching as in "
+                            "/api/patch. One generation runs at a time: another gets 429 at once.")},
+            "/api/generate/stream": {"post": _op(
+                "Generate with server-sent events: byte events, then done (or error)", request=GENERATE_REQUEST,
+                ok=SSE_EXAMPLE, ok_type="text/event-stream", errors=MODEL_ERRORS,
+                description="event: byte, data {i, byte, text (UTF-8-safe delta, may be empty), entropy, "
+                            "starts_patch, global_step}; event: done, data {stats, stop_reason}; event: error, "
+                            "data {error, error_type}. Closing the connection stops generation at once.")},
+            "/api/languages": {"get": _op(
+                "Bytes per patch and bits per byte by language (plot_data/languages.json)", tag="data",
+                ok={"rows": [LANGUAGE_ROW]}, errors=("404",))},
+            "/api/languages.csv": {"get": _op(
+                "The same rows as CSV", tag="data", ok_type="text/csv", errors=("404",),
+                ok="language,script,corpus,bpb,mean_patch_bytes,bytes,model\n"
+                   "en,Latin,english,1.3112,3.87,20000,models/blt-studio\n")},
+            "/api/figures": {"get": _op(
+                "The figures whose data exists in plot_data/", tag="figures",
+                ok=[{"name": "threshold_sweep", "title": "Threshold sweep", "formats": ["json", "html", "png"],
+                     "source_files": ["threshold_sweep_cpu_tiny.json"]}])},
+            "/api/figures/{name}": {"get": _op(
+                "One figure as Plotly JSON, an offline HTML page, or PNG", tag="figures", errors=("404", "422"),
+                ok={"data": [{"type": "scatter", "x": [2.0, 3.0], "y": [1.83, 1.83], "name": "blt-tiny entropy"}],
+                    "layout": {"title": {"text": "Threshold sweep: quality against patch size"}}},
+                description="PNG needs Chromium on the server: 503 png_unavailable says so when it is missing.",
+                parameters=[{"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                             "example": "threshold_sweep"},
+                            {"name": "format", "in": "query", "required": False,
+                             "schema": {"type": "string", "enum": ["json", "html", "png"], "default": "json"}}])},
+            "/api/visualizations": {"get": _op(
+                "Every stored file: plot_data/ and the export folder", tag="files",
+                ok={"files": [{"name": "languages.json", "kind": "data", "folder": "plot_data",
+                               "url": "/data/languages.json", "bytes": 5123},
+                              {"name": "languages.html", "kind": "html", "folder": "exports",
+                               "url": "/visualizations/languages.html", "bytes": 4712345}]})},
+            "/visualizations/{name}": _file_op("HTML", "languages.html", "text/html"),
+            "/images/{name}": _file_op("image (.png, .svg, .jpg)", "languages.png", "image/png"),
+            "/data/{name}": _file_op("data (.json, .csv, .jsonl)", "languages.json", "application/json"),
+            "/api/openapi.json": {"get": _op("This document", tag="service",
+                                             ok={"openapi": "3.1.0", "info": {"title": "BLT Studio API"},
+                                                 "paths": {"...": "..."}})},
+        },
+        "components": {"schemas": {"Error": {
+            "type": "object", "required": ["error", "error_type"],
+            "properties": {"error": {"type": "string", "description": "what is wrong, naming the field"},
+                           "error_type": {"type": "string", "enum": ERROR_TYPES}}}}},
+    }

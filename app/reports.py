@@ -1,0 +1,63 @@
+"""blt_core results shaped as the API's JSON: per-byte tables, patches and their statistics.
+
+Everything here is over the text's bytes (its UTF-8 encoding), BOS excluded:
+- `entropies[i]`: blt_core's entropy after byte i, in nats (the model's uncertainty about byte
+  i+1), i.e. `model.patch(text).entropies[1:]`;
+- patches: blt_core's patches without the BOS patch, starts as byte offsets. In byte terms the
+  rules read: byte 0 starts a patch; byte i >= 1 starts one when entropies[i-1] > threshold
+  (entropy), when i == 1 or entropies[i-1] - entropies[i-2] > threshold (entropy_monotonic), when
+  i % patch_size == 0 (static), when byte i-1 is ASCII but not a letter or digit (space); then
+  max_patch_length splits longer patches from their start.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from blt_core.patching import Patches
+
+ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def show_char(ch: str) -> str:
+    """A character as something printable: itself, or an escape such as \\n or \\x00."""
+    if ch in ESCAPES:
+        return ESCAPES[ch]
+    if ch.isprintable():
+        return ch
+    return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+
+
+def byte_table(text: str) -> dict:
+    """bytes, and for each byte the character it belongs to and that character's index."""
+    data, chars, char_index = [], [], []
+    for k, ch in enumerate(text):
+        encoded = ch.encode("utf-8")
+        data.extend(encoded)
+        chars.extend([show_char(ch)] * len(encoded))
+        char_index.extend([k] * len(encoded))
+    return {"bytes": data, "chars": chars, "char_index": char_index}
+
+
+def byte_patches(patches: Patches) -> tuple[list[int], list[int]]:
+    """blt_core's position patches (BOS + bytes) -> (lengths, starts) over bytes."""
+    return patches.lengths[1:], [s - 1 for s in patches.starts[1:]]
+
+
+def patch_stats(lengths: list[int]) -> dict:
+    n_bytes, n_patches = sum(lengths), len(lengths)
+    return {"bytes": n_bytes, "patches": n_patches,
+            "mean_patch_bytes": n_bytes / n_patches if n_patches else None,
+            "global_steps_saved": n_bytes - n_patches,
+            "histogram": {str(size): count for size, count in sorted(Counter(lengths).items())}}
+
+
+def patch_report(data: bytes, lengths: list[int], starts: list[int]) -> dict:
+    """Patch lists of one text: per-byte patch ids, each patch's text, statistics."""
+    return {
+        "patch_lengths": lengths, "patch_starts": starts,
+        "patch_ids": [j for j, n in enumerate(lengths) for _ in range(n)],
+        "patches": [{"index": j, "start": s, "length": n,
+                     "text": data[s:s + n].decode("utf-8", errors="backslashreplace")}
+                    for j, (s, n) in enumerate(zip(starts, lengths))],
+        "stats": patch_stats(lengths),
+    }

@@ -1,0 +1,60 @@
+"""Limits and defaults of BLT Studio. Each key can be set by the `config` dict given to
+`create_app`, or by the environment variable `BLT_<KEY>` (e.g. `BLT_MAX_TEXT_BYTES=32768`).
+
+Sizes are bytes; times are seconds. `/api/models` reports the limits the app runs with.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+DEFAULTS = {
+    "MODEL": None,                  # checkpoint dir, HF repo id or random:<preset>; None: blt_core's default
+    "DEVICE": None,                 # None: cuda when available, else cpu
+    "MAX_REQUEST_BYTES": 262_144,   # whole request body (JSON escapes can make text 6x longer)
+    "MAX_TEXT_BYTES": 16_384,       # UTF-8 bytes of `text` / `prompt`
+    "MAX_NEW_BYTES": 1024,          # generation length cap
+    "DEFAULT_NEW_BYTES": 200,
+    "MAX_STOP_STRINGS": 4,
+    "MAX_STOP_BYTES": 64,
+    "THRESHOLD_RANGE": (-6.0, 6.0),        # nats; next-byte entropy is at most ln(260) = 5.56
+    "MAX_PATCH_LENGTH": 256,
+    "MAX_PATCH_SIZE": 256,
+    "MAX_TEMPERATURE": 10.0,
+    "MAX_TOP_K": 260,
+    "REPETITION_PENALTY_RANGE": (0.1, 10.0),
+    "GENERATION_SLOTS": 1,          # generations at once; one more gets 429 at once
+    "ANALYSIS_SLOTS": 4,            # entropy/patch/compare requests at once
+    "ANALYSIS_WAIT_S": 1.0,         # how long an analysis request waits for a slot before 429
+    "PLOT_DATA_DIR": str(REPO_ROOT / "plot_data"),
+    "EXPORT_DIR": str(REPO_ROOT / "exports"),
+    # Sent with every response; issue #6 adds the Content-Security-Policy here.
+    "SECURITY_HEADERS": {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+    },
+}
+
+
+def _from_env(key: str, default):
+    """BLT_<KEY> parsed as the default's type (pairs as 'lo,hi'); unset: the default."""
+    raw = os.environ.get(f"BLT_{key}")
+    if raw is None or isinstance(default, dict):
+        return default
+    if isinstance(default, tuple):
+        return tuple(float(x) for x in raw.split(","))
+    if isinstance(default, bool):
+        return raw.lower() in ("1", "true", "yes")
+    if isinstance(default, (int, float)):
+        return type(default)(raw)
+    return raw or None
+
+
+def load(config: dict | None = None) -> dict:
+    """The defaults, overridden by the environment, overridden by `config`."""
+    settings = {key: _from_env(key, value) for key, value in DEFAULTS.items()}
+    settings.update(config or {})
+    return settings

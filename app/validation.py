@@ -1,0 +1,178 @@
+"""The API's one validation layer: read a JSON object from the request, then check it against the
+endpoint's schema (a dict of field name -> checker). Everything a view receives is typed and in
+range; every problem is a 4xx `ApiError` that names the field.
+
+Conventions (Hugging Face TGI and vLLM): integers must be JSON integers (not 2.0, not true),
+numbers must be finite, unknown fields are refused, `null` means "use the default".
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Callable
+
+from flask import request
+
+from .errors import ApiError, validation
+
+MODES = ("entropy", "entropy_monotonic", "static", "space")
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")   # all but tab, newline, CR
+
+Checker = Callable[[str, Any], Any]
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
+
+
+def json_body() -> dict:
+    """The request body as a JSON object: 415 unless Content-Type is application/json, 400 for
+    a body that is not UTF-8 JSON (NaN and Infinity literals included), 422 if not an object."""
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type",
+                       f"Content-Type must be application/json, found {request.mimetype or 'none'!r}")
+    raw = request.get_data(cache=False)        # over MAX_CONTENT_LENGTH: werkzeug raises 413
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as err:
+        raise ApiError(400, "invalid_json", f"request body is not valid UTF-8 (byte {err.start})") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "request body is nested too deeply") from None
+    except ValueError as err:
+        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise validation(f"request body must be a JSON object, found {type(body).__name__}")
+    return body
+
+
+def validate(body: dict, schema: dict[str, Checker], required: tuple[str, ...] = ()) -> dict:
+    """body -> {field: checked value, or None when absent or null}."""
+    unknown = sorted(set(body) - set(schema))
+    if unknown:
+        raise validation(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(schema)}")
+    out = {}
+    for name, check in schema.items():
+        value = body.get(name)
+        if value is None:
+            if name in required:
+                raise validation(f"{name} is required")
+            out[name] = None
+        else:
+            out[name] = check(name, value)
+    return out
+
+
+# ---------------------------------------------------------------------------------- checkers
+def text(max_bytes: int, allow_empty: bool = False) -> Checker:
+    """A string that encodes as UTF-8 (no lone surrogates), with no control characters but tab,
+    newline and carriage return, of at most max_bytes UTF-8 bytes."""
+    def check(name, value):
+        if not isinstance(value, str):
+            raise validation(f"{name} must be a string, found {_kind(value)}")
+        if not value and not allow_empty:
+            raise validation(f"{name} must not be empty")
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError as err:
+            raise validation(f"{name} contains a lone surrogate at character {err.start}; "
+                             "text must be valid Unicode") from None
+        bad = CONTROL.search(value)
+        if bad:
+            raise validation(f"{name} contains control character U+{ord(bad.group()):04X} at character "
+                             f"{bad.start()}; only tab, newline and carriage return are allowed")
+        if size > max_bytes:
+            raise ApiError(413, "payload_too_large",
+                           f"{name} is {size} bytes of UTF-8; the limit is {max_bytes} (max_text_bytes)")
+        return value
+    return check
+
+
+def integer(low: int, high: int) -> Checker:
+    def check(name, value):
+        if not _is_int(value):
+            raise validation(f"{name} must be an integer, found {_kind(value)}")
+        if not low <= value <= high:
+            raise validation(f"{name} must be in [{low}, {high}], found {value}")
+        return value
+    return check
+
+
+def number(low: float, high: float, low_open: bool = False) -> Checker:
+    def check(name, value):
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            raise validation(f"{name} must be a number, found {_kind(value)}")
+        if not math.isfinite(value):
+            raise validation(f"{name} must be a finite number, found {value}")
+        if not (low < value if low_open else low <= value) or value > high:
+            raise validation(f"{name} must be in {'(' if low_open else '['}{low}, {high}], found {value}")
+        return float(value)
+    return check
+
+
+def choice(options: tuple[str, ...]) -> Checker:
+    def check(name, value):
+        if value not in options:
+            raise validation(f"{name} must be one of {', '.join(options)}, found {short(value)}")
+        return value
+    return check
+
+
+def strings(max_items: int, max_bytes: int) -> Checker:
+    """A list of non-empty strings (stop strings)."""
+    item = text(max_bytes)
+
+    def check(name, value):
+        if not isinstance(value, list):
+            raise validation(f"{name} must be a list of strings, found {_kind(value)}")
+        if len(value) > max_items:
+            raise validation(f"{name} may hold at most {max_items} strings, found {len(value)}")
+        return [item(f"{name}[{i}]", s) for i, s in enumerate(value)]
+    return check
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _kind(value) -> str:
+    return {bool: "a boolean", str: "a string", list: "a list", dict: "an object",
+            float: "a number", int: "an integer"}.get(type(value), type(value).__name__)
+
+
+def short(value) -> str:
+    return repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+
+
+# ---------------------------------------------------------------------------------- schemas
+def patching_schema(cfg: dict) -> dict[str, Checker]:
+    return {"mode": choice(MODES), "threshold": number(*cfg["THRESHOLD_RANGE"]),
+            "max_patch_length": integer(1, cfg["MAX_PATCH_LENGTH"]), "patch_size": integer(1, cfg["MAX_PATCH_SIZE"])}
+
+
+def entropy_schema(cfg: dict) -> dict[str, Checker]:
+    return {"text": text(cfg["MAX_TEXT_BYTES"])}
+
+
+def patch_schema(cfg: dict) -> dict[str, Checker]:
+    return {**entropy_schema(cfg), **patching_schema(cfg)}
+
+
+def compare_schema(cfg: dict) -> dict[str, Checker]:
+    schema = patch_schema(cfg)
+    del schema["mode"]
+    return schema
+
+
+def generate_schema(cfg: dict) -> dict[str, Checker]:
+    return {
+        "prompt": text(cfg["MAX_TEXT_BYTES"], allow_empty=True),
+        "max_new_bytes": integer(1, cfg["MAX_NEW_BYTES"]),
+        "temperature": number(0.0, cfg["MAX_TEMPERATURE"]),
+        "top_k": integer(0, cfg["MAX_TOP_K"]),
+        "top_p": number(0.0, 1.0, low_open=True),
+        "repetition_penalty": number(*cfg["REPETITION_PENALTY_RANGE"]),
+        "seed": integer(0, 2**63 - 1),
+        "stop": strings(cfg["MAX_STOP_STRINGS"], cfg["MAX_STOP_BYTES"]),
+        **patching_schema(cfg),
+    }
