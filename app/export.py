@@ -33,22 +33,19 @@ def export(out: Path, plot_dir: Path, formats: tuple[str, ...] = figures.FORMATS
             figures.require_chromium()
         except figures.PngUnavailable as err:
             png_skipped = str(err)
-    written = []
-    if "png" in formats and png_skipped is None:
-        import kaleido
-        kaleido.start_sync_server(silence_warnings=True)     # one browser for every figure
-    try:
-        for name in tqdm(names, desc="figures", unit="figure"):
-            fig = figures.build(name, plot_dir)
-            if "html" in formats:
-                written.append(_write(out / f"{name}.html", figures.to_html(fig)))
-            if "json" in formats:
-                written.append(_write(out / f"{name}.json", fig.to_json()))
-            if "png" in formats and png_skipped is None:
-                written.append(_write(out / f"{name}.png", figures.to_png(fig)))
-    finally:
+    written, png_jobs = [], []
+    for name in tqdm(names, desc="figures", unit="figure"):
+        fig = figures.build(name, plot_dir)
+        if "html" in formats:
+            written.append(_write(out / f"{name}.html", figures.to_html(fig)))
+        if "json" in formats:
+            written.append(_write(out / f"{name}.json", fig.to_json()))
         if "png" in formats and png_skipped is None:
-            kaleido.stop_sync_server(silence_warnings=True)
+            png_jobs.append((fig, out / f"{name}.png"))
+    if png_jobs:
+        print(f"rendering {len(png_jobs)} PNG files with Chromium ...", file=sys.stderr)
+        figures.write_pngs(png_jobs)                 # one browser for all of them
+        written += [path for _, path in png_jobs]
     return {"written": [str(p) for p in written], "png_skipped": png_skipped}
 
 

@@ -178,6 +178,12 @@ def to_png(fig: go.Figure) -> bytes:
     return fig.to_image(format="png", **PNG_SIZE)
 
 
+def write_pngs(jobs: list[tuple[go.Figure, Path]]) -> None:
+    """Several figures to PNG files with one Chromium."""
+    require_chromium()
+    pio.write_images([fig for fig, _ in jobs], [path for _, path in jobs], **PNG_SIZE)
+
+
 _png_lock = threading.Lock()              # one Chromium render at a time
 _png_cache: dict[str, tuple[tuple, bytes]] = {}
 

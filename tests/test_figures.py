@@ -1,0 +1,95 @@
+"""Figures from plot_data: each builds, hovers carry run details, and every format exports
+(PNG only where kaleido finds a Chromium)."""
+from __future__ import annotations
+
+import json
+
+import plotly.io as pio
+import pytest
+
+from app import export, figures
+from webapp_helpers import REPO, make_app
+
+PLOT_DATA = REPO / "plot_data"
+SHIPPED = [f["name"] for f in figures.available(PLOT_DATA)]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+needs_chromium = pytest.mark.skipif(figures.chromium_path() is None,
+                                    reason="kaleido finds no Chromium (install Debian's chromium or set BROWSER_PATH)")
+
+SCALING_ROWS = [  # the row format of `python -m blt_core.experiments scaling`
+    {"label": f"{preset} {label}", "preset": preset, "kind": kind, "patching_mode": mode, "steps": 100,
+     "run_dir": f"runs/{preset}-{label}", "heldout_bpb": bpb, "mean_patch_bytes": 4.0, "train_flops": flops,
+     "inference_flops_per_byte": 1e6}
+    for preset, flops, base in (("blt-tiny", 1e13, 1.9), ("blt-small", 1e14, 1.6))
+    for label, kind, mode, bpb in (("entropy", "blt", "entropy", base), ("static", "blt", "static", base + 0.05),
+                                   ("space", "blt", "space", base + 0.03), ("bytes", "bytes", None, base + 0.02))]
+
+
+def test_shipped_plot_data_gives_the_expected_figures():
+    assert {"threshold_sweep", "languages", "training_curves"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_figure_builds_with_run_details_in_hover(name):
+    fig = figures.build(name, PLOT_DATA)
+    traces = [t for t in fig.data if len(t.x)]
+    assert traces and all(t.hovertemplate and t.customdata is not None for t in traces)
+    assert fig.layout.meta["command"].startswith("python -m blt_core.experiments")
+    assert pio.from_json(fig.to_json()).to_dict()["data"]                 # round-trips as Plotly JSON
+
+
+def test_languages_figure_holds_every_row():
+    rows = json.loads((PLOT_DATA / "languages.json").read_text())["rows"]
+    fig = figures.build("languages", PLOT_DATA)
+    plotted = {x: y for trace in fig.data for x, y in zip(trace.x, trace.y)}
+    assert plotted == {r["language"]: r["mean_patch_bytes"] for r in rows}
+
+
+def test_scaling_figure_appears_when_its_data_exists(tmp_path):
+    assert "scaling" not in [f["name"] for f in figures.available(tmp_path)]
+    (tmp_path / "scaling.json").write_text(json.dumps({"command": "python -m blt_core.experiments scaling",
+                                                       "source": "test", "rows": SCALING_ROWS}))
+    assert [f["name"] for f in figures.available(tmp_path)] == ["scaling"]
+    fig = figures.build("scaling", tmp_path)
+    assert [t.name for t in fig.data] == ["BLT-entropy", "BLT-static", "BLT-space", "byte transformer"]
+    assert all(list(t.x) == [1e13, 1e14] for t in fig.data) and fig.layout.xaxis.type == "log"
+
+
+def test_html_is_a_full_offline_page():
+    page = figures.to_html(figures.build("threshold_sweep", PLOT_DATA))
+    assert page.startswith("<!doctype html>") and "Plotly.newPlot" in page
+    assert '<script src="http' not in page and len(page) > 1_000_000          # plotly.js inlined
+
+
+def test_export_html_and_json_without_chromium(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(figures, "chromium_path", lambda: None)
+    assert export.main(["--out", str(tmp_path), "--plot-data", str(PLOT_DATA)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.{ext}" for n in SHIPPED for ext in ("html", "json"))
+    err = capsys.readouterr().err
+    assert "PNG not written" in err and "apt-get install chromium" in err
+    assert json.loads((tmp_path / "languages.json").read_text())["data"]
+
+
+def test_png_endpoint_without_chromium_is_a_clear_503(monkeypatch):
+    monkeypatch.setattr(figures, "chromium_path", lambda: None)
+    monkeypatch.setattr(figures, "_png_cache", {})
+    response = make_app().test_client().get("/api/figures/languages?format=png")
+    assert response.status_code == 503 and response.json["error_type"] == "png_unavailable"
+    assert "Chromium" in response.json["error"]
+
+
+@needs_chromium
+def test_export_writes_png_with_chromium(tmp_path):
+    result = export.export(tmp_path, PLOT_DATA, ("png",))
+    assert result["png_skipped"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.png" for n in SHIPPED)
+    assert all(p.read_bytes().startswith(PNG_MAGIC) for p in tmp_path.iterdir())
+
+
+@needs_chromium
+def test_png_endpoint(monkeypatch):
+    monkeypatch.setattr(figures, "_png_cache", {})
+    response = make_app().test_client().get("/api/figures/threshold_sweep?format=png")
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    assert response.data.startswith(PNG_MAGIC)

@@ -1,0 +1,112 @@
+"""Real gunicorn with the repository's config and the shipped model, on a free loopback port:
+health, the API, a streamed generation read as server-sent events, and a client that hangs up
+mid-stream freeing the model at once."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from webapp_helpers import REPO, SHIPPED_MODEL
+
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port, method, path, body=None, timeout=30):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request(method, path, body=None if body is None else json.dumps(body),
+                 headers={"Content-Type": "application/json"} if body is not None else {})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, json.loads(data)
+
+
+def read_event(response) -> tuple[str, dict]:
+    """The next server-sent event of a streaming response."""
+    fields = {}
+    while True:
+        line = response.readline().decode().rstrip("\n")
+        if not line:
+            return fields["event"], json.loads(fields["data"])
+        key, value = line.split(": ", 1)
+        fields[key] = value
+
+
+def open_stream(port, body):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/api/generate/stream", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    return conn, conn.getresponse()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not GUNICORN.exists():
+        pytest.skip(f"gunicorn is not installed next to {sys.executable}")
+    port = free_port()
+    env = {**os.environ, "BLT_MODEL": str(SHIPPED_MODEL), "BLT_DEVICE": "cpu", "PORT": str(port)}
+    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+                                 "app:create_app()"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, body = request(port, "GET", "/healthz", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn did not come up: {log.read_text()[-2000:]}")
+                time.sleep(0.2)
+        assert status == 200 and body["status"] == "not_loaded"      # the worker loads lazily
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_patch_and_models(server):
+    status, body = request(server, "POST", "/api/patch", {"text": "Hello from gunicorn, in patches."})
+    assert status == 200 and sum(body["patch_lengths"]) == len(body["bytes"]) == 32
+    status, models = request(server, "GET", "/api/models")
+    assert status == 200 and models["model"]["name"] == "models/blt-studio" and models["model"]["device"] == "cpu"
+    assert request(server, "GET", "/healthz")[1]["status"] == "ok"
+
+
+def test_streamed_generation(server):
+    conn, response = open_stream(server, {"prompt": "The patch", "max_new_bytes": 30})
+    assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
+    events = [read_event(response) for _ in range(31)]
+    conn.close()
+    assert [name for name, _ in events] == ["byte"] * 30 + ["done"]
+    assert events[-1][1]["stats"]["new_bytes"] == 30 and events[-1][1]["stop_reason"] == "max_new_bytes"
+    _, full = request(server, "POST", "/api/generate", {"prompt": "The patch", "max_new_bytes": 30})
+    assert "".join(data["text"] for _, data in events[:-1]) == full["text"]
+
+
+def test_disconnect_mid_stream_frees_the_model(server):
+    conn, response = open_stream(server, {"prompt": "Once", "max_new_bytes": 1000})
+    assert read_event(response)[0] == "byte"
+    status, body = request(server, "POST", "/api/generate", {"prompt": "x", "max_new_bytes": 2})
+    assert status == 429 and body["error_type"] == "overloaded"
+    t0 = time.monotonic()
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    conn.close()
+    while request(server, "GET", "/healthz")[1]["model"]["generations_running"]:
+        assert time.monotonic() - t0 < 2, "generation still holds the model 2 s after the client left"
+        time.sleep(0.05)
+    assert request(server, "POST", "/api/generate", {"prompt": "x", "max_new_bytes": 2})[0] == 200
