@@ -11,7 +11,8 @@ With random weights every entropy is above the 1.3354 threshold, so every byte i
 share 1, the worst case); a second blt_core row uses a threshold at the 78th percentile of the
 model's entropies, which gives about 4.5 bytes per patch as in the paper.
 
-    python3 bench/generate.py --out bench/results/generate_h100.json           # GPU machine
+    python3 bench/generate.py --presets blt-1b models/blt-studio --out bench/results/generate_h100.json   # GPU
+    python3 bench/generate.py --presets models/blt-studio --out bench/results/generate_cpu_blt_studio.json
     python3 bench/generate.py --presets blt-tiny --new-bytes 256 --hf-new-bytes 64 --out bench/results/generate_cpu.json
 """
 from __future__ import annotations
@@ -128,11 +129,17 @@ def main():
 
         ent = ours.entropies(torch.tensor([ours.tokenizer.encode(PROMPT * 8)], device=device))
         tuned = float(torch.quantile(ent.float(), 0.78))
-        fast = dict(cuda_graphs=True, compile=True)
-        variants = [("eager", {}, None), ("cuda graphs", dict(cuda_graphs=True), None),
-                    ("cuda graphs + torch.compile", fast, None),
-                    ("cuda graphs + torch.compile, threshold for ~4.5 B/patch", fast, tuned)] \
-            if device.type == "cuda" else [("eager", {}, None), ("eager, threshold for ~4.5 B/patch", {}, tuned)]
+        parts = dict(cuda_graphs=True, compile=True, speculative=False)
+        spec = dict(cuda_graphs=True, compile=True, speculative=True)
+        trained = Path(name).is_dir()          # a trained model patches by its own threshold
+        variants = [("eager", {}, None), ("cuda graphs of the step parts", dict(cuda_graphs=True, speculative=False), None),
+                    ("cuda graphs of the step parts + torch.compile", parts, None),
+                    ("speculative greedy graph + torch.compile", spec, None)]
+        if not trained:
+            variants += [("cuda graphs of the step parts + torch.compile, threshold for ~4.5 B/patch", parts, tuned),
+                         ("speculative greedy graph + torch.compile, threshold for ~4.5 B/patch", spec, tuned)]
+        if device.type != "cuda":
+            variants = [("eager", {}, None)] + ([] if trained else [("eager, threshold for ~4.5 B/patch", {}, tuned)])
         for label, fast_paths, threshold in variants:
             kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, threshold=threshold, **fast_paths)
             ours.generate(PROMPT, **kw)            # warm-up: compiles and warms kernels for these shapes

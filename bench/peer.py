@@ -13,9 +13,13 @@ from blt_core.config import to_hf_dict  # noqa: E402
 
 
 def model_pair(preset_name: str, device, dtype, seed: int = 0):
-    """(transformers model, blt_core model) with identical random weights (transformers' init);
-    blt_core's fused projections are copies of transformers' separate ones."""
+    """(transformers model, blt_core model) with identical random weights (transformers' init),
+    or both loaded from a checkpoint directory (e.g. models/blt-studio); blt_core's fused
+    projections are copies of transformers' separate ones."""
     from transformers import BltConfig, BltForCausalLM
+    if Path(preset_name).is_dir():
+        hf = BltForCausalLM.from_pretrained(preset_name, dtype=dtype).to(device).eval()
+        return hf, BLT.from_pretrained(preset_name, device=device, dtype=dtype).eval()
     cfg = preset(preset_name)
     torch.manual_seed(seed)
     with torch.device(device):

@@ -23,6 +23,8 @@ the same alone or in any batch. Optional fast paths: `compile=True` runs the thr
 (byte, patch, decoder) through torch.compile, and on CUDA `cuda_graphs=True` replays them as
 captured CUDA graphs; the eager path is the reference, and tests compare all of them with it.
 Cache lengths are rounded up to multiples of 512 so compiled code and graphs are reused.
+`speculative=True` (greedy only) runs each byte as one CUDA graph that always takes the global
+step and keeps it only where a patch completed (`fast_step.GreedyGraph`).
 """
 from __future__ import annotations
 
@@ -32,9 +34,9 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
-import torch._inductor.config
 
 from .entropy import entropy_of_logits
+from .fast_step import GreedyGraph, StepGraphs, compiled
 from .layers import KVCache, rope_tables
 from .patching import boundary_rule, split_long, start_mask
 from .sampling import SamplingParams, make_generators, sample_next
@@ -84,6 +86,8 @@ class IncrementalBLT:
         self.threshold = cfg.patching_threshold if threshold is None else threshold
         self.max_patch_length = cfg.max_patch_length if max_patch_length is None else max_patch_length
         self.patch_size = patch_size or cfg.patch_size
+        # a tensor, so compiled steps and captured graphs are shared by all thresholds
+        self.threshold_t = None if self.threshold is None else torch.tensor(float(self.threshold), device=model.device)
         if self.mode.startswith("entropy") and model.entropy_model is None:
             raise ValueError("this checkpoint has no entropy model; use a non-entropy patching mode")
         limits = {"local encoder": cfg.encoder.max_seq_len, "local decoder": cfg.decoder.max_seq_len}
@@ -114,9 +118,10 @@ class IncrementalBLT:
         self.entropy, self.logits = z(torch.float32), torch.zeros(batch, cfg.vocab_size, device=device)
         # torch.compile of the step parts fuses their many small element-wise kernels (norms, RoPE,
         # residuals, patch bookkeeping); compiled once per process and shape, shared by instances.
-        self.parts = _compiled_parts() if compile else (IncrementalBLT._byte_part, IncrementalBLT._patch_part,
-                                                        IncrementalBLT._decoder_part)
-        self.graphs = _StepGraphs(self) if cuda_graphs and device.type == "cuda" else None
+        self.compile = compile
+        parts = (IncrementalBLT._byte_part, IncrementalBLT._patch_part, IncrementalBLT._decoder_part)
+        self.parts = compiled(parts) if compile else parts
+        self.graphs = StepGraphs(self) if cuda_graphs and device.type == "cuda" else None
 
     # ------------------------------------------------------------------ prefill
     @torch.no_grad()
@@ -165,7 +170,7 @@ class IncrementalBLT:
     def step(self, next_ids: torch.Tensor) -> StepOutput:
         """Feed the byte at each row's position (B,) -> logits for the following byte."""
         if self.graphs is not None:
-            return self.graphs.step(next_ids)
+            return StepOutput(*self.graphs.step(next_ids))
         byte_part, patch_part, decoder_part = self.parts
         byte_part(self, next_ids)
         if bool(self.next_start.any()):
@@ -175,16 +180,26 @@ class IncrementalBLT:
 
     def _byte_part(self, next_ids):
         """Entropy model and encoder steps, patch bookkeeping, and the boundary decision."""
+        H = self._entropy_part(next_ids)
+        self._encoder_part(next_ids)
+        self._decide(H, next_ids)
+
+    def _entropy_part(self, next_ids) -> torch.Tensor:
+        """Entropy model step at each row's position -> H (B,) nats. Touches only its own cache,
+        so it may run beside the encoder and global steps (the speculative greedy graph)."""
+        m = self.model
+        if self.ent is None:
+            return torch.zeros(self.B, device=self.device)
+        x = m.entropy_model.embed_tokens(next_ids)[:, None]                 # (B, 1, Ce)
+        x = self._run(self.ent, x, self.pos)
+        return entropy_of_logits(m.entropy_model.lm_head(m.entropy_model.norm(x)))[:, 0]
+
+    def _encoder_part(self, next_ids):
+        """Encoder step of the byte; adds it to the open patch (or opens one if it starts a patch)."""
         m, t = self.model, self.pos.clone()
         rows = torch.arange(self.B, device=self.device)
         self.ids[rows, t] = next_ids
-        starts_here = self.next_start.clone()
-        if self.ent is not None:
-            x = m.entropy_model.embed_tokens(next_ids)[:, None]             # (B, 1, Ce)
-            x = self._run(self.ent, x, t)
-            H = entropy_of_logits(m.entropy_model.lm_head(m.entropy_model.norm(x)))[:, 0]
-        else:
-            H = torch.zeros(self.B, device=self.device)
+        starts_here = self.next_start
         n = max(m.hash_embeddings.sizes)                                    # bytes t-n+1..t for the n-grams
         idx = t[:, None] - torch.arange(n - 1, -1, -1, device=self.device)
         window = torch.where(idx >= 0, self.ids.gather(1, idx.clamp(min=0)), 0)   # (B, n)
@@ -196,16 +211,25 @@ class IncrementalBLT:
         self.pooled.copy_(torch.where(starts_here[:, None], h[:, 0], merged))
         self.count.copy_(torch.where(starts_here, 1, self.count + 1))
         self.patch_start.copy_(torch.where(starts_here, t, self.patch_start))
-        p = t + 1
+        self.h.copy_(h)
+
+    def _decide(self, H, next_ids):
+        """Real-time patching: does the byte after this one start a patch (i.e. this one ends it)?"""
+        p = self.pos + 1
         rule = boundary_rule(self.mode, p, h_prev=H, h_prev2=self.prev_entropy, id_prev=next_ids,
-                             threshold=self.threshold, patch_size=self.patch_size) | (p <= 1)
+                             threshold=self.threshold_t, patch_size=self.patch_size) | (p <= 1)
         self.next_start.copy_(split_long(rule, p, self.patch_start, self.max_patch_length))
         self.prev_entropy.copy_(H)
         self.entropy.copy_(H)
-        self.h.copy_(h)
 
     def _patch_part(self):
         """Rows whose open patch just completed: pool it, one global step, decoder patch keys."""
+        self._commit_patch(self._global_part())
+
+    def _global_part(self) -> torch.Tensor:
+        """The open patch (through the byte just fed) pooled and one global step at slot n_patches
+        -> g (B, 1, Cg). Harmless for rows whose patch goes on: nothing reads slot n_patches
+        before the patch that completes next writes it again."""
         m, enc = self.model, self.model.local_encoder
         B, C, k = self.B, self.h.shape[-1], self.model.config.cross_attn_k
         pooled = self.pooled / self.count[:, None] if self.mean_pool else self.pooled
@@ -219,7 +243,10 @@ class IncrementalBLT:
         glob = m.global_transformer
         if glob.token_embedding_projection is not None:
             g = glob.token_embedding_projection(g)
-        g = self._run(self.glob, g, self.n_patches)                         # (B, 1, Cg)
+        return self._run(self.glob, g, self.n_patches)                     # (B, 1, Cg)
+
+    def _commit_patch(self, g):
+        """Rows whose patch completed (next_start) take global output g as their latest patch."""
         self._set_decoder_patch(g, self.next_start)
         self.n_patches.add_(self.next_start.long())
 
@@ -251,55 +278,6 @@ class IncrementalBLT:
         for layer, cache in zip(stepper.stack.layers, stepper.caches):
             x = layer(x, cos, sin, mask, cache, pos)
         return x
-
-
-_COMPILED: list = []
-
-
-def _compiled_parts():
-    if not _COMPILED:
-        # Tune the single-row matrix-vector products like gpt-fast: inductor turns them into
-        # reductions whose launch parameters coordinate descent tunes towards memory bandwidth.
-        torch._inductor.config.coordinate_descent_tuning = True
-        _COMPILED.extend(torch.compile(fn, dynamic=False) for fn in
-                         (IncrementalBLT._byte_part, IncrementalBLT._patch_part, IncrementalBLT._decoder_part))
-    return tuple(_COMPILED)
-
-
-class _StepGraphs:
-    """CUDA graphs of the three step parts. Each part runs eagerly the first time (which also warms
-    up its kernels), is then captured, and is replayed from then on. Every part updates the state
-    of IncrementalBLT in place, so the graphs always read and write the live tensors."""
-
-    def __init__(self, inc: IncrementalBLT):
-        self.inc, self.graphs = inc, {}
-        self.next_ids = torch.zeros(inc.B, dtype=torch.long, device=inc.device)
-        self.pool = torch.cuda.graph_pool_handle()
-
-    def _run(self, name, fn):
-        graph = self.graphs.get(name)
-        if graph is not None:
-            graph.replay()
-            return
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            fn()                                            # the real step, eagerly
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):       # recorded, not executed
-            fn()
-        self.graphs[name] = graph
-
-    def step(self, next_ids) -> StepOutput:
-        inc = self.inc
-        byte_part, patch_part, decoder_part = inc.parts
-        self.next_ids.copy_(next_ids)
-        self._run("byte", lambda: byte_part(inc, self.next_ids))
-        if bool(inc.next_start.any()):
-            self._run("patch", lambda: patch_part(inc))
-        self._run("decoder", lambda: decoder_part(inc))
-        return StepOutput(inc.logits, inc.entropy, inc.next_start)
 
 
 # ---------------------------------------------------------------------------------- drivers
@@ -342,39 +320,51 @@ def _prepare(model, prompts, params: SamplingParams):
 
 
 def stream_batch(model, prompts: list, params: SamplingParams, cuda_graphs=False, compile=False,
-                 **patching) -> Iterator[list[ByteEvent | None]]:
+                 speculative: bool = False, **patching) -> Iterator[list[ByteEvent | None]]:
     """Yields, for each generated position, one ByteEvent per row (None for a finished row), and
-    finally a list of GenerationResult."""
+    finally a list of GenerationResult. speculative=True decodes with `fast_step.GreedyGraph`
+    (greedy without repetition penalty only): fastest when most bytes end a patch, slower than
+    the per-part graphs at a few bytes per patch (bench/README.md)."""
     ids, lengths, length = _prepare(model, prompts, params)
     B = ids.shape[0]
     inc = IncrementalBLT(model, B, length, cuda_graphs=cuda_graphs, compile=compile, **patching)
-    gens = make_generators(params, B, model.device)
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
     t0 = time.perf_counter()
-    logits = inc.prefill(ids, lengths)
+    inc.prefill(ids, lengths)
     sync()
     prefill_s = time.perf_counter() - t0
     states = [_RowState(params) for _ in range(B)]
     starts = inc.next_start.tolist()
     t1 = time.perf_counter()
-    positions = torch.arange(length, device=model.device)
-    for i in range(params.max_new_bytes):
+    steps = (GreedyGraph(inc, params, params.max_new_bytes).run(params.max_new_bytes) if speculative
+             else _host_steps(inc, params, length))
+    for i, (nxt_l, ent_l, next_l) in enumerate(steps):
+        events = [None if st.done else st.push(int(nxt_l[r]), ent_l[r], starts[r], bool(next_l[r]), i)
+                  for r, st in enumerate(states)]
+        starts = [bool(x) for x in next_l]                 # the patch just completed <=> next byte starts one
+        yield events
+        if all(st.done for st in states):
+            break
+    steps.close()
+    sync()
+    decode_s = time.perf_counter() - t1
+    yield [st.result(p, prefill_s, decode_s) for st, p in zip(states, prompts)]
+
+
+def _host_steps(inc: IncrementalBLT, params: SamplingParams, length: int):
+    """Sample on the host's schedule, one step at a time; yields (ids, entropies, next_starts)
+    as lists over rows."""
+    gens = make_generators(params, inc.B, inc.device)
+    positions = torch.arange(length, device=inc.device)
+    logits = inc.logits
+    for _ in range(params.max_new_bytes):
         history = (torch.where(positions[None] < inc.pos[:, None], inc.ids, -1)
                    if params.repetition_penalty != 1.0 else None)
         nxt = sample_next(logits, history, params, gens)
         out = inc.step(nxt)
         logits = out.logits
         # one device-to-host copy per step: byte, entropy, and whether the next byte opens a patch
-        nxt_l, ent_l, glob_l = torch.stack([nxt.float(), out.entropy, out.global_step.float()]).tolist()
-        events = [None if st.done else st.push(int(nxt_l[r]), ent_l[r], starts[r], bool(glob_l[r]), i)
-                  for r, st in enumerate(states)]
-        starts = [bool(x) for x in glob_l]                 # the patch just completed <=> next byte starts one
-        yield events
-        if all(st.done for st in states):
-            break
-    sync()
-    decode_s = time.perf_counter() - t1
-    yield [st.result(p, prefill_s, decode_s) for st, p in zip(states, prompts)]
+        yield torch.stack([nxt.float(), out.entropy, out.global_step.float()]).tolist()
 
 
 class _RowState:
@@ -419,15 +409,18 @@ class _RowState:
                      "ms_per_byte": round(1000 * decode_s / n, 4) if n else None})
 
 
-def generate(model, prompts, params: SamplingParams, cuda_graphs=False, compile=False, **patching) -> list[GenerationResult]:
+def generate(model, prompts, params: SamplingParams, cuda_graphs=False, compile=False, speculative=False,
+             **patching) -> list[GenerationResult]:
     """Generate for several prompts at once; rows are independent (see the module docstring)."""
-    *_, results = stream_batch(model, prompts, params, cuda_graphs=cuda_graphs, compile=compile, **patching)
+    *_, results = stream_batch(model, prompts, params, cuda_graphs=cuda_graphs, compile=compile,
+                               speculative=speculative, **patching)
     return results
 
 
-def stream(model, prompt, params: SamplingParams, cuda_graphs=False, compile=False, **patching):
+def stream(model, prompt, params: SamplingParams, cuda_graphs=False, compile=False, speculative=False, **patching):
     """One prompt: yields a ByteEvent per generated byte, then the GenerationResult."""
-    for events in stream_batch(model, [prompt], params, cuda_graphs=cuda_graphs, compile=compile, **patching):
+    for events in stream_batch(model, [prompt], params, cuda_graphs=cuda_graphs, compile=compile,
+                               speculative=speculative, **patching):
         if isinstance(events[0], GenerationResult):
             yield events[0]
         elif events[0] is not None:

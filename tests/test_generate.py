@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from blt_core.generate import IncrementalBLT, _RowState, generate_reference
+from blt_core.generate import IncrementalBLT, _RowState, generate, generate_reference
 from blt_core.sampling import SamplingParams, sample_next
 
 PROMPTS = ["Hello there", "The quick brown fox", "x" * 30, "Grüße, 世界"]
@@ -127,8 +127,34 @@ def test_cuda_graphs_equal_eager_on_gpu():
         eager = m.generate(PROMPTS, **kw)
         graphs = m.generate(PROMPTS, cuda_graphs=True, **kw)
         assert [r.bytes for r in graphs] == [r.bytes for r in eager]
+        speculative = m.generate(PROMPTS, cuda_graphs=True, speculative=True, **kw)
+        assert [r.bytes for r in speculative] == [r.bytes for r in eager]
         ref, _ = generate_reference(m, PROMPTS[1], SamplingParams(max_new_bytes=48, stop_at_eos=False), **patching)
         assert graphs[1].bytes == ref
+
+
+@pytest.mark.parametrize("patching", MODES, ids=lambda d: "-".join(map(str, d.values())))
+def test_speculative_greedy_equals_host_steps(tiny_model, patching):
+    """GreedyGraph's schedule (global step on every byte, kept only where a patch completed, bytes
+    read back in chunks) run eagerly on CPU: same bytes, entropies and patch starts, row by row."""
+    params = SamplingParams(max_new_bytes=30, stop_at_eos=False)
+    fast = generate(tiny_model, PROMPTS, params, speculative=True, **patching)
+    slow = generate(tiny_model, PROMPTS, params, speculative=False, **patching)
+    for f, s in zip(fast, slow):
+        assert f.bytes == s.bytes and f.patch_starts == s.patch_starts and f.global_steps == s.global_steps
+        torch.testing.assert_close(torch.tensor(f.entropies), torch.tensor(s.entropies), atol=1e-5, rtol=0)
+    ref, _ = generate_reference(tiny_model, PROMPTS[2], params, **patching)
+    assert fast[2].bytes == ref
+
+
+def test_speculative_greedy_stops_at_stop_strings(tiny_model):
+    params = SamplingParams(max_new_bytes=40, stop_at_eos=False)
+    free = generate(tiny_model, [PROMPTS[0]], params, speculative=True)[0].bytes
+    at = next(i for i in range(10, 38) if free[i:i + 2].isascii())     # a stop string inside the 2nd chunk
+    stop = free[at:at + 2].decode()
+    params = SamplingParams(max_new_bytes=40, stop_at_eos=False, stop=[stop])
+    res = generate(tiny_model, [PROMPTS[0]], params, speculative=True)[0]
+    assert res.stop_reason == "stop" and res.bytes == free[:free.index(stop.encode())]
 
 
 def test_compiled_step_equals_eager(tiny_model):
