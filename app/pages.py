@@ -1,17 +1,21 @@
 """Pages: thin views that render templates; every page fetches its data from the JSON API
-(each page has a JSON twin), and plotly.js is served from the installed `plotly` package."""
+(each page has a JSON twin). plotly.js and its stylesheet are served from the installed `plotly`
+package, so nothing comes from a CDN and no front-end build step exists."""
 from __future__ import annotations
 
+import functools
+import re
 from importlib.metadata import version
 from pathlib import Path
 
 import plotly
-from flask import Blueprint, render_template, send_file
+from flask import Blueprint, Response, abort, render_template, send_file
 
 bp = Blueprint("pages", __name__)
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PLOTLY_VERSION = version("plotly")   # cache-busting query, so the year-long max-age stays safe
+YEAR_S = 365 * 24 * 3600
 
 # (endpoint, path, nav label, template)
 PAGES = [
@@ -26,7 +30,8 @@ PAGES = [
 
 def _view(endpoint: str, template: str):
     def view():
-        return render_template(template, page=endpoint, pages=PAGES, plotly_version=PLOTLY_VERSION)
+        return render_template(template, page=endpoint, pages=PAGES, plotly_version=PLOTLY_VERSION,
+                               plotly_sheets=list(plotly_stylesheets()))
     view.__name__ = endpoint
     return view
 
@@ -37,4 +42,45 @@ for _endpoint, _path, _label, _template in PAGES:
 
 @bp.get("/static/vendor/plotly.min.js")
 def plotly_js():
-    return send_file(PLOTLY_JS, mimetype="text/javascript", max_age=365 * 24 * 3600)
+    return send_file(PLOTLY_JS, mimetype="text/javascript", max_age=YEAR_S)
+
+
+def _js_string(literal: str) -> str:
+    if "\\" in literal:
+        raise RuntimeError(f"plotly.js {PLOTLY_VERSION}: a style string has escapes; extend _js_string")
+    return literal[1:-1]
+
+
+@functools.cache
+def plotly_stylesheets() -> dict[str, str]:
+    """The CSS plotly.js would insert as inline <style> elements (which a strict
+    Content-Security-Policy blocks), by the element id it checks first: its global rules, which it
+    skips when `<link id="plotly.js-style-global" class="no-inline-styles">` exists, and the map
+    library's CSS, skipped when an element with its id exists. Read from the bundle itself, so the
+    sheets always match the plotly.js that is served."""
+    source = PLOTLY_JS.read_text(encoding="utf-8")
+    start = source.index('{"X,X div"')
+    end = source.index("};for(", start) + 1
+    literal = source[start:end]
+    rules = re.findall(r"""("[^"]+"|\w+):("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""", literal)
+    if "{" + ",".join(f"{key}:{value}" for key, value in rules) + "}" != literal:
+        raise RuntimeError(f"plotly.js {PLOTLY_VERSION}: its style rules are no longer a plain object literal")
+    selector = lambda key: key.strip('"').replace("X", ".js-plotly-plot .plotly").replace("Y", ".plotly-notifier")
+    sheets = {"plotly.js-style-global": "".join(f"{selector(k)}{{{_js_string(v)}}}\n" for k, v in rules)}
+    injected = (r"""if\(!document\.getElementById\("([\w.-]+)"\)\)\{var (\w+)=document\.createElement\("style"\);"""
+                r"""\2\.id="\1",\2\.textContent=('[^']*'|"[^"]*")""")
+    sheets.update({m[1]: _js_string(m[3]) for m in re.finditer(injected, source)})
+    if source.count('createElement("style")') != len(sheets):
+        raise RuntimeError(f"plotly.js {PLOTLY_VERSION} creates <style> elements this module does not know")
+    return sheets
+
+
+@bp.get("/static/vendor/plotly-css/<sheet_id>.css")
+def plotly_css(sheet_id: str):
+    sheet = plotly_stylesheets().get(sheet_id)
+    if sheet is None:
+        abort(404)
+    response = Response(sheet, mimetype="text/css")
+    response.cache_control.public = True
+    response.cache_control.max_age = YEAR_S
+    return response

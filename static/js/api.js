@@ -59,3 +59,10 @@ export function models() {
   modelsPromise ??= fetchJSON("/api/models");
   return modelsPromise;
 }
+
+/** /api/models of a loaded model; rejects with the load error when the server is degraded. */
+export async function loadedModel() {
+  const info = await models();
+  if (!info.defaults) throw new ApiError(503, "model_unavailable", info.model.error ?? "the model is not loaded");
+  return info;
+}

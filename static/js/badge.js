@@ -4,11 +4,10 @@ import { models } from "./api.js";
 const badge = document.getElementById("model-badge");
 
 models().then(({ model }) => {
-  const name = model.name.split("/").pop();
-  const parts = [name];
-  if (!model.trained) parts.push("random weights");
-  if (model.device) parts.push(model.device);
+  const parts = [model.name.split("/").pop()];
   if (model.error) parts.push("unavailable");
+  else if (model.trained === false) parts.push("random weights");
+  if (model.device) parts.push(model.device);
   badge.textContent = parts.join(" · ");
   badge.title = model.error ? `model error: ${model.error}` : `${model.name}: ${model.params ?? "?"} parameters`;
   badge.classList.toggle("warn", !model.trained || Boolean(model.error));

@@ -1,6 +1,6 @@
 // Compare: one text under every patching mode (POST /api/compare, one entropy pass), and bytes per
 // patch across languages (GET /api/languages, CSV at /api/languages.csv).
-import { clearError, fetchJSON, models, showError } from "./api.js";
+import { clearError, fetchJSON, loadedModel, showError } from "./api.js";
 import { exampleButtons, EXAMPLES } from "./examples.js";
 import { baseLayout, debounce, decodeBytes, el, fmt, numberOrNull, PLOT_CONFIG, plotlyText, renderChips } from "./ui.js";
 
@@ -85,10 +85,10 @@ async function init() {
   text.addEventListener("input", later);
   for (const name of ["threshold", "max_patch_length", "patch_size"]) $(name).addEventListener("input", later);
   try {
-    const { defaults } = await models();
-    $("threshold").value = String(defaults.threshold);
-    if (defaults.max_patch_length) $("max_patch_length").value = String(defaults.max_patch_length);
-    $("patch_size").value = String(defaults.patch_size ?? 4);
+    const { defaults } = await loadedModel();
+    $("threshold").placeholder = `default ${fmt(defaults.threshold, 3)}`;
+    $("max_patch_length").placeholder = defaults.max_patch_length ? `default ${defaults.max_patch_length}` : "none";
+    $("patch_size").placeholder = `default ${defaults.patch_size}`;
   } catch (err) {
     showError(err);
   }

@@ -1,6 +1,6 @@
 // Explore: entropies come from POST /api/entropy once per text; every control re-patches them
 // in the browser with patching.js (the server's rule), so the threshold slider is instant.
-import { clearError, fetchJSON, models, showError } from "./api.js";
+import { clearError, fetchJSON, loadedModel, showError } from "./api.js";
 import { exampleButtons, EXAMPLES } from "./examples.js";
 import { patchBytes } from "./patching.js";
 import {
@@ -132,7 +132,7 @@ async function init() {
   text.addEventListener("input", debounce(analyze, 250));
   for (const control of [mode, threshold, maxPatchLength, patchSize]) control.addEventListener("input", repatch);
   try {
-    const info = await models();
+    const info = await loadedModel();
     mode.replaceChildren(...info.modes.map((m) => el("option", { value: m, textContent: m })));
     mode.value = info.defaults.mode;
     threshold.value = String(info.defaults.threshold);

@@ -26,8 +26,8 @@ function figureRow(figure) {
   }
   const downloads = figure.formats.map((format) =>
     el("a", { href: figureUrl(figure.name, format), download: `${figure.name}.${format}`, textContent: format }));
-  return el("tr", {}, el("td", { textContent: figure.title }),
-    el("td", { textContent: figure.source_files.join(", ") }), links(...views), links(...downloads));
+  const data = figure.source_files.map((file) => el("a", { href: `/data/${encodeURIComponent(file)}`, textContent: file }));
+  return el("tr", {}, el("td", { textContent: figure.title }), links(...data), links(...views), links(...downloads));
 }
 
 function size(bytes) {
@@ -35,7 +35,8 @@ function size(bytes) {
 }
 
 function fileRow(file) {
-  return el("tr", {}, el("td", { textContent: file.name }), el("td", { textContent: file.kind }),
+  return el("tr", {}, el("td", { textContent: file.folder ? `${file.folder}/${file.name}` : file.name }),
+    el("td", { textContent: file.kind }),
     el("td", { textContent: size(file.bytes) }),
     links(el("a", { href: file.url, target: "_blank", rel: "noopener", textContent: "view" }),
       el("a", { href: file.url, download: file.name.split("/").pop(), textContent: "download" })));

@@ -1,7 +1,7 @@
 // Generate: POST /api/generate/stream and read the server-sent events with fetch() (EventSource
 // cannot POST). Each byte event extends the current patch chip or opens a new one, and the
 // entropy trace grows; Stop aborts the request, which stops generation on the server.
-import { ApiError, clearError, models, postStream, showError } from "./api.js";
+import { ApiError, clearError, loadedModel, postStream, showError } from "./api.js";
 import { baseLayout, CHIP_COLORS, el, fmt, numberOrNull, PATCH_COLORS, PLOT_CONFIG, visible } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -59,6 +59,7 @@ class Run {
   constructor() {
     this.bytes = 0;
     this.patches = 0;
+    this.globalSteps = 0;
     this.chip = null;
     this.started = performance.now();
     this.pending = { x: [], y: [], color: [], custom: [] };
@@ -74,7 +75,7 @@ class Run {
     showState("streaming");
   }
 
-  byte({ i, text, entropy, starts_patch: startsPatch }) {
+  byte({ i, text, entropy, starts_patch: startsPatch, global_step: globalStep }) {
     if (startsPatch || !this.chip) {
       this.chip = el("span", { className: `chip p${this.patches % CHIP_COLORS}` });
       this.patches += 1;
@@ -82,6 +83,7 @@ class Run {
     }
     this.chip.textContent += visible(text);
     this.bytes += 1;
+    this.globalSteps += Number(globalStep);
     const patch = this.patches - 1;
     this.pending.x.push(i);
     this.pending.y.push(entropy);
@@ -98,8 +100,8 @@ class Run {
     Plotly.extendTraces(plot, { x: [x], y: [y], "marker.color": [color], customdata: [custom] }, [0]);
     this.pending = { x: [], y: [], color: [], custom: [] };
     const seconds = (performance.now() - this.started) / 1000;
-    showStats({ new_bytes: this.bytes, bytes_per_s: this.bytes / seconds, global_steps: this.patches,
-      global_step_share: this.patches / this.bytes });
+    showStats({ new_bytes: this.bytes, bytes_per_s: this.bytes / seconds, global_steps: this.globalSteps,
+      global_step_share: this.globalSteps / this.bytes });
   }
 }
 
@@ -115,6 +117,21 @@ function showState(state) {
   document.body.dataset.state = state;   // read by the browser tests
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** POST the stream request; a 429 (the model is busy, e.g. still freeing a generation that was
+ * just stopped) is retried a few times after a short wait, as the server's message asks. */
+async function startStream(body, signal) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await postStream("/api/generate/stream", body, signal);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 429) || attempt === 5) throw err;
+      await sleep(200 * attempt);
+    }
+  }
+}
+
 async function generate(event) {
   event.preventDefault();
   clearError();
@@ -123,13 +140,13 @@ async function generate(event) {
   stopButton.disabled = false;
   const run = new Run();
   try {
-    const response = await postStream("/api/generate/stream", requestBody(), controller.signal);
+    const response = await startStream(requestBody(), controller.signal);
     for await (const { event: name, data } of events(response)) {
       if (name === "byte") run.byte(data);
       else if (name === "error") throw new ApiError(null, data.error_type, data.error);
       else if (name === "done") {
         run.flush();
-        showStats(data);
+        showStats(data.stats);
         showState(data.stop_reason);
       }
     }
@@ -151,11 +168,11 @@ async function init() {
   form.addEventListener("submit", generate);
   stopButton.addEventListener("click", () => controller?.abort());
   try {
-    const info = await models();
+    const info = await loadedModel();
     $("mode").replaceChildren(...info.modes.map((m) => el("option", { value: m, textContent: m })));
     $("mode").value = info.defaults.mode;
-    $("threshold").value = String(info.defaults.threshold);
-    if (info.defaults.max_patch_length) $("max_patch_length").value = String(info.defaults.max_patch_length);
+    $("threshold").placeholder = `default ${fmt(info.defaults.threshold, 3)}`;
+    $("max_patch_length").placeholder = info.defaults.max_patch_length ? `default ${info.defaults.max_patch_length}` : "none";
     $("max_new_bytes").max = String(info.limits.max_new_bytes);
   } catch (err) {
     showError(err);

@@ -10,8 +10,7 @@ function sourceLine(figure) {
   const line = el("p", { className: "muted" }, "Data: ");
   figure.source_files.forEach((file, i) => {
     if (i) line.append(", ");
-    const name = file.split("/").pop();
-    line.append(el("a", { href: `/data/${encodeURIComponent(name)}`, textContent: file }));
+    line.append(el("a", { href: `/data/${encodeURIComponent(file)}`, textContent: file }));
   });
   line.append(" · ", el("a", { href: figureUrl(figure.name, "json"), textContent: "figure JSON" }));
   return line;

@@ -1,0 +1,70 @@
+"""Browser tests: Debian's Chromium (never a downloaded browser) driven by Playwright against the
+real app served by werkzeug on a free loopback port, with the shipped model on CPU."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 800}
+# Used only while the app sends no Content-Security-Policy of its own, so the pages are always
+# tested under a strict one (no inline or eval'd script).
+STRICT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+              "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+@pytest.fixture(scope="session")
+def server():
+    """Base URL of the app on 127.0.0.1 with the shipped model."""
+    from werkzeug.serving import make_server
+
+    from app import create_app, settings
+
+    headers = dict(settings.DEFAULTS["SECURITY_HEADERS"])
+    headers.setdefault("Content-Security-Policy", STRICT_CSP)
+    app = create_app({"MODEL": str(Path(__file__).resolve().parents[2] / "models" / "blt-studio"), "DEVICE": "cpu",
+                      "SECURITY_HEADERS": headers})
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium (make setup-test installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class ConsoleLog(list):
+    """Console errors, page errors and failed requests seen by a page."""
+
+    def attach(self, page):
+        page.on("console", lambda m: self.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: self.append(f"request failed: {r.url} {r.failure}")
+                if "aborted" not in (r.failure or "").lower() else None)
+        return self
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page (own context, so downloads and storage don't leak) whose console errors are
+    collected in `page.errors`."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=server, accept_downloads=True)
+    page = context.new_page()
+    page.errors = ConsoleLog().attach(page)
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
