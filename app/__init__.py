@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import api, errors, export, files, pages, settings
+from . import api, errors, files, pages, settings
 from .jsonio import FiniteJSONProvider
 from .models import ModelHolder, Slots
 
@@ -31,7 +31,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(files.bp)
-    app.cli.add_command(export.command)
+    from .export import command as export_command   # here, so `python -m app.export` imports it once
+    app.cli.add_command(export_command)
 
     @app.after_request
     def security_headers(response):

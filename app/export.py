@@ -1,4 +1,5 @@
-"""Write every figure of plot_data/ as offline HTML (plotly.js inlined), Plotly JSON and PNG.
+"""Write every figure of plot_data/ as offline HTML (plotly.js inlined), Plotly JSON and PNG:
+<name>.html, <name>.plotly.json, <name>.png.
 
     python -m app.export --out exports/            # or: flask --app app export --out exports/
     python -m app.export --formats html json --json
@@ -39,7 +40,7 @@ def export(out: Path, plot_dir: Path, formats: tuple[str, ...] = figures.FORMATS
         if "html" in formats:
             written.append(_write(out / f"{name}.html", figures.to_html(fig)))
         if "json" in formats:
-            written.append(_write(out / f"{name}.json", fig.to_json()))
+            written.append(_write(out / f"{name}.plotly.json", fig.to_json()))   # not to shadow plot_data's
         if "png" in formats and png_skipped is None:
             png_jobs.append((fig, out / f"{name}.png"))
     if png_jobs:

@@ -92,7 +92,7 @@ class ModelHolder:
     def describe(self) -> dict:
         """What /healthz and /api/models say about the model; never blocks."""
         info = {"name": self.name or "default model", "loaded": self.loaded is not None, "state": self.state, "error": self.error,
-                "generations_running": self.generation.in_use}
+                "generations_running": self.generation.in_use, "torch_threads": torch.get_num_threads()}
         if self.loaded is not None:
             model = self.loaded.model
             cfg = model.config

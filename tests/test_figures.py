@@ -65,10 +65,11 @@ def test_html_is_a_full_offline_page():
 def test_export_html_and_json_without_chromium(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(figures, "chromium_path", lambda: None)
     assert export.main(["--out", str(tmp_path), "--plot-data", str(PLOT_DATA)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.{ext}" for n in SHIPPED for ext in ("html", "json"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.{ext}" for n in SHIPPED
+                                                                for ext in ("html", "plotly.json"))
     err = capsys.readouterr().err
     assert "PNG not written" in err and "apt-get install chromium" in err
-    assert json.loads((tmp_path / "languages.json").read_text())["data"]
+    assert json.loads((tmp_path / "languages.plotly.json").read_text())["data"]
 
 
 def test_png_endpoint_without_chromium_is_a_clear_503(monkeypatch):
