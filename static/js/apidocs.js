@@ -57,6 +57,8 @@ async function init() {
     $("api-toc").replaceChildren(...ops.map(({ id, section }) =>
       el("a", { href: `#${id}`, textContent: section.querySelector("h2").textContent })));
     $("api-endpoints").replaceChildren(...ops.map((o) => o.section));
+    // the sections exist only now, after the browser tried to scroll to the URL's #fragment
+    if (location.hash) document.getElementById(decodeURIComponent(location.hash.slice(1)))?.scrollIntoView();
   } catch (err) {
     showError(err);
   }

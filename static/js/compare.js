@@ -17,9 +17,9 @@ async function compare() {
     if (value !== null) body[name] = value;
   }
   try {
-    const { modes } = await fetchJSON("/api/compare", { body, signal: inflight.signal });
+    const { text: compared, modes } = await fetchJSON("/api/compare", { body, signal: inflight.signal });
     clearError();
-    const bytes = [...new TextEncoder().encode(text.value)];
+    const bytes = [...new TextEncoder().encode(compared)];
     $("modes").replaceChildren(...Object.entries(modes).map(([mode, result]) => modePanel(mode, result, bytes)));
   } catch (err) {
     if (err.name !== "AbortError") showError(err);

@@ -23,7 +23,7 @@ function options() {
     mode: mode.value,
     threshold: Number(threshold.value),
     maxPatchLength: numberOrNull(maxPatchLength),
-    patchSize: numberOrNull(patchSize) ?? 1,
+    patchSize: numberOrNull(patchSize),
   };
 }
 
@@ -32,10 +32,11 @@ async function analyze() {
   inflight = new AbortController();
   try {
     analysis = await fetchJSON("/api/entropy", { body: { text: text.value }, signal: inflight.signal });
-    clearError();
     repatch();
   } catch (err) {
-    if (err.name !== "AbortError") showError(err);
+    if (err.name === "AbortError") return;
+    analysis = null;      // so moving a control does not redraw the previous text under the error
+    showError(err);
   }
 }
 
@@ -46,7 +47,15 @@ function repatch() {
   patchSize.disabled = opts.mode !== "static";
   if (!analysis) return;
   const { bytes, entropies } = analysis;
-  const { patches, patchIds } = patchBytes(bytes, entropies, opts);
+  let patched;
+  try {
+    patched = patchBytes(bytes, entropies, opts);
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  clearError();
+  const { patches, patchIds } = patched;
   document.body.dataset.patches = String(patches.length);   // read by the browser tests
   drawStats(bytes.length, patches);
   drawEntropy(opts, patches, patchIds);
@@ -68,7 +77,7 @@ function drawStats(n, patches) {
 function drawEntropy(opts, patches, patchIds) {
   const { bytes, entropies, chars } = analysis;
   const x = bytes.map((_, i) => i);
-  const custom = bytes.map((b, i) => [plotlyText(JSON.stringify(chars[i])), hex(b), patchIds[i]]);
+  const custom = bytes.map((b, i) => [plotlyText(`“${chars[i]}”`), hex(b), patchIds[i]]);
   const traces = [{
     type: "scatter", mode: "lines+markers", name: "entropy", x, y: entropies, customdata: custom,
     line: { color: "#9aa3b5", width: 1 },
@@ -115,7 +124,7 @@ function drawHistogram(patches) {
 }
 
 function drawCurl(opts) {
-  const body = { text: text.value, mode: opts.mode };
+  const body = { text: analysis.text, mode: opts.mode };
   if (opts.mode.startsWith("entropy")) body.threshold = opts.threshold;
   if (opts.mode === "static") body.patch_size = opts.patchSize;
   if (opts.maxPatchLength !== null) body.max_patch_length = opts.maxPatchLength;

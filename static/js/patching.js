@@ -42,7 +42,12 @@ export function startMask(mode, T, opts) {
   if (mode.startsWith("entropy") && !Number.isFinite(opts.threshold)) {
     throw new Error(`mode ${mode} needs a finite threshold`);
   }
-  if (mode === "static" && !(opts.patchSize >= 1)) throw new Error("static patching needs patchSize >= 1");
+  if (mode === "static" && !(Number.isInteger(opts.patchSize) && opts.patchSize >= 1)) {
+    throw new Error(`static patching needs a patch size >= 1, found ${opts.patchSize}`);
+  }
+  if (maxPatchLength !== null && !(Number.isInteger(maxPatchLength) && maxPatchLength >= 1)) {
+    throw new Error(`max patch length must be an integer >= 1 or none, found ${maxPatchLength}`);
+  }
   const mask = new Array(T + 1);
   let lastStart = 0;
   for (let p = 0; p <= T; p++) {

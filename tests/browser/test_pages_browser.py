@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import torch
 from blt_core.config import PATCHING_MODES
 from blt_core.patching import start_mask
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "docs" / "screenshots"
+TEMPLATES = REPO / "templates"
 
 
 def plot(selector: str) -> str:
@@ -43,6 +46,8 @@ def test_explore_renders_and_repatches_like_the_api(page):
     assert page.locator("#model-badge").inner_text().startswith("blt-studio")
     assert page.locator("#chips .chip").count() == patch_count(page)
     text = page.input_value("#text")
+    api_calls = []
+    page.on("request", lambda r: api_calls.append(r.url) if "/api/" in r.url else None)
     counts = {}
     for threshold in ("0.50", "2.50"):
         page.fill("#threshold", threshold)
@@ -53,6 +58,7 @@ def test_explore_renders_and_repatches_like_the_api(page):
         assert api.ok, api.text()
         assert api.json()["stats"]["patches"] == counts[threshold], threshold
     assert counts["0.50"] > counts["2.50"]
+    assert api_calls == [], "moving the threshold must not call the server"
     assert page.inner_text("#stat-patches") == str(counts["2.50"])
     screenshot(page, "explore")
     assert page.errors == []
@@ -94,15 +100,50 @@ def test_js_patching_rule_equals_start_mask(page):
                                                                for e in c["entropies"])
 
 
+TEXTS = ["The river was quiet that morning.", "def f(x):\n    return x ** 2\n", "今天天气很好 🍕🚀 naïve café"]
+
+
+def test_byte_patches_in_the_browser_equal_the_api(page):
+    """patchBytes (what Explore draws) on /api/entropy's entropies gives /api/patch's patches,
+    for every mode, with and without max_patch_length, on ASCII, code and multi-byte text."""
+    page.goto("/")
+    for text in TEXTS:
+        analysis = page.request.post("/api/entropy", data={"text": text}).json()
+        for mode in ("entropy", "entropy_monotonic", "static", "space"):
+            for threshold, max_patch_length in ((0.5, None), (1.5, 3), (2.5, None)):
+                body = {"text": text, "mode": mode, "threshold": threshold, "patch_size": 3}
+                if max_patch_length:
+                    body["max_patch_length"] = max_patch_length
+                api = page.request.post("/api/patch", data=body).json()
+                got = page.evaluate("""async ([analysis, body]) => {
+                    const { patchBytes } = await import("/static/js/patching.js");
+                    const { patches, patchIds } = patchBytes(analysis.bytes, analysis.entropies, {
+                        mode: body.mode, threshold: body.threshold, patchSize: body.patch_size,
+                        maxPatchLength: body.max_patch_length ?? null });
+                    return { starts: patches.map((p) => p.start), lengths: patches.map((p) => p.length), patchIds };
+                }""", [analysis, body])
+                assert got == {"starts": api["patch_starts"], "lengths": api["patch_lengths"],
+                               "patchIds": api["patch_ids"]}, body
+
+
 def test_user_text_is_never_html(page):
     open_explore(page)
     payload = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
     page.fill("#text", payload)
     page.wait_for_function("() => document.getElementById('chips').textContent.includes('<img')")
     page.hover(plot("#entropy-plot"))
+    assert_inert(page)
+    page.goto("/compare")
+    page.fill("#text", payload)
+    page.wait_for_function("() => document.getElementById('modes').textContent.includes('<img')")
+    assert_inert(page)
+    assert page.errors == []
+
+
+def assert_inert(page):
+    """The payload was shown as text: nothing ran, no element was made from it."""
     assert page.evaluate("window.__xss") is None
     assert page.locator("main img, main script").count() == 0
-    assert page.errors == []
 
 
 def test_generation_streams_and_stops(page):
@@ -146,8 +187,22 @@ def test_page_loads_without_errors(page, path, name, ready):
     if name == "compare":
         assert page.locator("#modes article").count() >= 4
         assert page.locator("#languages-table tbody tr").count() > 5
+    if name == "api":      # every page's "JSON twin" link lands on its endpoint's section
+        anchors = {a for t in TEMPLATES.glob("*.html") for a in re.findall(r'href="/api#([\w-]+)"', t.read_text())}
+        assert len(anchors) >= 8
+        for anchor in anchors:
+            assert page.locator(f"section#{anchor}").count() == 1, anchor
     screenshot(page, name)
     assert page.errors == []
+
+
+def test_badge_says_random_weights_for_an_untrained_model(page):
+    models = page.request.get("/api/models").json()
+    models["model"].update(trained=False, name="random:blt-tiny")
+    page.route("**/api/models", lambda route: route.fulfill(json=models))
+    page.goto("/figures")
+    page.wait_for_function("() => document.getElementById('model-badge').textContent.includes('random weights')")
+    assert page.inner_text("#model-badge").startswith("random:blt-tiny · random weights")
 
 
 def test_figures_page_downloads_a_file(page):
