@@ -141,12 +141,19 @@ def save_byte_lm(model, directory) -> None:
 
 
 def load_byte_lm(path, device=None, dtype=None):
-    """A BltPatcher-format checkpoint (see save_byte_lm) -> EntropyModel."""
+    """A BltPatcher-format checkpoint (see save_byte_lm) -> EntropyModel; given a whole BLT
+    checkpoint, its entropy model (so experiments can reuse a shipped model's patcher)."""
     from .config import _stack_from_hf
     from .entropy import EntropyModel
     directory = resolve(path)
     try:
         d = json.loads((directory / "config.json").read_text())
+        if d.get("model_type") == "blt":
+            from .blt import BLT
+            entropy = BLT.from_pretrained(directory, device=device, dtype=dtype).entropy_model
+            if entropy is None:
+                raise ValueError("this BLT checkpoint has no entropy model")
+            return entropy.eval()
         cfg = _stack_from_hf(d, 10000.0, "byte LM config")
     except (OSError, json.JSONDecodeError, ValueError) as err:
         raise CheckpointError(f"{directory / 'config.json'}: {err}") from None
