@@ -14,13 +14,30 @@ function exampleOf(media) {
   return media.schema?.example ?? media.schema?.examples?.[0];
 }
 
+/** JSON indented by 2, with arrays of plain values kept on one line (per-byte lists stay short). */
+function pretty(value) {
+  return JSON.stringify(value, null, 2)
+    .replace(/\[\n\s+([^[\]{}]*?)\n\s*\]/g, (_, items) => `[${items.split(/,\n\s*/).join(", ")}]`);
+}
+
 function exampleBlock(content) {
   if (!content) return el("p", { className: "muted", textContent: "no body" });
   const [type, media] = Object.entries(content)[0];
   const example = exampleOf(media);
   if (example === undefined) return el("p", { className: "muted", textContent: type });
-  const shown = typeof example === "string" ? example : JSON.stringify(example, null, 2);
+  const shown = typeof example === "string" ? example : pretty(example);
   return el("div", {}, el("small", { className: "muted", textContent: type }), el("pre", { textContent: shown }));
+}
+
+function curl(path, method, op) {
+  const example = exampleOf(op.requestBody?.content?.["application/json"]);
+  const url = `${location.origin}${path.replace(/\{(\w+)\}/g, (_, name) => {
+    const param = op.parameters?.find((p) => p.name === name);
+    return param?.example ?? param?.schema?.example ?? `<${name}>`;
+  })}`;
+  if (example === undefined) return `curl -s '${url}'`;
+  const body = JSON.stringify(example).replace(/'/g, "'\\''");
+  return `curl -s -X ${method.toUpperCase()} '${url}' -H 'Content-Type: application/json' -d '${body}'`;
 }
 
 function parameters(op) {
@@ -39,7 +56,8 @@ function operation(path, method, op) {
       el("code", { textContent: path })),
     op.summary ? el("p", { textContent: op.summary }) : null,
     op.description ? el("p", { className: "muted", textContent: op.description }) : null,
-    parameters(op));
+    parameters(op),
+    el("pre", { className: "curl", textContent: curl(path, method, op) }));
   if (op.requestBody) section.append(el("h3", { textContent: "Request" }), exampleBlock(op.requestBody.content));
   for (const [status, response] of Object.entries(op.responses ?? {})) {
     section.append(el("h3", { textContent: `Response ${status}` }),
