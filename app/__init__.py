@@ -24,8 +24,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_REQUEST_BYTES"]
     app.extensions["blt_model"] = ModelHolder(
         app.config["MODEL"], app.config["DEVICE"],
-        generation=Slots(app.config["GENERATION_SLOTS"], 0, "generations"),
-        analysis=Slots(app.config["ANALYSIS_SLOTS"], app.config["ANALYSIS_WAIT_S"], "analyses"))
+        generation=Slots(app.config["GENERATION_SLOTS"], 0, "generation"),
+        analysis=Slots(app.config["ANALYSIS_SLOTS"], app.config["ANALYSIS_WAIT_S"], "analysis"))
 
     errors.register(app)
     app.register_blueprint(pages.bp)

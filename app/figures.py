@@ -44,7 +44,8 @@ def _command_note(sources: list[dict]) -> str:
 
 def _layout(fig: go.Figure, title: str, sources: list[dict], **axes) -> go.Figure:
     fig.update_layout(title=title, template="plotly_white", hovermode="closest", legend_title_text="",
-                      meta={"source": sorted({s.get("source", "") for s in sources}), "command": _command_note(sources)},
+                      meta={"source": sorted({s.get("source", "") for s in sources}),
+                            "command": _command_note(sources)},
                       **axes)
     return fig
 

@@ -31,7 +31,7 @@ class Generation:
         self.t0 = time.perf_counter()
         self._stream = model.stream(prompt, **patching, **sampling)
         try:
-            self._first = next(self._stream)      # the prefill; blt_core checks lengths here
+            self._first = next(self._stream)      # prefill and first byte; blt_core checks lengths here
         except ValueError as err:
             self.close()
             raise validation(str(err)) from None
@@ -55,8 +55,8 @@ class Generation:
         except Exception as err:
             log.exception("generation failed")
             oom = isinstance(err, torch.OutOfMemoryError)
-            yield "error", {"error": "the model ran out of memory" if oom else f"generation failed: {type(err).__name__}",
-                            "error_type": "out_of_memory" if oom else "internal"}
+            message = "the model ran out of memory" if oom else f"generation failed: {type(err).__name__}"
+            yield "error", {"error": message, "error_type": "out_of_memory" if oom else "internal"}
         finally:
             self.close()
 

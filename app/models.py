@@ -35,7 +35,7 @@ class Slots:
     def acquire(self) -> None:
         acquired = self._sem.acquire(timeout=self.wait_s) if self.wait_s > 0 else self._sem.acquire(blocking=False)
         if not acquired:
-            raise ApiError(429, "overloaded", f"Model is overloaded: {self.size} {self.what} already running; "
+            raise ApiError(429, "overloaded", f"Model is overloaded: all {self.size} {self.what} slots are busy; "
                                               "retry shortly")
         with self._lock:
             self.in_use += 1
@@ -91,8 +91,9 @@ class ModelHolder:
 
     def describe(self) -> dict:
         """What /healthz and /api/models say about the model; never blocks."""
-        info = {"name": self.name or "default model", "loaded": self.loaded is not None, "state": self.state, "error": self.error,
-                "generations_running": self.generation.in_use, "torch_threads": torch.get_num_threads()}
+        info = {"name": self.name or "default model", "loaded": self.loaded is not None, "state": self.state,
+                "error": self.error, "generations_running": self.generation.in_use,
+                "torch_threads": torch.get_num_threads()}
         if self.loaded is not None:
             model = self.loaded.model
             cfg = model.config

@@ -4,16 +4,13 @@ model (models/blt-studio) on CPU, shortened where marked.
 """
 from __future__ import annotations
 
+from .reports import patch_stats
+
 TEXT = "Hello, BLT!"
 BYTES = [72, 101, 108, 108, 111, 44, 32, 66, 76, 84, 33]
 ENTROPIES = [2.4292, 1.5907, 1.0765, 0.8451, 1.7276, 0.5334, 3.5003, 2.5952, 2.8357, 3.0787, 2.093]
 BYTE_TABLE = {"bytes": BYTES, "chars": list(TEXT), "char_index": list(range(len(TEXT)))}
 LENGTHS, STARTS = [1, 4, 2, 1, 1, 1, 1], [0, 1, 5, 7, 8, 9, 10]
-
-
-def _stats(lengths: list[int]) -> dict:
-    from .reports import patch_stats
-    return patch_stats(lengths)
 
 
 ERROR_TYPES = ["validation", "invalid_json", "not_found", "method_not_allowed", "payload_too_large",
@@ -28,8 +25,8 @@ ERROR_EXAMPLES = {
                                      "error_type": "unsupported_media_type"}),
     "422": ("A field is invalid", {"error": "threshold must be a finite number, found inf",
                                    "error_type": "validation"}),
-    "429": ("Every slot is busy (Retry-After: 1)", {"error": "Model is overloaded: 1 generations already running; "
-                                                             "retry shortly", "error_type": "overloaded"}),
+    "429": ("Every slot is busy (Retry-After: 1)", {"error": "Model is overloaded: all 1 generation slots are "
+                                                             "busy; retry shortly", "error_type": "overloaded"}),
     "404": ("No such resource", {"error": "no data file named 'nope.json'", "error_type": "not_found"}),
     "503": ("The model could not be loaded", {"error": "the model is unavailable: models/missing could not be "
                                                        "loaded on cpu: CheckpointError: ...",
@@ -44,7 +41,7 @@ PATCH_RESPONSE = {
     "patch_ids": [0, 1, 1, 1, 1, 2, 2, 3, 4, 5, 6],
     "patches": [{"index": j, "start": s, "length": n, "text": TEXT[s:s + n]}
                 for j, (s, n) in enumerate(zip(STARTS, LENGTHS))],
-    "stats": _stats(LENGTHS),
+    "stats": patch_stats(LENGTHS),
 }
 GENERATE_REQUEST = {"prompt": "The patch", "max_new_bytes": 12, "temperature": 0.8, "top_p": 0.95, "seed": 1,
                     "stop": ["\n\n"]}
@@ -65,6 +62,7 @@ SSE_EXAMPLE = ('event: byte\ndata: {"i":0,"byte":32,"text":" ","entropy":2.9143,
                f'"global_step_share":0.3333}},"stop_reason":"max_new_bytes"}}\n\n')
 MODEL_INFO = {
     "name": "models/blt-studio", "loaded": True, "state": "ready", "error": None, "generations_running": 0,
+    "torch_threads": 2,
     "trained": True, "device": "cpu", "dtype": "float32", "params": 7147776, "default_threshold": 1.5930800437927246,
     "config": {"patching_mode": "entropy", "patching_threshold": 1.5930800437927246, "patch_size": 4,
                "max_patch_length": None, "cross_attn_k": 2, "encoder_pooling": "cross_attention",
@@ -149,11 +147,12 @@ def document() -> dict:
                 "One text under every patching mode (one entropy-model pass)",
                 request={"text": TEXT, "threshold": 1.5930800437927246}, errors=MODEL_ERRORS,
                 ok={"text": TEXT, "modes": {
-                    "entropy": {"patch_lengths": LENGTHS, "patch_starts": STARTS, "stats": _stats(LENGTHS)},
+                    "entropy": {"patch_lengths": LENGTHS, "patch_starts": STARTS, "stats": patch_stats(LENGTHS)},
                     "entropy_monotonic": {"patch_lengths": [1, 6, 4], "patch_starts": [0, 1, 7],
-                                          "stats": _stats([1, 6, 4])},
-                    "static": {"patch_lengths": [4, 4, 3], "patch_starts": [0, 4, 8], "stats": _stats([4, 4, 3])},
-                    "space": {"patch_lengths": [6, 1, 4], "patch_starts": [0, 6, 7], "stats": _stats([6, 1, 4])}}})},
+                                          "stats": patch_stats([1, 6, 4])},
+                    "static": {"patch_lengths": [4, 4, 3], "patch_starts": [0, 4, 8], "stats": patch_stats([4, 4, 3])},
+                    "space": {"patch_lengths": [6, 1, 4], "patch_starts": [0, 6, 7],
+                              "stats": patch_stats([6, 1, 4])}}})},
             "/api/generate": {"post": _op(
                 "Generate bytes from a prompt (one response when done)", request=GENERATE_REQUEST,
                 ok=GENERATE_RESPONSE, errors=MODEL_ERRORS,

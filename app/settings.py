@@ -46,8 +46,6 @@ def _from_env(key: str, default):
         return default
     if isinstance(default, tuple):
         return tuple(float(x) for x in raw.split(","))
-    if isinstance(default, bool):
-        return raw.lower() in ("1", "true", "yes")
     if isinstance(default, (int, float)):
         return type(default)(raw)
     return raw or None
