@@ -3,7 +3,9 @@
 package, so nothing comes from a CDN and no front-end build step exists."""
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import re
 from importlib.metadata import version
 from pathlib import Path
@@ -73,6 +75,21 @@ def plotly_stylesheets() -> dict[str, str]:
     if source.count('createElement("style")') != len(sheets):
         raise RuntimeError(f"plotly.js {PLOTLY_VERSION} creates <style> elements this module does not know")
     return sheets
+
+
+@functools.cache
+def plotly_csp_style_src() -> str:
+    """The Content-Security-Policy `style-src` value plotly.js needs once its stylesheets are files:
+    'self', plus the hashes of the fixed style attributes it writes for its pseudo-HTML text (the
+    <sup> of a log axis's 10^15 label, <b>, <i>, ...), allowed by 'unsafe-hashes' and no other
+    inline style."""
+    source = PLOTLY_JS.read_text(encoding="utf-8")
+    tag_styles = re.search(r'\{sup:"font-size:70%"[^}]*\}', source)
+    if tag_styles is None:
+        raise RuntimeError(f"plotly.js {PLOTLY_VERSION}: its pseudo-HTML tag styles were not found")
+    values = sorted(set(re.findall(r':"([^"]*)"', tag_styles[0])))
+    hashes = [base64.b64encode(hashlib.sha256(v.encode()).digest()).decode() for v in values]
+    return " ".join(["'self'", "'unsafe-hashes'", *(f"'sha256-{h}'" for h in hashes)])
 
 
 @bp.get("/static/vendor/plotly-css/<sheet_id>.css")

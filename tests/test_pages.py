@@ -2,12 +2,15 @@
 scripts, handlers or styles; nothing from other origins), and plotly.js served from the package."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from pathlib import Path
 
 import pytest
 
 from app import create_app
+from app.pages import plotly_csp_style_src
 
 PAGES = {"/": "Explore", "/generate": "Generate", "/compare": "Compare", "/scaling": "Scaling",
          "/figures": "Figures", "/api": "API"}
@@ -83,3 +86,11 @@ def test_every_page_module_and_its_imports_are_served(client):
         response = client.get(f"/static/js/{module}")
         assert response.status_code == 200, module
         assert response.mimetype in ("text/javascript", "application/javascript"), module
+
+
+def test_csp_style_src_allows_only_plotly_fixed_style_attributes():
+    """What a CSP needs for plotly.js's <sup>/<b>/<i> labels: exact hashes, no 'unsafe-inline'."""
+    style_src = plotly_csp_style_src().split()
+    sup = base64.b64encode(hashlib.sha256(b"font-size:70%").digest()).decode()
+    assert style_src[:2] == ["'self'", "'unsafe-hashes'"] and f"'sha256-{sup}'" in style_src
+    assert "'unsafe-inline'" not in style_src and all(s.startswith("'sha256-") for s in style_src[2:])

@@ -18,7 +18,8 @@ function sourceLine(figure) {
 
 async function init() {
   try {
-    const figures = (await fetchJSON("/api/figures")).filter((f) => WANTED.includes(f.name));
+    const figures = (await fetchJSON("/api/figures")).filter((f) => WANTED.includes(f.name))
+      .sort((a, b) => WANTED.indexOf(a.name) - WANTED.indexOf(b.name));
     if (!figures.length) {
       container.append(el("p", { className: "panel", textContent:
         "No scaling or threshold-sweep data in plot_data/ yet: these figures appear once the experiments have run." }));

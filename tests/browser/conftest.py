@@ -11,10 +11,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
-# Used only while the app sends no Content-Security-Policy of its own, so the pages are always
-# tested under a strict one (no inline or eval'd script).
-STRICT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-              "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +19,15 @@ def server():
     from werkzeug.serving import make_server
 
     from app import create_app, settings
+    from app.pages import plotly_csp_style_src
 
+    # A strict policy (no inline or eval'd script, inline style only as plotly.js's fixed hashes),
+    # used only while the app sends no Content-Security-Policy of its own.
+    strict_csp = (f"default-src 'self'; script-src 'self'; style-src {plotly_csp_style_src()}; "
+                  "img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                  "frame-ancestors 'none'")
     headers = dict(settings.DEFAULTS["SECURITY_HEADERS"])
-    headers.setdefault("Content-Security-Policy", STRICT_CSP)
+    headers.setdefault("Content-Security-Policy", strict_csp)
     app = create_app({"MODEL": str(Path(__file__).resolve().parents[2] / "models" / "blt-studio"), "DEVICE": "cpu",
                       "SECURITY_HEADERS": headers})
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
