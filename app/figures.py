@@ -111,20 +111,34 @@ def training_curves(sources: list[dict]) -> go.Figure:
 
 def scaling(sources: list[dict]) -> go.Figure:
     """Held-out bits per byte against training FLOPs, one line per model family."""
-    rows = [r for data in sources for r in data["rows"]]
+    rows = [{**r, "hardware": data.get("hardware")} for data in sources for r in data["rows"]]
     family = lambda r: "byte transformer" if r["kind"] == "bytes" else f"BLT-{r['patching_mode']}"
     fields = [("run", ""), ("preset", ""), ("bytes per patch", ":.2f"), ("inference FLOPs/byte", ":.3s"),
-              ("steps", ""), ("run dir", "")]
+              ("steps", ""), ("run dir", ""), ("hardware", "")]
     fig = go.Figure()
     for name in dict.fromkeys(map(family, rows)):
         part = sorted((r for r in rows if family(r) == name), key=lambda r: r["train_flops"])
         fig.add_scatter(x=[r["train_flops"] for r in part], y=[r["heldout_bpb"] for r in part],
                         mode="lines+markers", name=name, hovertemplate=_hover(fields),
                         customdata=[[r.get("label"), r.get("preset"), r.get("mean_patch_bytes"),
-                                     r.get("inference_flops_per_byte"), r.get("steps"), r.get("run_dir")]
-                                    for r in part])
+                                     r.get("inference_flops_per_byte"), r.get("steps"), r.get("run_dir"),
+                                     r["hardware"]] for r in part])
     return _layout(fig, "Scaling: BLT patching schemes and the byte-level transformer", sources,
                    xaxis_title="training FLOPs", xaxis_type="log", yaxis_title="held-out bits per byte")
+
+
+def pooling(sources: list[dict]) -> go.Figure:
+    """The pooling ablation: held-out bits per byte of each pooling at equal training FLOPs."""
+    rows = [{**r, "hardware": data.get("hardware")} for data in sources for r in data["rows"]]
+    fields = [("run", ""), ("bytes per patch", ":.2f"), ("training FLOPs", ":.3s"), ("inference FLOPs/byte", ":.3s"),
+              ("steps", ""), ("run dir", ""), ("hardware", "")]
+    fig = go.Figure(go.Bar(
+        x=[r["label"] for r in rows], y=[r["heldout_bpb"] for r in rows], name="held-out bits per byte",
+        hovertemplate=_hover(fields),
+        customdata=[[r["label"], r.get("mean_patch_bytes"), r.get("train_flops"), r.get("inference_flops_per_byte"),
+                     r.get("steps"), r.get("run_dir"), r["hardware"]] for r in rows]))
+    return _layout(fig, "Pooling ablation: max pooling + cross-attention against mean pooling", sources,
+                   xaxis_title="encoder pooling", yaxis_title="held-out bits per byte")
 
 
 SPECS = {spec.name: spec for spec in (
@@ -132,6 +146,7 @@ SPECS = {spec.name: spec for spec in (
     FigureSpec("languages", "Bytes per patch across languages", "languages.json", languages),
     FigureSpec("training_curves", "Training curves of the shipped models", "shipped_training.json", training_curves),
     FigureSpec("scaling", "Scaling of patching schemes", "scaling*.json", scaling),
+    FigureSpec("pooling", "Pooling ablation", "pooling*.json", pooling),
 )}
 
 
