@@ -7,6 +7,8 @@ to the activation dtype, RoPE rotating adjacent pairs (x[2i], x[2i+1]), not the 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -113,8 +115,31 @@ class Attention(nn.Module):
             k, v = cache.write(pos, k, v)                                  # (B, Hkv, length, D)
         elif cache is not None:
             cache.fill(k, v)
-        y = attend(q, k, v, mask, is_causal=mask is None and pos is None)
+        if isinstance(mask, SlidingWindow):
+            y = windowed_attend(q, k, v, mask.size)
+        else:
+            y = attend(q, k, v, mask, is_causal=mask is None and pos is None)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
+
+
+@dataclass(frozen=True)
+class SlidingWindow:
+    """Marks causal attention within `size` positions, computed block by block (`windowed_attend`)."""
+    size: int
+
+
+def windowed_attend(q, k, v, window: int, block: int = 256):
+    """Causal sliding-window attention of q, k, v (B, H, T, D), exact: each block of `block`
+    queries attends only to the keys its window can reach, so the cost is O(T (window + block))
+    instead of the O(T^2) of one dense masked call."""
+    T = q.shape[2]
+    out = []
+    for s in range(0, T, block):
+        e = min(T, s + block)
+        lo = max(0, s - window + 1)                                      # first key any query here sees
+        mask = causal_mask(e - s, e - lo, window, q.device)
+        out.append(attend(q[:, :, s:e], k[:, :, lo:e], v[:, :, lo:e], mask, is_causal=mask is None))
+    return torch.cat(out, dim=2)                                         # (B, H, T, D)
 
 
 def attend(q, k, v, mask=None, is_causal=False):
@@ -167,7 +192,9 @@ class Stack(nn.Module):
         filled when given."""
         T = x.shape[1]
         cos, sin = self.rope(T, x.device, x.dtype)
-        mask = causal_mask(T, T, self.cfg.sliding_window, x.device)
+        window = self.cfg.sliding_window
+        # beyond the window, attend block by block (linear in T) instead of one T x T mask
+        mask = SlidingWindow(window) if window is not None and T > window else causal_mask(T, T, window, x.device)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, mask, None if caches is None else caches[i])
         return x
