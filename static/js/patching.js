@@ -4,7 +4,7 @@
 // Comparisons are made in float32 (Math.fround), as torch does with float32 entropies.
 
 const OFFSET = 4;   // byte b has id b + 4; ids 0..3 are special (BOS is 1)
-export const BOS_ID = 1;
+const BOS_ID = 1;
 
 function isSpaceLike(id) {
   const b = id - OFFSET;

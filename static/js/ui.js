@@ -55,7 +55,7 @@ export function hex(b) {
   return `0x${b.toString(16).padStart(2, "0")}`;
 }
 
-/** Call fn at most once per `ms` after the last call. */
+/** Call fn once, `ms` after the last of a burst of calls. */
 export function debounce(fn, ms) {
   let timer = null;
   return (...args) => {

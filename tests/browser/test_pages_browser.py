@@ -45,6 +45,7 @@ def test_explore_renders_and_repatches_like_the_api(page):
     open_explore(page)
     assert page.locator("#model-badge").inner_text().startswith("blt-studio")
     assert page.locator("#chips .chip").count() == patch_count(page)
+    page.select_option("#mode", "entropy")
     text = page.input_value("#text")
     api_calls = []
     page.on("request", lambda r: api_calls.append(r.url) if "/api/" in r.url else None)
