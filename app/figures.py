@@ -141,12 +141,44 @@ def pooling(sources: list[dict]) -> go.Figure:
                    xaxis_title="encoder pooling", yaxis_title="held-out bits per byte")
 
 
+def _param_count(text: str) -> float:
+    return float(text[:-1]) * {"M": 1e6, "B": 1e9}[text[-1]]
+
+
+def paper_reference(sources: list[dict]) -> go.Figure:
+    """The paper's reference points: Table 1 (8B, FLOP-matched) average score against bytes per
+    patch, and Table 2 (parameters that fit a fixed inference budget), with their provenance."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("8B models, FLOP-matched (Table 1)",
+                                                        "parameters at a fixed inference budget (Table 2)"))
+    data = sources[0]
+    rows = data["rows"]
+    fig.add_scatter(x=[r["bytes_per_patch"] for r in rows], y=[r["avg_score"] for r in rows],
+                    mode="markers+text", text=[r["model"] for r in rows], textposition="top center",
+                    name="Table 1", hovertemplate=_hover([("model", ""), ("training data", ""), ("source", "")]),
+                    customdata=[[r["model"], r["training_data"], r["table"]] for r in rows], row=1, col=1)
+    budgets = data["fixed_inference_budget"]
+    for model in budgets[0]["params"]:
+        fig.add_bar(x=[f"{b['inference_flops_per_byte']:.1e} FLOPs/byte" for b in budgets],
+                    y=[_param_count(b["params"][model]) for b in budgets], name=model,
+                    hovertemplate=_hover([("model", ""), ("parameters", ""), ("compute-optimal data", ""),
+                                          ("source", "")]),
+                    customdata=[[model, b["params"][model], b["compute_optimal_bytes"], b["table"]] for b in budgets],
+                    row=1, col=2)
+    fig.update_xaxes(title_text="bytes per patch (per token for Llama 3)", row=1, col=1)
+    fig.update_yaxes(title_text="average task score", row=1, col=1)
+    fig.update_yaxes(title_text="parameters", type="log", row=1, col=2)
+    fig.add_annotation(text=data["provenance"], xref="paper", yref="paper", x=0, y=-0.28, showarrow=False,
+                       align="left", font_size=10)
+    return _layout(fig, "The paper's reference points (arXiv 2412.09871)", sources)
+
+
 SPECS = {spec.name: spec for spec in (
     FigureSpec("threshold_sweep", "Threshold sweep", "threshold_sweep*.json", threshold_sweep),
     FigureSpec("languages", "Bytes per patch across languages", "languages.json", languages),
     FigureSpec("training_curves", "Training curves of the shipped models", "shipped_training.json", training_curves),
     FigureSpec("scaling", "Scaling of patching schemes", "scaling*.json", scaling),
     FigureSpec("pooling", "Pooling ablation", "pooling*.json", pooling),
+    FigureSpec("paper_reference", "The paper's reference points", "paper_reference.json", paper_reference),
 )}
 
 

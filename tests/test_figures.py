@@ -35,7 +35,10 @@ def test_figure_builds_with_run_details_in_hover(name):
     fig = figures.build(name, PLOT_DATA)
     traces = [t for t in fig.data if len(t.x)]
     assert traces and all(t.hovertemplate and t.customdata is not None for t in traces)
-    assert fig.layout.meta["command"].startswith("python -m blt_core.experiments")
+    if name == "paper_reference":       # transcribed, not computed: the paper is the source
+        assert "arXiv 2412.09871" in " ".join(fig.layout.meta["source"])
+    else:
+        assert fig.layout.meta["command"].startswith("python -m blt_core.experiments")
     assert pio.from_json(fig.to_json()).to_dict()["data"]                 # round-trips as Plotly JSON
 
 
