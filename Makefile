@@ -1,4 +1,4 @@
-# BLT Studio: `make run` sets up and runs the main job, `make test` sets up and runs every test.
+# BLT Studio: `make run` sets up and serves the web app, `make test` sets up and runs every test.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -22,7 +22,8 @@ setup-test: setup
 	  $$S apt-get update -q && $$S apt-get install -y -q --no-install-recommends chromium; }
 
 run: setup
-	$(BIN)/python -m blt_core demo
+	@echo "BLT Studio: http://127.0.0.1:$${PORT:-8000}  (model: $${BLT_MODEL:-models/blt-studio}; Ctrl-C stops)"
+	$(BIN)/gunicorn -c gunicorn.conf.py "app:create_app()"
 
 test: setup-test
 	$(BIN)/python -m pytest -q
