@@ -102,11 +102,16 @@ def number(low: float, high: float, low_open: bool = False) -> Checker:
     def check(name, value):
         if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
             raise validation(f"{name} must be a number, found {_kind(value)}")
+        try:
+            value = float(value)          # a JSON integer may be too large for a float (10**400)
+        except OverflowError:
+            raise validation(f"{name} must be a finite number, found an integer of {len(str(value))} digits") \
+                from None
         if not math.isfinite(value):
             raise validation(f"{name} must be a finite number, found {value}")
         if not (low < value if low_open else low <= value) or value > high:
             raise validation(f"{name} must be in {'(' if low_open else '['}{low}, {high}], found {value}")
-        return float(value)
+        return value
     return check
 
 
