@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, request
 
 from blt_core.patching import patches_from_mask
 
-from . import figures, jsonio, openapi, reports, validation as v
+from . import figures, jsonio, openapi, reports, security, validation as v
 from .errors import ApiError, not_found
 from .generation import Generation
 from .models import ModelHolder, display_name
@@ -214,7 +214,9 @@ def figure(name):
     if fmt == "json":
         return Response(fig.to_json(), mimetype="application/json")
     if fmt == "html":
-        return Response(figures.to_html(fig), mimetype="text/html")
+        html = figures.to_html(fig)
+        return Response(html, mimetype="text/html",
+                        headers={"Content-Security-Policy": security.figure_policy(html.encode())})
     try:
         return Response(figures.cached_png(name, fig, _plot_dir()), mimetype="image/png")
     except figures.PngUnavailable as err:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, send_file, url_for
 
+from . import security
 from .errors import not_found
 
 bp = Blueprint("files", __name__)
@@ -49,7 +50,10 @@ def serve(name: str, endpoint: str):
     path = resolve(name, endpoint)
     if path is None:
         raise not_found(f"no {KINDS[endpoint][0]} file named {name!r}")
-    return send_file(path, mimetype=KINDS[endpoint][1][path.suffix.lower()], max_age=60)
+    response = send_file(path, mimetype=KINDS[endpoint][1][path.suffix.lower()], max_age=60)
+    response.headers["Content-Security-Policy"] = (security.figure_file_policy(path) if endpoint == "visualization"
+                                                   else security.STORED_FILE_POLICY)
+    return response
 
 
 @bp.get("/api/visualizations")

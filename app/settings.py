@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .security import PAGE_POLICY
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULTS = {
@@ -30,8 +32,9 @@ DEFAULTS = {
     "ANALYSIS_WAIT_S": 1.0,         # how long an analysis request waits for a slot before 429
     "PLOT_DATA_DIR": str(REPO_ROOT / "plot_data"),
     "EXPORT_DIR": str(REPO_ROOT / "exports"),
-    # Sent with every response; issue #6 adds the Content-Security-Policy here.
+    # Sent with every response; the stored-file and figure endpoints send their own policy (security.py).
     "SECURITY_HEADERS": {
+        "Content-Security-Policy": PAGE_POLICY,
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "same-origin",

@@ -1,0 +1,55 @@
+"""Content-Security-Policy of BLT Studio, one per kind of document the app sends.
+
+- Pages (and every other response by default): scripts only from this server (plotly.js is
+  served locally, the pages' JS are modules in static/, no inline script); styles from this
+  server plus the hashes of the fixed style attributes plotly.js writes (see
+  `pages.plotly_csp_style_src`); no framing.
+- Stored files (/images/, /data/): no script at all and a sandbox, so an SVG or HTML-looking
+  data file opened directly cannot run anything as this origin.
+- Offline figure HTML (/visualizations/, /api/figures/<name>?format=html): plotly.js and the
+  plot call are inline, so the policy allows exactly those scripts by their SHA-256 hashes (read
+  from the document itself, nothing else inline runs), plotly's injected <style> elements by
+  'unsafe-inline' (styles only), no network at all, and a sandbox (an opaque origin: the
+  document cannot read this server's API or storage even if a script did run).
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import re
+from pathlib import Path
+
+from .pages import plotly_csp_style_src
+
+NO_FRAMING = "frame-ancestors 'none'"
+
+PAGE_POLICY = "; ".join([
+    "default-src 'self'", "script-src 'self'", f"style-src {plotly_csp_style_src()}",
+    "img-src 'self' data: blob:", "object-src 'none'", "base-uri 'none'", "form-action 'self'", NO_FRAMING])
+
+STORED_FILE_POLICY = "; ".join(["default-src 'none'", "img-src 'self' data:", "style-src 'unsafe-inline'",
+                                "sandbox", NO_FRAMING])
+
+INLINE_SCRIPT = re.compile(rb"<script\b[^>]*>(.*?)</script\s*>", re.DOTALL | re.IGNORECASE)
+
+
+def figure_policy(html: bytes) -> str:
+    """The policy of one offline figure document: its own inline scripts, by hash."""
+    hashes = sorted({base64.b64encode(hashlib.sha256(body.replace(b"\r\n", b"\n")).digest()).decode()
+                     for body in INLINE_SCRIPT.findall(html)})
+    return "; ".join([
+        "default-src 'none'", "script-src " + (" ".join(f"'sha256-{h}'" for h in hashes) or "'none'"),
+        "style-src 'unsafe-inline'", "img-src data: blob:", "base-uri 'none'",
+        "form-action 'none'", "sandbox allow-scripts allow-downloads", NO_FRAMING])
+
+
+def figure_file_policy(path: Path) -> str:
+    """figure_policy of a stored file, recomputed only when the file changes."""
+    stat = path.stat()
+    return _cached_file_policy(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_file_policy(path: str, mtime_ns: int, size: int) -> str:
+    return figure_policy(Path(path).read_bytes())
