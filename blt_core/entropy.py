@@ -3,9 +3,11 @@
 `entropies(ids)[b, t]` is H_t = -sum_v p(v | ids[b, :t+1]) ln p(v | ...), in nats: the model's
 uncertainty about byte t+1 after reading bytes 0..t (transformers' `BltPatcher` entropies).
 
-Long inputs: a sequence longer than the model's `max_seq_len` is processed in overlapping
-chunks; every position after the first chunk is computed with at least `max_seq_len // 2` bytes
-of left context (RoPE is relative, so chunks restart at position 0). Rows never interact: a row
+Long inputs: a model with a sliding window reads any length in one pass (its attention is
+block by block, linear in the length, exactly as generation reads it). A model without one
+processes a sequence longer than its `max_seq_len` in overlapping chunks; every position after
+the first chunk is computed with at least `max_seq_len // 2` bytes of left context (RoPE is
+relative, so chunks restart at position 0). Rows never interact: a row
 gives the same entropies alone or inside any batch, and right padding cannot reach real bytes
 because attention is causal.
 """
@@ -33,10 +35,10 @@ class EntropyModel(Stack):
     @torch.no_grad()
     def entropies(self, ids: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """ids (B, T) -> entropies (B, T) in nats, float32. chunk: positions per forward pass
-        (default the model's max_seq_len)."""
+        of a model without a sliding window (default its max_seq_len)."""
         chunk = chunk or self.cfg.max_seq_len
         T = ids.shape[1]
-        if T <= chunk:
+        if T <= chunk or self.cfg.sliding_window is not None:
             return entropy_of_logits(self(ids))
         context = chunk // 2
         out = torch.empty(ids.shape, dtype=torch.float32, device=ids.device)

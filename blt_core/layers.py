@@ -128,7 +128,7 @@ class SlidingWindow:
     size: int
 
 
-def windowed_attend(q, k, v, window: int, block: int = 256):
+def windowed_attend(q, k, v, window: int, block: int = 128):
     """Causal sliding-window attention of q, k, v (B, H, T, D), exact: each block of `block`
     queries attends only to the keys its window can reach, so the cost is O(T (window + block))
     instead of the O(T^2) of one dense masked call."""

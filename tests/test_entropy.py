@@ -2,6 +2,7 @@ import torch
 
 from blt_core import StackConfig
 from blt_core.entropy import EntropyModel, entropy_of_logits
+from blt_core.layers import causal_mask
 
 
 def model(window=None, max_seq_len=64, seed=0):
@@ -34,15 +35,22 @@ def test_right_padding_does_not_leak():
     torch.testing.assert_close(m.entropies(other)[:, :30], m.entropies(row), atol=1e-5, rtol=0)
 
 
-def test_long_input_is_chunked_with_context():
-    """With a sliding window of 8 and 2 layers, a position sees at most 14 bytes back, fewer than
-    the 32 bytes of context each chunk keeps, so chunking must equal one full pass."""
+def test_windowed_model_reads_long_input_in_one_exact_pass():
+    """A sliding-window model reads past its max_seq_len in one block-wise pass: equal to one
+    dense pass under the window mask, and to chunks that keep enough context (2 layers of
+    window 8 see at most 14 bytes back)."""
     m = model(window=8, max_seq_len=64)
     ids = torch.randint(4, 260, (2, 300))
-    full = entropy_of_logits(m(ids))
-    chunked = m.entropies(ids)
-    assert chunked.shape == (2, 300)
-    torch.testing.assert_close(chunked, full, atol=1e-5, rtol=0)
+    out = m.entropies(ids)
+    assert out.shape == (2, 300)
+    with torch.no_grad():
+        x = m.embed_tokens(ids)
+        cos, sin = m.rope(300, x.device, x.dtype)
+        for layer in m.layers:
+            x = layer(x, cos, sin, causal_mask(300, 300, 8, x.device))
+        dense = entropy_of_logits(m.lm_head(m.norm(x)))
+    torch.testing.assert_close(out, dense, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[:, 200:], entropy_of_logits(m(ids[:, 180:]))[:, 20:], atol=1e-5, rtol=0)
 
 
 def test_long_input_without_window_keeps_first_chunk_exact():
