@@ -180,10 +180,10 @@ def _plot_dir() -> Path:
 
 
 def _language_rows() -> list[dict]:
-    path = _plot_dir() / "languages.json"
-    if not path.is_file():
+    found = figures.data_files(_plot_dir(), "languages.json")
+    if not found:
         raise not_found("plot_data/languages.json does not exist yet")
-    return json.loads(path.read_text())["rows"]
+    return json.loads(found[0].read_text())["rows"]
 
 
 @bp.get("/api/languages")

@@ -182,8 +182,15 @@ SPECS = {spec.name: spec for spec in (
 )}
 
 
+def data_files(plot_dir: Path, pattern: str) -> list[Path]:
+    """The files of plot_dir matching pattern whose resolved path stays in plot_dir (a symlink
+    out of the folder is skipped, as the file endpoints refuse it)."""
+    root = Path(plot_dir).resolve()
+    return sorted(f for f in Path(plot_dir).glob(pattern) if f.resolve().parent == root and f.is_file())
+
+
 def source_files(spec: FigureSpec, plot_dir: Path) -> list[Path]:
-    return sorted(Path(plot_dir).glob(spec.pattern))
+    return data_files(plot_dir, spec.pattern)
 
 
 def available(plot_dir: Path) -> list[dict]:
