@@ -9,7 +9,8 @@ from app import security
 
 # Every CSP violation the page reports, as "<directive> <blocked uri>".
 RECORD_VIOLATIONS = """window.__csp = [];
-document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));"""
+document.addEventListener("securitypolicyviolation",
+                          (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));"""
 
 
 @pytest.fixture
