@@ -42,7 +42,7 @@ def json_body() -> dict:
     except ValueError as err:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {err}") from None
     if not isinstance(body, dict):
-        raise validation(f"request body must be a JSON object, found {type(body).__name__}")
+        raise validation(f"request body must be a JSON object, found {_kind(body)}")
     return body
 
 
@@ -142,7 +142,7 @@ def _is_int(value) -> bool:
 
 def _kind(value) -> str:
     return {bool: "a boolean", str: "a string", list: "a list", dict: "an object",
-            float: "a number", int: "an integer"}.get(type(value), type(value).__name__)
+            float: "a number", int: "an integer", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def short(value) -> str:
