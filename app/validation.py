@@ -13,6 +13,7 @@ import re
 from typing import Any, Callable
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import ApiError, validation
 
@@ -32,7 +33,9 @@ def json_body() -> dict:
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type",
                        f"Content-Type must be application/json, found {request.mimetype or 'none'!r}")
-    raw = request.get_data(cache=False)        # over MAX_CONTENT_LENGTH: werkzeug raises 413
+    raw = request.get_data(cache=False)        # over MAX_CONTENT_LENGTH: werkzeug raises 413 ...
+    if request.content_length is None and len(raw) >= (request.max_content_length or math.inf):
+        raise RequestEntityTooLarge()          # ... but cuts a chunked body at the cap without a word
     try:
         body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as err:

@@ -4,9 +4,11 @@ Cases follow text-generation-inference and vLLM: 415 for a body that is not decl
 for one that does not parse, 413 over a size cap, 422 for a field out of its type or range."""
 from __future__ import annotations
 
+import io
 import shutil
 
 import pytest
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from webapp_helpers import REPO, assert_error, make_app
 
@@ -90,6 +92,18 @@ BAD_BODIES = {   # id: (body, given the endpoint; status, error_type, the error 
 def test_bad_body(client, case, url):
     make_body, status, error_type, mentions = case
     assert_error(post_raw(client, url, make_body(url)), status, error_type, mentions)
+
+
+@pytest.mark.parametrize("url", ENDPOINTS)
+def test_chunked_body_over_the_request_cap(client, url):
+    """No Content-Length (a chunked body, as gunicorn passes it on): werkzeug stops reading at
+    the cap; the body must be refused, not parsed cut short."""
+    data = (body_of(url, f'"{"a" * MAX_TEXT_BYTES}"') + " " * MAX_REQUEST_BYTES).encode()
+    environ = EnvironBuilder(path=url, method="POST", input_stream=io.BytesIO(data), content_type="application/json",
+                             environ_overrides={"wsgi.input_terminated": True}).get_environ()
+    del environ["CONTENT_LENGTH"]
+    response = client.application.response_class(*run_wsgi_app(client.application, environ))
+    assert_error(response, 413, "payload_too_large", f"larger than the limit of {MAX_REQUEST_BYTES} bytes")
 
 
 @pytest.mark.parametrize("url", ["/api/entropy", "/api/patch", "/api/compare"])
