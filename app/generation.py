@@ -29,8 +29,9 @@ class Generation:
         self._slot.acquire()
         self.closed = False
         self.t0 = time.perf_counter()
-        self._stream = model.stream(prompt, **patching, **sampling)
+        self._stream = None
         try:
+            self._stream = model.stream(prompt, **patching, **sampling)   # checks the sampling options
             self._first = next(self._stream)      # prefill and first byte; blt_core checks lengths here
         except ValueError as err:
             self.close()
@@ -72,5 +73,6 @@ class Generation:
         """Stop generating and free the slot (idempotent)."""
         if not self.closed:
             self.closed = True
-            self._stream.close()
+            if self._stream is not None:
+                self._stream.close()
             self._slot.release()

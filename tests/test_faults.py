@@ -128,6 +128,21 @@ def test_out_of_memory_at_prefill_is_503_then_served(app, client, model, monkeyp
     assert_still_serving(app, client)
 
 
+@pytest.mark.parametrize("error, status, error_type", [
+    (ValueError("temperature must be a number in [0, 100]"), 422, "validation"),
+    (torch.cuda.OutOfMemoryError("CUDA out of memory"), 503, "out_of_memory")])
+def test_generation_refused_before_it_starts_frees_its_slot(app, client, model, monkeypatch, error, status,
+                                                            error_type):
+    """blt_core checks sampling options when the stream is made, before any byte (e.g. an
+    operator's BLT_MAX_TEMPERATURE above blt_core's own limit)."""
+    def refuse(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(model, "stream", refuse)
+    assert_error(client.post("/api/generate", json={"prompt": "hello"}), status, error_type)
+    monkeypatch.undo()
+    assert_still_serving(app, client)
+
+
 def test_out_of_memory_mid_generation(app, client, model, monkeypatch):
     monkeypatch.setattr(model, "stream", stream_failing_after(model, 3))
     assert_error(client.post("/api/generate", json={"prompt": "hello"}), 503, "out_of_memory", "ran out of memory")
