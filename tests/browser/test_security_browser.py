@@ -34,7 +34,7 @@ def assert_clean(page):
     ("/compare", graph("#languages-plot")),
     ("/scaling", graph("#scaling-figures div")),
     ("/figures", graph("#figure-preview")),
-])
+], ids=["explore", "compare", "scaling", "figures"])
 def test_pages_draw_graphs_under_the_app_policy(page, path, ready):
     response = page.goto(path)
     assert response.headers["content-security-policy"] == security.PAGE_POLICY
