@@ -133,11 +133,13 @@ def windowed_attend(q, k, v, window: int, block: int = 128):
     queries attends only to the keys its window can reach, so the cost is O(T (window + block))
     instead of the O(T^2) of one dense masked call."""
     T = q.shape[2]
-    out = []
+    out, masks = [], {}                                                  # interior blocks share one mask
     for s in range(0, T, block):
         e = min(T, s + block)
         lo = max(0, s - window + 1)                                      # first key any query here sees
-        mask = causal_mask(e - s, e - lo, window, q.device)
+        if (e - s, e - lo) not in masks:
+            masks[e - s, e - lo] = causal_mask(e - s, e - lo, window, q.device)
+        mask = masks[e - s, e - lo]
         out.append(attend(q[:, :, s:e], k[:, :, lo:e], v[:, :, lo:e], mask, is_causal=mask is None))
     return torch.cat(out, dim=2)                                         # (B, H, T, D)
 

@@ -18,18 +18,10 @@ def server():
     """Base URL of the app on 127.0.0.1 with the shipped model."""
     from werkzeug.serving import make_server
 
-    from app import create_app, settings
-    from app.pages import plotly_csp_style_src
+    from app import create_app
 
-    # A strict policy (no inline or eval'd script, inline style only as plotly.js's fixed hashes),
-    # used only while the app sends no Content-Security-Policy of its own.
-    strict_csp = (f"default-src 'self'; script-src 'self'; style-src {plotly_csp_style_src()}; "
-                  "img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; "
-                  "frame-ancestors 'none'")
-    headers = dict(settings.DEFAULTS["SECURITY_HEADERS"])
-    headers.setdefault("Content-Security-Policy", strict_csp)
-    app = create_app({"MODEL": str(Path(__file__).resolve().parents[2] / "models" / "blt-studio"), "DEVICE": "cpu",
-                      "SECURITY_HEADERS": headers})
+    # the app's own security headers, strict Content-Security-Policy included (app/security.py)
+    app = create_app({"MODEL": str(Path(__file__).resolve().parents[2] / "models" / "blt-studio"), "DEVICE": "cpu"})
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

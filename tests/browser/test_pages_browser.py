@@ -1,12 +1,15 @@
 """Every page in headless Chromium: loads without console errors, draws its Plotly graphs, and
 behaves as users see it (instant re-patching that matches the API, streamed generation with Stop,
-downloads, no XSS). Screenshots go to docs/screenshots/<page>.png."""
+downloads, no XSS). Screenshots go to $BLT_SCREENSHOTS/<page>.png (default: a temporary folder;
+`BLT_SCREENSHOTS=docs/screenshots` refreshes the README's)."""
 from __future__ import annotations
 
 import json
 import math
 import random
+import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from blt_core.config import PATCHING_MODES
 from blt_core.patching import start_mask
 
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("BLT_SCREENSHOTS") or Path(tempfile.gettempdir()) / "blt-studio-screenshots")
 TEMPLATES = REPO / "templates"
 
 
