@@ -4,7 +4,8 @@
 
 One worker because the model lives in process memory (each worker would load its own copy) and
 generation is serialised by the app anyway (others get a fast 429). The app is not preloaded, so
-the master never imports torch's CUDA state; the worker loads the model on its first request.
+the master never imports torch's CUDA state; the worker starts loading the model as it starts, in
+a background thread (post_worker_init below).
 """
 import ctypes
 import os
@@ -33,3 +34,9 @@ try:
     ctypes.CDLL("libc.so.6").mallopt(-8, 2)     # M_ARENA_MAX = -8
 except (OSError, AttributeError):
     pass
+
+
+def post_worker_init(worker):
+    """Load the model in the worker (never in the master) as soon as it starts, in the background:
+    requests are served meanwhile, and /healthz reports ready or degraded without a first request."""
+    worker.wsgi.extensions["blt_model"].load_in_background()

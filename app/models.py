@@ -76,6 +76,16 @@ class ModelHolder:
             raise ApiError(503, "model_unavailable", f"the model is unavailable: {self.error}")
         return self.loaded
 
+    def load_in_background(self) -> None:
+        """Start loading now in a daemon thread (a server's worker calls this at start), so
+        /healthz says ready or degraded without waiting for a first model request."""
+        def load():
+            try:
+                self.get()
+            except ApiError:
+                pass                    # recorded in state and error: /healthz reports it
+        threading.Thread(target=load, name="model-load", daemon=True).start()
+
     def _load(self) -> None:
         self.state = "loading"
         device = pick_device(self.requested_device)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 import torch
@@ -70,6 +71,20 @@ def test_broken_model_degrades_with_the_reason(tmp_path, fault):
     assert models.json["defaults"] is None and models.json["limits"]["max_text_bytes"] > 0
     for url in STORED:
         assert client.get(url).status_code == 200, url
+
+
+def test_background_load_reports_a_broken_model_without_a_request(tmp_path):
+    """What a server's worker does at start (gunicorn.conf.py): /healthz turns degraded with the
+    reason while no model request has been made."""
+    app = make_app(MODEL=str(tmp_path / "no-such-model"))
+    client = app.test_client()
+    app.extensions["blt_model"].load_in_background()
+    for _ in range(100):
+        health = client.get("/healthz").json
+        if health["status"] not in ("not_loaded", "loading"):
+            break
+        time.sleep(0.05)
+    assert health["status"] == "degraded" and "does not exist" in health["model"]["error"]
 
 
 # ---------------------------------------------------------------------------------- out of memory

@@ -72,7 +72,12 @@ def server(tmp_path_factory):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"gunicorn did not come up: {log.read_text()[-2000:]}")
                 time.sleep(0.2)
-        assert status == 200 and body["status"] == "not_loaded"      # the worker loads lazily
+        # the worker (never the master) starts loading at boot, in the background: no request needed
+        assert status == 200 and body["status"] in ("loading", "ok"), body
+        while body["status"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            body = request(port, "GET", "/healthz", timeout=2)[1]
+        assert body["status"] == "ok" and body["model"]["loaded"], body
         yield port
     finally:
         proc.terminate()
