@@ -51,20 +51,27 @@ def _layout(fig: go.Figure, title: str, sources: list[dict], **axes) -> go.Figur
 
 
 def threshold_sweep(sources: list[dict]) -> go.Figure:
-    """Held-out bits per byte against mean patch size, one line per sweep file."""
+    """Held-out bits per byte, and inference FLOPs per byte where the run recorded them, against
+    mean patch size: one line per sweep file."""
     fields = [("run", ""), ("threshold (nats)", ":.3f"), ("target B/patch", ""), ("steps", ""),
-              ("training FLOPs", ":.3s"), ("wall s", ""), ("run dir", "")]
-    fig = go.Figure()
-    for data in sources:
+              ("training FLOPs", ":.3s"), ("inference FLOPs/byte", ":.3s"), ("run dir", "")]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("quality", "inference cost"))
+    for k, data in enumerate(sources):
         rows = sorted(data["rows"], key=lambda r: r["mean_patch_bytes"])
         name = f"{rows[0].get('preset', '')} {rows[0].get('patching_mode', '')}".strip() if rows else "sweep"
-        fig.add_scatter(
-            x=[r["mean_patch_bytes"] for r in rows], y=[r["heldout_bpb"] for r in rows], mode="lines+markers",
-            name=name, hovertemplate=_hover(fields),
-            customdata=[[r.get("label"), r.get("threshold"), r.get("target_patch_bytes"), r.get("steps"),
-                         r.get("train_flops"), r.get("wall_s"), r.get("run_dir")] for r in rows])
-    return _layout(fig, "Threshold sweep: quality against patch size", sources,
-                   xaxis_title="mean bytes per patch", yaxis_title="held-out bits per byte")
+        color = pio.templates["plotly_white"].layout.colorway[k % 10]
+        for col, key in ((1, "heldout_bpb"), (2, "inference_flops_per_byte")):
+            part = [r for r in rows if r.get(key) is not None]
+            fig.add_scatter(
+                x=[r["mean_patch_bytes"] for r in part], y=[r[key] for r in part], mode="lines+markers",
+                name=name, legendgroup=name, showlegend=col == 1, line_color=color, hovertemplate=_hover(fields),
+                customdata=[[r.get("label"), r.get("threshold"), r.get("target_patch_bytes"), r.get("steps"),
+                             r.get("train_flops"), r.get("inference_flops_per_byte"), r.get("run_dir")]
+                            for r in part], row=1, col=col)
+    fig.update_xaxes(title_text="mean bytes per patch")
+    fig.update_yaxes(title_text="held-out bits per byte", row=1, col=1)
+    fig.update_yaxes(title_text="inference FLOPs per byte", row=1, col=2)
+    return _layout(fig, "Threshold sweep: quality and inference cost against patch size", sources)
 
 
 def languages(sources: list[dict]) -> go.Figure:
