@@ -15,22 +15,83 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cuda_timing import median_replay_ms  # noqa: E402
 from blt_core import BLT, preset  # noqa: E402
-from blt_core.fast_step import GreedyGraph  # noqa: E402
+from blt_core.fast_step import GreedyGraph, _capture, compiled  # noqa: E402
 from blt_core.generate import IncrementalBLT  # noqa: E402
 from blt_core.sampling import SamplingParams, sample_next  # noqa: E402
+
+
+def _p_entropy(inc, nxt, H):
+    H.copy_(inc._entropy_part(nxt))
+
+
+def _p_encoder(inc, nxt):
+    inc._encoder_part(nxt)
+
+
+def _p_global(inc, g):
+    g.copy_(inc._global_part())
+
+
+def _p_commit(inc, nxt, H, g):
+    inc._decide(H, nxt)
+    inc._commit_patch(g)
+
+
+def _p_decoder(inc):
+    inc._decoder_part()
+
+
+@torch.no_grad()
+def parts(model, ids, params, steps, length, kernels=False):
+    """Each part of a speculative greedy byte compiled and captured as its own graph; median
+    replay time of each, and the top kernels of each (profiled without graphs)."""
+    inc = IncrementalBLT(model, 1, length, compile=True, kernels=kernels)
+    inc.prefill(ids, torch.tensor([ids.shape[1]], device="cuda"))
+    nxt = torch.full((1,), 70, device="cuda")
+    H = torch.zeros(1, device="cuda")
+    g = torch.zeros(1, 1, model.config.global_model.dim, device="cuda", dtype=torch.bfloat16)
+    ent, enc, glob, commit, dec = compiled((_p_entropy, _p_encoder, _p_global, _p_commit, _p_decoder))
+    fns = {"sample": lambda: nxt.copy_(sample_next(inc.logits, None, params, None)),
+           "entropy (side stream)": lambda: ent(inc, nxt, H), "encoder": lambda: enc(inc, nxt),
+           "global": lambda: glob(inc, g), "decide+commit": lambda: commit(inc, nxt, H, g),
+           "decoder": lambda: dec(inc)}
+    pool, rows = torch.cuda.graph_pool_handle(), []
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        graph = _capture(fn, pool)
+        ms = median_replay_ms(graph, steps)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            fn()
+            torch.cuda.synchronize()
+        top = sorted(((e.device_time_total, e.count, e.key[:80]) for e in prof.key_averages()
+                      if getattr(e, "device_time_total", 0) > 0), reverse=True)[:12]
+        row = {"part": name, "ms_per_replay": round(ms, 4),
+               "compile_and_capture_s": round(time.perf_counter() - t0, 1),
+               "kernels": sum(c for _, c, _ in top), "top": [[round(t, 1), c, k] for t, c, k in top]}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="blt-1b")
     ap.add_argument("--steps", type=int, default=64)
+    ap.add_argument("--parts", action="store_true", help="only the per-part graphs of a speculative byte")
+    ap.add_argument("--kernels", action="store_true", help="--parts with the fused Triton layer steps")
+    ap.add_argument("--length", type=int, default=1024, help="cache length for --parts (563 bytes round to 1024)")
     args = ap.parse_args()
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = BLT(preset(args.preset)).to(torch.bfloat16).eval()
     ids = torch.tensor([model.tokenizer.encode("Byte Latent Transformer models read raw bytes and ")], device="cuda")
     params = SamplingParams(max_new_bytes=args.steps, stop_at_eos=False)
+    if args.parts:
+        parts(model, ids, params, args.steps, args.length, args.kernels)
+        return
     L = ids.shape[1] + 2 * args.steps + 3 * 20 + 8        # the per-graph timing below advances 20 positions each
 
     for graphs, compiled in ((False, False), (True, False), (True, True)):
