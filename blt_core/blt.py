@@ -168,28 +168,29 @@ class BLT(nn.Module):
         return out
 
     # ------------------------------------------------------------------ generation
-    def generate(self, prompt, *, cuda_graphs=False, compile=False, speculative=False, mode=None, threshold=None,
-                 max_patch_length=None, patch_size=None, **sampling):
+    def generate(self, prompt, *, cuda_graphs=False, compile=False, speculative=False, kernels=False, mode=None,
+                 threshold=None, max_patch_length=None, patch_size=None, **sampling):
         """Generate from a prompt (str or bytes) or a list of prompts (-> list of results).
         Sampling options: see `SamplingParams`; patching options default to the config.
         cuda_graphs / compile: optional fast paths (CUDA graphs of the step, torch.compile of it);
         speculative: greedy decoding as one CUDA graph per byte that always runs the global step
-        (`fast_step.GreedyGraph`): the fastest path when most bytes end a patch."""
+        (`fast_step.GreedyGraph`): the fastest path when most bytes end a patch; kernels: each
+        layer's step as six fused Triton kernels (`decode_kernels`, CUDA)."""
         from .generate import generate
         from .sampling import SamplingParams
         prompts = prompt if isinstance(prompt, list) else [prompt]
         results = generate(self, prompts, SamplingParams(**sampling), cuda_graphs=cuda_graphs, compile=compile,
-                           speculative=speculative, mode=mode, threshold=threshold,
+                           speculative=speculative, kernels=kernels, mode=mode, threshold=threshold,
                            max_patch_length=max_patch_length, patch_size=patch_size)
         return results if isinstance(prompt, list) else results[0]
 
-    def stream(self, prompt, *, cuda_graphs=False, compile=False, speculative=False, mode=None, threshold=None,
-               max_patch_length=None, patch_size=None, **sampling):
+    def stream(self, prompt, *, cuda_graphs=False, compile=False, speculative=False, kernels=False, mode=None,
+               threshold=None, max_patch_length=None, patch_size=None, **sampling):
         """Iterator of ByteEvent (byte, text delta, entropy, starts_patch), then the GenerationResult."""
         from .generate import stream
         from .sampling import SamplingParams
         return stream(self, prompt, SamplingParams(**sampling), cuda_graphs=cuda_graphs, compile=compile,
-                      speculative=speculative, mode=mode, threshold=threshold,
+                      speculative=speculative, kernels=kernels, mode=mode, threshold=threshold,
                       max_patch_length=max_patch_length, patch_size=patch_size)
 
     # ------------------------------------------------------------------ checkpoints

@@ -109,6 +109,10 @@ def main(argv=None) -> int:
     gen.add_argument("--threshold", type=float)
     gen.add_argument("--max-patch-length", type=int)
     gen.add_argument("--cuda-graphs", action="store_true", help="replay CUDA graphs (CUDA only)")
+    gen.add_argument("--compile", action="store_true", help="torch.compile the step parts")
+    gen.add_argument("--speculative", action="store_true",
+                     help="greedy only: one CUDA graph per byte, no host round trip (fastest at short patches)")
+    gen.add_argument("--kernels", action="store_true", help="fused Triton kernels for each layer step (CUDA only)")
     gen.add_argument("--json", action="store_true", help="print the result as JSON at the end")
     info = sub.add_parser("info", help="the model's configuration and size")
     info.add_argument("--json", action="store_true")
@@ -151,7 +155,8 @@ def _generate(loaded, args) -> int:
         if prompt is None:
             raise ValueError("no prompt given: pass it as an argument, '-' for standard input, or --file")
         events = loaded.model.stream(
-            prompt, cuda_graphs=args.cuda_graphs, mode=args.mode, threshold=args.threshold,
+            prompt, cuda_graphs=args.cuda_graphs, compile=args.compile, speculative=args.speculative,
+            kernels=args.kernels, mode=args.mode, threshold=args.threshold,
             max_patch_length=args.max_patch_length, max_new_bytes=args.max_new_bytes,
             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
             repetition_penalty=args.repetition_penalty, seed=args.seed, stop=args.stop)

@@ -24,11 +24,14 @@ the same alone or in any batch. Optional fast paths: `compile=True` runs the thr
 captured CUDA graphs; the eager path is the reference, and tests compare all of them with it.
 Cache lengths are rounded up to multiples of 512 so compiled code and graphs are reused.
 `speculative=True` (greedy only) runs each byte as one CUDA graph that always takes the global
-step and keeps it only where a patch completed (`fast_step.GreedyGraph`).
+step and keeps it only where a patch completed (`fast_step.GreedyGraph`). `kernels=True` runs
+every layer's single-row step (and the decoder's cross-attention) as fused Triton kernels
+(`decode_kernels`), on CUDA.
 """
 from __future__ import annotations
 
 import codecs
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -79,7 +82,7 @@ class IncrementalBLT:
     """Caches and per-row state of B rows being decoded; see the module docstring."""
 
     def __init__(self, model, batch: int, length: int, mode=None, threshold=None, max_patch_length=None,
-                 patch_size=None, cuda_graphs: bool = False, compile: bool = False):
+                 patch_size=None, cuda_graphs: bool = False, compile: bool = False, kernels: bool = False):
         cfg = model.config
         self.model, self.B, self.L = model, batch, length
         self.mode = mode or cfg.patching_mode
@@ -122,6 +125,7 @@ class IncrementalBLT:
         parts = (IncrementalBLT._byte_part, IncrementalBLT._patch_part, IncrementalBLT._decoder_part)
         self.parts = compiled(parts) if compile else parts
         self.graphs = StepGraphs(self) if cuda_graphs and device.type == "cuda" else None
+        self.dk = _decode_kernels(model) if kernels else None
 
     # ------------------------------------------------------------------ prefill
     @torch.no_grad()
@@ -265,19 +269,43 @@ class IncrementalBLT:
         h = self.h
         cos, sin = self.dec.rope(t)
         mask = self.dec.mask(t)
+        window, dk = dec.cfg.sliding_window, self.dk
         for i, layer in enumerate(dec.layers):
             if i < len(dec.cross_attn_layers):
-                h = h + dec.cross_attn_layers[i].attend(h, self.dec_kv[i].k, self.dec_kv[i].v)
-            h = layer(h, cos, sin, mask, self.dec.caches[i], t)
+                cross, k, v = dec.cross_attn_layers[i], self.dec_kv[i].k, self.dec_kv[i].v
+                h = dk.cross_step(cross, h, k, v) if dk else h + cross.attend(h, k, v)
+            if dk:
+                h = dk.block_step(layer, h, t, self.dec.caches[i], self.dec.cos, self.dec.sin, window)
+            else:
+                h = layer(h, cos, sin, mask, self.dec.caches[i], t)
         self.logits.copy_(m.lm_head(dec.norm(h))[:, 0].float())
         self.pos.add_(1)
 
     def _run(self, stepper: _StackStepper, x, pos):
+        if self.dk is not None:
+            window = stepper.stack.cfg.sliding_window
+            for layer, cache in zip(stepper.stack.layers, stepper.caches):
+                x = self.dk.block_step(layer, x, pos, cache, stepper.cos, stepper.sin, window)
+            return x
         cos, sin = stepper.rope(pos)
         mask = stepper.mask(pos)
         for layer, cache in zip(stepper.stack.layers, stepper.caches):
             x = layer(x, cos, sin, mask, cache, pos)
         return x
+
+
+def _decode_kernels(model):
+    """The fused Triton layer steps (decode_kernels.py): CUDA, or Triton's CPU interpreter."""
+    if model.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError("kernels=True needs a CUDA device (fused Triton kernels)")
+    try:
+        from . import decode_kernels
+    except ImportError as e:
+        raise ValueError(f"kernels=True needs Triton, which comes with torch's CUDA builds: {e}") from e
+    cfg = model.config
+    decode_kernels.check_head_dims({"entropy model": cfg.entropy_model, "local encoder": cfg.encoder,
+                                    "global model": cfg.global_model, "local decoder": cfg.decoder})
+    return decode_kernels
 
 
 # ---------------------------------------------------------------------------------- drivers
@@ -320,14 +348,14 @@ def _prepare(model, prompts, params: SamplingParams):
 
 
 def stream_batch(model, prompts: list, params: SamplingParams, cuda_graphs=False, compile=False,
-                 speculative: bool = False, **patching) -> Iterator[list[ByteEvent | None]]:
+                 speculative: bool = False, kernels: bool = False, **patching) -> Iterator[list[ByteEvent | None]]:
     """Yields, for each generated position, one ByteEvent per row (None for a finished row), and
     finally a list of GenerationResult. speculative=True decodes with `fast_step.GreedyGraph`
     (greedy without repetition penalty only): fastest when most bytes end a patch, slower than
     the per-part graphs at a few bytes per patch (bench/README.md)."""
     ids, lengths, length = _prepare(model, prompts, params)
     B = ids.shape[0]
-    inc = IncrementalBLT(model, B, length, cuda_graphs=cuda_graphs, compile=compile, **patching)
+    inc = IncrementalBLT(model, B, length, cuda_graphs=cuda_graphs, compile=compile, kernels=kernels, **patching)
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
     t0 = time.perf_counter()
     inc.prefill(ids, lengths)
@@ -410,17 +438,18 @@ class _RowState:
 
 
 def generate(model, prompts, params: SamplingParams, cuda_graphs=False, compile=False, speculative=False,
-             **patching) -> list[GenerationResult]:
+             kernels=False, **patching) -> list[GenerationResult]:
     """Generate for several prompts at once; rows are independent (see the module docstring)."""
     *_, results = stream_batch(model, prompts, params, cuda_graphs=cuda_graphs, compile=compile,
-                               speculative=speculative, **patching)
+                               speculative=speculative, kernels=kernels, **patching)
     return results
 
 
-def stream(model, prompt, params: SamplingParams, cuda_graphs=False, compile=False, speculative=False, **patching):
+def stream(model, prompt, params: SamplingParams, cuda_graphs=False, compile=False, speculative=False,
+           kernels=False, **patching):
     """One prompt: yields a ByteEvent per generated byte, then the GenerationResult."""
     for events in stream_batch(model, [prompt], params, cuda_graphs=cuda_graphs, compile=compile,
-                               speculative=speculative, **patching):
+                               speculative=speculative, kernels=kernels, **patching):
         if isinstance(events[0], GenerationResult):
             yield events[0]
         elif events[0] is not None:

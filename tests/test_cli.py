@@ -1,5 +1,6 @@
 """`python -m blt_core` as a user runs it: real processes, JSON on stdout, errors on stderr."""
 import json
+import os
 import subprocess
 import sys
 
@@ -69,3 +70,18 @@ def test_generate_json_and_errors(checkpoint):
     assert len(report["entropies"]) <= 12 and report["stop_reason"] in ("max_new_bytes", "eos")
     out = cli("--model", checkpoint, "generate", "Hello", "--top-p", "0")
     assert out.returncode == 2 and b"top_p" in out.stderr
+
+
+def test_generate_fast_path_flags(checkpoint):
+    """--speculative decodes the same greedy bytes as the default path; --kernels on a machine
+    without CUDA is refused with the reason; --speculative with sampling is refused too."""
+    plain = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json")
+    fast = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json", "--speculative")
+    assert plain.returncode == 0 and fast.returncode == 0, fast.stderr
+    assert json.loads(fast.stdout)["text"] == json.loads(plain.stdout)["text"]
+    out = cli("--model", checkpoint, "generate", "Hello", "--speculative", "--temperature", "0.8")
+    assert out.returncode != 0 and b"greedily" in out.stderr
+    if not torch.cuda.is_available():
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        out = cli("--model", checkpoint, "--device", "cpu", "generate", "Hello", "--kernels", env=env)
+        assert out.returncode != 0 and b"needs a CUDA device" in out.stderr

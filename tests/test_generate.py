@@ -129,6 +129,8 @@ def test_cuda_graphs_equal_eager_on_gpu():
         assert [r.bytes for r in graphs] == [r.bytes for r in eager]
         speculative = m.generate(PROMPTS, cuda_graphs=True, speculative=True, **kw)
         assert [r.bytes for r in speculative] == [r.bytes for r in eager]
+        fused = m.generate(PROMPTS, cuda_graphs=True, speculative=True, kernels=True, **kw)
+        assert [r.bytes for r in fused] == [r.bytes for r in eager]
         ref, _ = generate_reference(m, PROMPTS[1], SamplingParams(max_new_bytes=48, stop_at_eos=False), **patching)
         assert graphs[1].bytes == ref
 

@@ -1,0 +1,305 @@
+"""Fused Triton kernels for one decoding step of a transformer block (CUDA fast path).
+
+A decoding step of one byte runs every layer on a single row per sequence, so a layer is four
+matrix-vector products whose weights must be read once, plus small work between them. Compiled
+piecewise, that small work becomes a dozen kernels per layer that each pay launch and tail
+latency (bench/profile_generate.py --parts: the blt-1b global layer took 80 us for 34 us of
+weight reads). Here a block step is six kernels, each matrix-vector product carrying its
+neighbours in its prologue and epilogue:
+
+    1. RMSNorm -> q/k/v projection -> RoPE; q to a buffer, k and v into the KV cache at pos
+    2. attention of the query over the cache's valid keys (pos and window read on the device),
+       split over S programs per head so the keys are read in parallel
+    3. the S partial softmaxes combined
+    4. output projection + residual
+    5. RMSNorm -> gate/up projection -> SiLU(gate) * up
+    6. down projection + residual
+
+Rounding follows the eager layers (bf16 results rounded where PyTorch rounds them), accumulation
+is float32; results agree with `layers.Block` to bf16 rounding (tests/test_decode_kernels.py).
+Rows of a batch are handled together (the weights are read once for all rows).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+PLAIN, RESIDUAL, DOUBLE_RESIDUAL, SWIGLU, ROPE_CACHE = 0, 1, 2, 3, 4        # epilogues
+_PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE = map(tl.constexpr, range(5))   # the same, in kernels
+
+# Block shapes tried by the autotuner on first use of each shape. LATE: accumulate the products
+# element-wise and reduce across lanes once after the loop, instead of once per tile.
+_CONFIGS = [triton.Config({"BLOCK_N": n, "BLOCK_K": k, "LATE": late}, num_warps=w, num_stages=s)
+            for n, k, w, s, late in ((4, 512, 4, 4, False), (8, 256, 4, 4, False), (8, 512, 4, 3, False),
+                                     (16, 256, 4, 3, False), (16, 512, 8, 3, False), (32, 128, 4, 4, False),
+                                     (32, 256, 8, 3, False), (2, 1024, 4, 2, True), (4, 512, 4, 2, True),
+                                     (8, 256, 4, 2, True), (8, 512, 8, 2, True), (16, 128, 4, 2, True),
+                                     (16, 256, 8, 2, True))]
+
+
+def _prune(configs, named_args, **kwargs):
+    """RoPE pairs and the cache layout need each block of outputs inside one head."""
+    D = kwargs.get("D", named_args.get("D", 1))
+    if kwargs.get("EPI", named_args.get("EPI")) != ROPE_CACHE:
+        return configs
+    return [c for c in configs if D % c.kwargs["BLOCK_N"] == 0] or \
+        [triton.Config({"BLOCK_N": 2, "BLOCK_K": 128, "LATE": False}, num_warps=4, num_stages=3)]
+
+
+@triton.autotune(configs=_CONFIGS, key=["N", "K", "BP", "EPI", "NORM"], prune_configs_by={"early_config_prune": _prune})
+@triton.jit
+def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr,
+                   B, N, K, eps, NQ, NKV, L,
+                   BP: tl.constexpr, KP: tl.constexpr, D: tl.constexpr, NORM: tl.constexpr, EPI: tl.constexpr,
+                   BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr):
+    """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
+    (SWIGLU: W (2N, K), gate rows then up rows)."""
+    dt = x_ptr.dtype.element_ty
+    rows = tl.arange(0, BP)
+    rmask = rows < B
+    n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    nmask = n < N
+    kk = tl.arange(0, BLOCK_K)
+    if NORM:                                                      # RMSNorm statistics of x
+        if KP > 0:                                                # whole rows in one load: no serial trips
+            kp = tl.arange(0, KP)
+            xa = tl.load(x_ptr + rows[:, None] * K + kp[None, :], mask=rmask[:, None] & (kp < K)[None, :],
+                         other=0.0).to(tl.float32)
+            ss = tl.sum(xa * xa, 1)
+        else:
+            ss = tl.zeros((BP,), tl.float32)
+            for k0 in range(0, K, BLOCK_K):
+                m = rmask[:, None] & ((k0 + kk) < K)[None, :]
+                xk = tl.load(x_ptr + rows[:, None] * K + (k0 + kk)[None, :], mask=m, other=0.0).to(tl.float32)
+                ss += tl.sum(xk * xk, 1)
+        r = 1.0 / tl.sqrt(ss / K + eps)
+    if BP == 1:                  # one row: 2-D weight tiles reduced along K, no layout shuffles
+        a1 = tl.zeros((BLOCK_N,), tl.float32)
+        a2 = tl.zeros((BLOCK_N,), tl.float32)
+        p1 = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)                 # LATE: products summed per lane
+        p2 = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            kmask = (k0 + kk) < K
+            xk = tl.load(x_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
+            if NORM:                                              # (x * r) rounded, times the weight, rounded
+                nw = tl.load(nw_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
+                xk = ((xk * tl.sum(r, 0)).to(dt).to(tl.float32) * nw).to(dt).to(tl.float32)
+            wmask = nmask[:, None] & kmask[None, :]
+            w = tl.load(w_ptr + n[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
+            if LATE:
+                p1 += w * xk[None, :]
+            else:
+                a1 += tl.sum(w * xk[None, :], 1)
+            if EPI == _SWIGLU:
+                w2 = tl.load(w_ptr + (n + N)[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
+                if LATE:
+                    p2 += w2 * xk[None, :]
+                else:
+                    a2 += tl.sum(w2 * xk[None, :], 1)
+        if LATE:
+            a1 = tl.sum(p1, 1)
+            a2 = tl.sum(p2, 1)
+        acc = tl.reshape(a1, (1, BLOCK_N))
+        acc2 = tl.reshape(a2, (1, BLOCK_N))
+    else:                        # several rows share each weight tile
+        acc = tl.zeros((BP, BLOCK_N), tl.float32)
+        acc2 = tl.zeros((BP, BLOCK_N), tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            kmask = (k0 + kk) < K
+            xk = tl.load(x_ptr + rows[:, None] * K + (k0 + kk)[None, :], mask=rmask[:, None] & kmask[None, :],
+                         other=0.0).to(tl.float32)
+            if NORM:
+                nw = tl.load(nw_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
+                xk = ((xk * r[:, None]).to(dt).to(tl.float32) * nw[None, :]).to(dt).to(tl.float32)
+            wmask = nmask[:, None] & kmask[None, :]
+            w = tl.load(w_ptr + n[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
+            acc += tl.sum(xk[:, None, :] * w[None, :, :], 2)
+            if EPI == _SWIGLU:
+                w2 = tl.load(w_ptr + (n + N)[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
+                acc2 += tl.sum(xk[:, None, :] * w2[None, :, :], 2)
+    y = acc.to(dt).to(tl.float32)
+    omask = rmask[:, None] & nmask[None, :]
+    if EPI == _PLAIN:
+        tl.store(out_ptr + rows[:, None] * N + n[None, :], y.to(dt), mask=omask)
+    if EPI == _RESIDUAL or EPI == _DOUBLE_RESIDUAL:                 # x + o (cross-attention: x + (x + o))
+        res = tl.load(res_ptr + rows[:, None] * N + n[None, :], mask=omask, other=0.0).to(tl.float32)
+        y = (y + res).to(dt).to(tl.float32)
+        if EPI == _DOUBLE_RESIDUAL:
+            y = (y + res).to(dt).to(tl.float32)
+        tl.store(out_ptr + rows[:, None] * N + n[None, :], y.to(dt), mask=omask)
+    if EPI == _SWIGLU:
+        silu = (y * tl.sigmoid(y)).to(dt).to(tl.float32)
+        tl.store(out_ptr + rows[:, None] * N + n[None, :], (silu * acc2.to(dt).to(tl.float32)).to(dt), mask=omask)
+    if EPI == _ROPE_CACHE:
+        n0 = tl.program_id(0) * BLOCK_N                           # a block lies within one head
+        pos = tl.load(pos_ptr + rows, mask=rmask, other=0)
+        if n0 < NQ + NKV:                                         # q and k are rotated pairwise
+            d = n % D
+            cos = tl.load(cos_ptr + pos[:, None] * D + d[None, :], mask=omask, other=0.0).to(tl.float32)
+            sin = tl.load(sin_ptr + pos[:, None] * D + d[None, :], mask=omask, other=0.0).to(tl.float32)
+            even, odd = tl.split(tl.reshape(y, (BP, BLOCK_N // 2, 2)))
+            rot = tl.reshape(tl.join(-odd, even), (BP, BLOCK_N))
+            y = ((y * cos).to(dt).to(tl.float32) + (rot * sin).to(dt).to(tl.float32))
+        if n0 < NQ:
+            tl.store(out_ptr + rows[:, None] * NQ + n[None, :], y.to(dt), mask=omask)
+        else:
+            j = (n - NQ) % NKV                                    # kv channel: head * D + d
+            at = ((rows[:, None] * (NKV // D) + j[None, :] // D) * L + pos[:, None]) * D + j[None, :] % D
+            if n0 < NQ + NKV:
+                tl.store(kc_ptr + at, y.to(dt), mask=omask)
+            else:
+                tl.store(vc_ptr + at, y.to(dt), mask=omask)
+
+
+@triton.jit
+def _attn_partial_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, part_ptr, ml_ptr, HQ, HKV, L, window, scale,
+                         S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, CAUSAL: tl.constexpr):
+    """Program (row*head, s): online softmax of one query over the s-th share of its valid keys."""
+    bh, s = tl.program_id(0), tl.program_id(1)
+    b, h = bh // HQ, bh % HQ
+    hk = h // (HQ // HKV)
+    if CAUSAL:                                                    # keys pos-window+1 .. pos
+        hi = tl.load(pos_ptr + b) + 1
+        lo = tl.maximum(hi - window, 0)
+    else:
+        hi = L
+        lo = 0
+    per = tl.cdiv(hi - lo, S)
+    start = lo + s * per
+    end = tl.minimum(hi, start + per)
+    d = tl.arange(0, D)
+    q = tl.load(q_ptr + bh * D + d).to(tl.float32)
+    base = (b * HKV + hk).to(tl.int64) * L * D
+    m = tl.full((), -1e30, tl.float32)
+    l = tl.zeros((), tl.float32)
+    acc = tl.zeros((D,), tl.float32)
+    for j0 in range(start, end, BLOCK):
+        j = j0 + tl.arange(0, BLOCK)
+        valid = j < end
+        kb = tl.load(k_ptr + base + j[:, None] * D + d[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
+        sc = tl.where(valid, tl.sum(kb * q[None, :], 1) * scale, -1e30)
+        m_new = tl.maximum(m, tl.max(sc, 0))
+        alpha = tl.exp(m - m_new)
+        p = tl.where(valid, tl.exp(sc - m_new), 0.0)
+        vb = tl.load(v_ptr + base + j[:, None] * D + d[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
+        l = l * alpha + tl.sum(p, 0)
+        acc = acc * alpha + tl.sum(p[:, None] * vb, 0)
+        m = m_new
+    tl.store(part_ptr + (bh * S + s) * D + d, acc)
+    tl.store(ml_ptr + (bh * S + s) * 2, m)
+    tl.store(ml_ptr + (bh * S + s) * 2 + 1, l)
+
+
+@triton.jit
+def _attn_combine_kernel(part_ptr, ml_ptr, y_ptr, S: tl.constexpr, D: tl.constexpr):
+    """Program row*head: the S partial softmaxes merged -> y (rounded to y's dtype)."""
+    bh = tl.program_id(0)
+    s, d = tl.arange(0, S), tl.arange(0, D)
+    m = tl.load(ml_ptr + (bh * S + s) * 2)
+    l = tl.load(ml_ptr + (bh * S + s) * 2 + 1)
+    w = tl.exp(m - tl.max(m, 0))
+    acc = tl.load(part_ptr + (bh * S + s)[:, None] * D + d[None, :])
+    y = tl.sum(acc * w[:, None], 0) / tl.sum(l * w, 0)
+    tl.store(y_ptr + bh * D + d, y.to(y_ptr.dtype.element_ty))
+
+
+def check_head_dims(stacks: dict) -> None:
+    """The attention kernels take a head's width as one tile: it must be a power of two."""
+    bad = {name: c.head_dim for name, c in stacks.items() if c is not None and c.head_dim & (c.head_dim - 1)}
+    if bad:
+        raise ValueError(f"kernels=True needs head widths that are a power of two; this model has {bad}")
+
+
+def _bp(B: int) -> int:
+    return triton.next_power_of_2(B)
+
+
+def _kp(B: int, K: int) -> int:
+    """Width of the one-load RMSNorm prologue (0: loop over K instead, for wide batched rows)."""
+    kp = triton.next_power_of_2(K)
+    return kp if _bp(B) * kp <= 8192 else 0
+
+
+# The block shape Triton's interpreter runs on the CPU (no autotuning there); tests vary it.
+INTERPRETER_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 32, "LATE": False}
+
+
+def _launch(N, *args, **meta):
+    """The matrix-vector kernel over cdiv(N, BLOCK_N) programs: autotuned on CUDA; on the CPU
+    (Triton's interpreter, TRITON_INTERPRET=1, used by the tests) with one small fixed shape."""
+    if args[0].is_cuda:
+        _matvec_kernel[lambda m: (triton.cdiv(N, m["BLOCK_N"]),)](*args, **meta)
+    else:
+        cfg = dict(INTERPRETER_CONFIG)
+        if meta["EPI"] == ROPE_CACHE:
+            cfg["BLOCK_N"] = min(cfg["BLOCK_N"], meta["D"])
+        _matvec_kernel.fn[(triton.cdiv(N, cfg["BLOCK_N"]),)](*args, **meta, **cfg)
+
+
+def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None):
+    """x (B, K) -> (B, N): epilogue(weight @ prologue(x)); norm: an RMSNorm applied first;
+    res (B, N): the residual of RESIDUAL / DOUBLE_RESIDUAL."""
+    B, K = x.shape
+    N = out_features or weight.shape[0]
+    out = torch.empty(B, N, dtype=x.dtype, device=x.device)
+    _launch(N, x, norm.weight if norm is not None else x, weight, out, res if res is not None else x,
+            x, x, x, x, x, B, N, K, norm.eps if norm is not None else 0.0, 0, 0, 0,
+            BP=_bp(B), KP=_kp(B, K), D=1, NORM=norm is not None, EPI=epi)
+    return out
+
+
+def qkv_rope_cache(x, attn, norm, cache, pos, cos, sin):
+    """x (B, C): RMSNorm, q/k/v projection, RoPE at pos (B,); k, v written into the cache at pos.
+    Returns q (B, H * D)."""
+    B, K = x.shape
+    D, L = attn.head_dim, cache.k.shape[2]
+    NQ, NKV = attn.n_heads * D, attn.n_kv_heads * D
+    q = torch.empty(B, NQ, dtype=x.dtype, device=x.device)
+    N = NQ + 2 * NKV
+    _launch(N, x, norm.weight, attn.qkv_proj.weight, q, x, pos, cos, sin, cache.k, cache.v,
+            B, N, K, norm.eps, NQ, NKV, L, BP=_bp(B), KP=_kp(B, K), D=D, NORM=True, EPI=ROPE_CACHE)
+    return q
+
+
+def attention(q, k, v, n_heads, pos=None, window=None, splits=32, block=16):
+    """q (B, H * D) over k, v (B, Hkv, L, D): causal at pos (B,) within `window` keys, or over
+    all L keys when pos is None. Returns (B, H * D) in q's dtype. The valid keys are shared out
+    among `splits` programs per head (a few hundred keys: one tile of `block` each), so the chain
+    of dependent loads stays short; programs with no keys left exit at once."""
+    B = q.shape[0]
+    Hkv, L, D = k.shape[1], k.shape[2], k.shape[3]
+    part = torch.empty(B * n_heads, splits, D, dtype=torch.float32, device=q.device)
+    ml = torch.empty(B * n_heads, splits, 2, dtype=torch.float32, device=q.device)
+    _attn_partial_kernel[(B * n_heads, splits)](
+        q, k, v, pos if pos is not None else q, part, ml, n_heads, Hkv, L, window or L + 1, D ** -0.5,
+        S=splits, D=D, BLOCK=block, CAUSAL=pos is not None)
+    y = torch.empty_like(q)
+    _attn_combine_kernel[(B * n_heads,)](part, ml, y, S=splits, D=D)
+    return y
+
+
+@torch.compiler.disable          # compiled step parts call these as opaque steps (a graph break each)
+def block_step(layer, x, pos, cache, cos, sin, window=None):
+    """One decoding step of `layers.Block` for x (B, 1, C) at positions pos (B,), writing the
+    cache; cos, sin: the stack's whole RoPE tables (L, D). Returns (B, 1, C)."""
+    B, _, C = x.shape
+    x = x.reshape(B, C).contiguous()                                    # rows of stride C
+    att, mlp = layer.self_attn, layer.mlp
+    q = qkv_rope_cache(x, att, layer.input_layernorm, cache, pos, cos, sin)
+    y = attention(q, cache.k, cache.v, att.n_heads, pos, window)
+    x = matvec(y, att.o_proj.weight, RESIDUAL, res=x)
+    h = matvec(x, mlp.gate_up_proj.weight, SWIGLU, norm=layer.post_attention_layernorm,
+               out_features=mlp.down_proj.weight.shape[1])
+    return matvec(h, mlp.down_proj.weight, RESIDUAL, res=x)[:, None]
+
+
+@torch.compiler.disable
+def cross_step(cross, x, k, v):
+    """h + cross.attend(h, k, v) for one row per sequence, x (B, 1, C) over cached slots k, v
+    (B, Hkv, k, D): the decoder's cross-attention step (2h + o(attn), as in layers.CrossAttention)."""
+    B, _, C = x.shape
+    x = x.reshape(B, C).contiguous()                                    # rows of stride C
+    q = matvec(x, cross.q_proj.weight, PLAIN, norm=cross.q_norm)
+    y = attention(q, k, v, cross.n_heads, splits=1, block=triton.next_power_of_2(k.shape[2]))
+    return matvec(y, cross.o_proj.weight, DOUBLE_RESIDUAL, res=x)[:, None]

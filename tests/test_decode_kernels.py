@@ -1,0 +1,153 @@
+"""The fused Triton decoding kernels against the eager layers they replace. On a machine without
+CUDA they run in Triton's interpreter (TRITON_INTERPRET=1, set here before the import); without
+Triton installed (the CPU wheel of torch does not bring it) the module is skipped."""
+import os
+
+import pytest
+import torch
+
+_interpret = os.environ.get("TRITON_INTERPRET")
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"          # read when triton's and our kernels are decorated
+try:
+    pytest.importorskip("triton")
+    from blt_core import decode_kernels as dk
+finally:                                         # leave other tests' subprocesses as they were
+    if _interpret is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+from blt_core.config import StackConfig  # noqa: E402
+from blt_core.generate import step_mask  # noqa: E402
+from blt_core.layers import Block, CrossAttention, KVCache, rope_tables  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _interpreter_on_cpu(monkeypatch):
+    """The interpreter also reads the variable when kernels run: set it for this module's tests."""
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _interpreter_reads_scalars():
+    """Triton 3.6's interpreter turns a scalar into an int with int(one-element array), which
+    numpy >= 2.4 refuses; read the element instead (interpreter only, tests only)."""
+    from triton.runtime import interpreter
+
+    patch = interpreter._patch_lang_tensor
+    if getattr(patch, "reads_scalars", False):
+        return
+
+    def patched(tensor, scope):
+        patch(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+    patched.reads_scalars = True
+    interpreter._patch_lang_tensor = patched
+
+
+if DEVICE == "cpu":
+    _interpreter_reads_scalars()
+
+
+def _cfg(dim=64, heads=4, **kw):
+    return StackConfig(dim, 1, heads, intermediate_size=96, max_seq_len=64, **kw)
+
+
+def _randomise(module):
+    torch.manual_seed(1)
+    for p in module.parameters():
+        torch.nn.init.normal_(p, mean=1.0 if p.dim() == 1 else 0.0, std=0.3 if p.dim() == 1 else 0.15)
+    return module
+
+
+SHAPES = [dict(BLOCK_N=8, BLOCK_K=32, LATE=False), dict(BLOCK_N=4, BLOCK_K=64, LATE=True),
+          dict(BLOCK_N=16, BLOCK_K=16, LATE=True)]
+
+
+@pytest.fixture(params=SHAPES, ids=lambda c: "{BLOCK_N}x{BLOCK_K}{}".format("-late" if c["LATE"] else "", **c))
+def block_shape(request, monkeypatch):
+    """On the CPU, run the matrix-vector kernel with each kind of block the autotuner may pick on a
+    GPU (K not a multiple of the block, per-tile or late reduction); on CUDA the autotuner picks."""
+    monkeypatch.setattr(dk, "INTERPRETER_CONFIG", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-5), (torch.bfloat16, 3e-2)])
+@pytest.mark.parametrize("dim,heads,n_kv_heads,window", [(64, 4, 4, None), (64, 4, 2, 5), (80, 5, 1, None)])
+@pytest.mark.parametrize("batch", [3, 1])
+def test_block_step_equals_eager_block(dtype, tol, dim, heads, n_kv_heads, window, batch, block_shape):
+    cfg = _cfg(dim, heads, n_kv_heads=n_kv_heads, sliding_window=window)
+    block = _randomise(Block(cfg)).to(DEVICE, dtype).eval()
+    B, L, D = batch, 24, cfg.head_dim                                   # dim 80: K not a power of two
+    g = torch.Generator().manual_seed(2)
+    caches = [KVCache(B, n_kv_heads, L, D, dtype, DEVICE) for _ in range(2)]
+    caches[0].k.copy_(torch.randn(caches[0].k.shape, generator=g))
+    caches[0].v.copy_(torch.randn(caches[0].v.shape, generator=g))
+    caches[1].k.copy_(caches[0].k)
+    caches[1].v.copy_(caches[0].v)
+    cos, sin = rope_tables(torch.arange(L, device=DEVICE), D, cfg.rope_theta, dtype)
+    pos = torch.tensor([0, 9, 23][-B:], device=DEVICE)                   # rows at their own positions
+    x = torch.randn(B, 1, dim, generator=g).to(DEVICE, dtype)
+    with torch.no_grad():
+        ref = block(x, cos[pos][:, None, None], sin[pos][:, None, None], step_mask(pos, L, window), caches[0], pos)
+        out = dk.block_step(block, x, pos, caches[1], cos, sin, window)
+    assert out.shape == ref.shape and out.dtype == dtype
+    scale = ref.float().abs().max()
+    assert (out.float() - ref.float()).abs().max() <= tol * scale
+    for a, b in ((caches[0].k, caches[1].k), (caches[0].v, caches[1].v)):   # the new keys written at pos
+        assert (a.float() - b.float()).abs().max() <= tol * a.float().abs().max()
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-5), (torch.bfloat16, 3e-2)])
+def test_cross_step_equals_eager_cross_attention(dtype, tol, block_shape):
+    cross = _randomise(CrossAttention(_cfg(n_kv_heads=2))).to(DEVICE, dtype).eval()
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 1, 64, generator=g).to(DEVICE, dtype)
+    slots = torch.randn(2, 2, 64, generator=g).to(DEVICE, dtype)         # k = 2 patch slots per row
+    with torch.no_grad():
+        k, v = cross.kv(slots)
+        ref = x + cross.attend(x, k, v)
+        out = dk.cross_step(cross, x, k.contiguous(), v.contiguous())
+    assert (out.float() - ref.float()).abs().max() <= tol * ref.float().abs().max()
+
+
+def test_attention_reads_only_the_window_and_the_valid_keys():
+    """Keys after pos or outside the window must not count: poison them and compare."""
+    g = torch.Generator().manual_seed(4)
+    B, H, L, D = 2, 2, 40, 16
+    q = torch.randn(B, H * D, generator=g).to(DEVICE)
+    k, v = (torch.randn(B, H, L, D, generator=g).to(DEVICE) for _ in range(2))
+    pos, window = torch.tensor([5, 30], device=DEVICE), 8
+    y = dk.attention(q, k, v, H, pos, window, splits=4, block=4)
+    k2, v2 = k.clone(), v.clone()
+    for b, p in enumerate(pos.tolist()):
+        keep = torch.zeros(L, dtype=torch.bool)
+        keep[max(0, p - window + 1):p + 1] = True
+        k2[b, :, ~keep], v2[b, :, ~keep] = 1e4, float("nan")
+    assert torch.equal(dk.attention(q, k2, v2, H, pos, window, splits=4, block=4), y)
+    mask = step_mask(pos, L, window)
+    ref = torch.nn.functional.scaled_dot_product_attention(q.view(B, H, 1, D), k, v, attn_mask=mask)
+    assert torch.allclose(y, ref.reshape(B, H * D), atol=1e-5)
+
+
+@pytest.mark.parametrize("fast", [dict(), dict(speculative=True), dict(cuda_graphs=True, compile=True)])
+def test_generation_with_fused_kernels_equals_eager(tiny_model, fast):
+    """Whole models: every layer step through the fused kernels (entropy model, encoder, global,
+    decoder with its cross-attention), rows of different lengths, same bytes and patches as eager."""
+    model = tiny_model.to(DEVICE)
+    prompts = ["Hello there", "The quick brown fox"]
+    kw = dict(max_new_bytes=8 if DEVICE == "cpu" else 48, stop_at_eos=False)
+    fused = model.generate(prompts, kernels=True, **fast, **kw)
+    eager = model.generate(prompts, **kw)
+    for f, e in zip(fused, eager):
+        assert f.bytes == e.bytes and f.patch_starts == e.patch_starts
+        assert max(abs(a - b) for a, b in zip(f.entropies, e.entropies)) < 1e-4
+    model.to("cpu")
+
+
+def test_unsupported_head_width_is_refused():
+    cfg = _cfg(48, 4)                                                    # head width 12
+    with pytest.raises(ValueError, match="power of two"):
+        dk.check_head_dims({"global": cfg})
+    dk.check_head_dims({"global": _cfg(64, 4)})
