@@ -30,6 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer import model_pair  # noqa: E402
 
 PROMPT = "Byte Latent Transformer models read raw bytes and "
+# blt_core's paths: name -> (label, generate() options)
+VARIANTS = {
+    "eager": ("eager", {}),
+    "graphs": ("cuda graphs of the step parts", dict(cuda_graphs=True)),
+    "graphs+compile": ("cuda graphs of the step parts + torch.compile", dict(cuda_graphs=True, compile=True)),
+    "speculative+compile": ("speculative greedy graph + torch.compile",
+                            dict(cuda_graphs=True, compile=True, speculative=True)),
+    "graphs+kernels": ("cuda graphs of the step parts + compile + fused layer kernels",
+                       dict(cuda_graphs=True, compile=True, kernels=True)),
+    "speculative+kernels": ("speculative greedy graph + compile + fused layer kernels",
+                            dict(cuda_graphs=True, compile=True, speculative=True, kernels=True)),
+}
+PEERS = ("generate", "generate-suppressed", "forward-loop")
 
 
 def copy_bandwidth(device) -> float | None:
@@ -71,6 +84,11 @@ def main():
     ap.add_argument("--new-bytes", type=int, default=512)
     ap.add_argument("--hf-new-bytes", type=int, default=64)
     ap.add_argument("--dtype", default=None, help="default bfloat16 on CUDA, float32 on CPU")
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="default: all on CUDA, eager on CPU")
+    ap.add_argument("--tuned", nargs="*", choices=list(VARIANTS), default=None,
+                    help="variants to repeat at a threshold for ~4.5 bytes/patch (random weights only); "
+                         "default: graphs+compile and speculative+compile on CUDA, eager on CPU")
+    ap.add_argument("--peers", nargs="+", choices=PEERS, default=list(PEERS))
     ap.add_argument("--out")
     args = ap.parse_args()
 
@@ -105,16 +123,17 @@ def main():
             return x
 
         peers = {
-            "transformers generate(use_cache=False)": lambda k: hf.generate(
-                ids, max_new_tokens=k, min_new_tokens=k, do_sample=False, use_cache=False),
-            "transformers generate(use_cache=False), special ids suppressed": lambda k: hf.generate(
-                ids, max_new_tokens=k, min_new_tokens=k, do_sample=False, use_cache=False, suppress_tokens=[0, 1, 2, 3]),
-            "transformers forward loop (use_cache=False)": lambda k: bare_loop(ids, k),
+            "generate": ("transformers generate(use_cache=False)", lambda k: hf.generate(
+                ids, max_new_tokens=k, min_new_tokens=k, do_sample=False, use_cache=False)),
+            "generate-suppressed": ("transformers generate(use_cache=False), special ids suppressed", lambda k: hf.generate(
+                ids, max_new_tokens=k, min_new_tokens=k, do_sample=False, use_cache=False, suppress_tokens=[0, 1, 2, 3])),
+            "forward-loop": ("transformers forward loop (use_cache=False)", lambda k: bare_loop(ids, k)),
         }
         hf_bps = {}
         with torch.no_grad():
-            for label, fn in peers.items():
-                fn(n)                      # warm-up at full length: every sequence length's kernels
+            for key in args.peers:
+                label, fn = peers[key]
+                fn(min(n, 64))             # warm-up: kernels and library heuristics (eager, nothing to compile)
                 sync()
                 t = time.perf_counter()
                 hf_out = fn(n)
@@ -123,23 +142,21 @@ def main():
                 hf_bps[label] = n / hf_s
                 emit(model=name, impl=label, new_bytes=n, seconds=round(hf_s, 3), bytes_per_s=round(n / hf_s, 2),
                      ms_per_byte=round(1000 * hf_s / n, 3))
-        hf_bytes = bytes(i - 4 for i in hf_out[0, ids.shape[1]:].tolist() if i >= 4)
+        new_ids = hf_out[0, ids.shape[1]:].tolist()
+        # compared up to the first special id (plain generate() may emit one; blt_core suppresses them)
+        hf_bytes = bytes(i - 4 for i in new_ids[:next((j for j, i in enumerate(new_ids) if i < 4), len(new_ids))])
         peer = min(hf_bps.values())  # speed-ups are quoted against transformers' generate (slowest peer)
         peer_best = max(hf_bps.values())
 
         ent = ours.entropies(torch.tensor([ours.tokenizer.encode(PROMPT * 8)], device=device))
         tuned = float(torch.quantile(ent.float(), 0.78))
-        parts = dict(cuda_graphs=True, compile=True, speculative=False)
-        spec = dict(cuda_graphs=True, compile=True, speculative=True)
         trained = Path(name).is_dir()          # a trained model patches by its own threshold
-        variants = [("eager", {}, None), ("cuda graphs of the step parts", dict(cuda_graphs=True, speculative=False), None),
-                    ("cuda graphs of the step parts + torch.compile", parts, None),
-                    ("speculative greedy graph + torch.compile", spec, None)]
+        cuda = device.type == "cuda"
+        names = args.variants or (list(VARIANTS) if cuda else ["eager"])
+        again = args.tuned if args.tuned is not None else (["graphs+compile", "speculative+compile"] if cuda else ["eager"])
+        variants = [(VARIANTS[v][0], VARIANTS[v][1], None) for v in names]
         if not trained:
-            variants += [("cuda graphs of the step parts + torch.compile, threshold for ~4.5 B/patch", parts, tuned),
-                         ("speculative greedy graph + torch.compile, threshold for ~4.5 B/patch", spec, tuned)]
-        if device.type != "cuda":
-            variants = [("eager", {}, None)] + ([] if trained else [("eager, threshold for ~4.5 B/patch", {}, tuned)])
+            variants += [(VARIANTS[v][0] + ", threshold for ~4.5 B/patch", VARIANTS[v][1], tuned) for v in again]
         for label, fast_paths, threshold in variants:
             kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, threshold=threshold, **fast_paths)
             ours.generate(PROMPT, **kw)            # warm-up: compiles and warms kernels for these shapes
