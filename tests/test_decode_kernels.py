@@ -131,13 +131,17 @@ def test_attention_reads_only_the_window_and_the_valid_keys():
     assert torch.allclose(y, ref.reshape(B, H * D), atol=1e-5)
 
 
-@pytest.mark.parametrize("fast", [dict(), dict(speculative=True), dict(cuda_graphs=True, compile=True)])
+# In the interpreter a byte takes seconds: on the CPU only the host-stepped path, a few bytes.
+FAST_PATHS = [dict(), dict(speculative=True), dict(cuda_graphs=True, compile=True)] if DEVICE == "cuda" else [dict()]
+
+
+@pytest.mark.parametrize("fast", FAST_PATHS, ids=lambda d: "-".join(d) or "host-steps")
 def test_generation_with_fused_kernels_equals_eager(tiny_model, fast):
     """Whole models: every layer step through the fused kernels (entropy model, encoder, global,
     decoder with its cross-attention), rows of different lengths, same bytes and patches as eager."""
     model = tiny_model.to(DEVICE)
     prompts = ["Hello there", "The quick brown fox"]
-    kw = dict(max_new_bytes=8 if DEVICE == "cpu" else 48, stop_at_eos=False)
+    kw = dict(max_new_bytes=5 if DEVICE == "cpu" else 48, stop_at_eos=False)
     fused = model.generate(prompts, kernels=True, **fast, **kw)
     eager = model.generate(prompts, **kw)
     for f, e in zip(fused, eager):
