@@ -29,13 +29,17 @@ PLAIN, RESIDUAL, DOUBLE_RESIDUAL, SWIGLU, ROPE_CACHE = 0, 1, 2, 3, 4        # ep
 _PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE = map(tl.constexpr, range(5))   # the same, in kernels
 
 # Block shapes tried by the autotuner on first use of each shape. LATE: accumulate the products
-# element-wise and reduce across lanes once after the loop, instead of once per tile.
-_CONFIGS = [triton.Config({"BLOCK_N": n, "BLOCK_K": k, "LATE": late}, num_warps=w, num_stages=s)
-            for n, k, w, s, late in ((4, 512, 4, 4, False), (8, 256, 4, 4, False), (8, 512, 4, 3, False),
-                                     (16, 256, 4, 3, False), (16, 512, 8, 3, False), (32, 128, 4, 4, False),
-                                     (32, 256, 8, 3, False), (2, 1024, 4, 2, True), (4, 512, 4, 2, True),
-                                     (8, 256, 4, 2, True), (8, 512, 8, 2, True), (16, 128, 4, 2, True),
-                                     (16, 256, 8, 2, True))]
+# element-wise and reduce across lanes once after the loop, instead of once per tile. PREFETCH
+# (single rows): load the next weight tile before reducing this one, so two are in flight
+# (Triton software-pipelines only loads that feed tl.dot).
+_CONFIGS = [triton.Config({"BLOCK_N": n, "BLOCK_K": k, "LATE": late, "PREFETCH": pf}, num_warps=w, num_stages=s)
+            for n, k, w, s, late, pf in (
+                (4, 512, 4, 4, False, False), (8, 256, 4, 4, False, False), (8, 512, 4, 3, False, False),
+                (16, 256, 4, 3, False, False), (16, 512, 8, 3, False, False), (32, 128, 4, 4, False, False),
+                (32, 256, 8, 3, False, False), (2, 1024, 4, 2, True, False), (4, 512, 4, 2, True, False),
+                (8, 256, 4, 2, True, False), (8, 512, 8, 2, True, False), (16, 128, 4, 2, True, False),
+                (16, 256, 8, 2, True, False), (4, 512, 4, 1, True, True), (8, 256, 4, 1, True, True),
+                (8, 512, 8, 1, True, True), (16, 256, 8, 1, True, True))]
 
 
 def _prune(configs, named_args, **kwargs):
@@ -44,7 +48,7 @@ def _prune(configs, named_args, **kwargs):
     if kwargs.get("EPI", named_args.get("EPI")) != ROPE_CACHE:
         return configs
     return [c for c in configs if D % c.kwargs["BLOCK_N"] == 0] or \
-        [triton.Config({"BLOCK_N": 2, "BLOCK_K": 128, "LATE": False}, num_warps=4, num_stages=3)]
+        [triton.Config({"BLOCK_N": 2, "BLOCK_K": 128, "LATE": False, "PREFETCH": False}, num_warps=4, num_stages=3)]
 
 
 @triton.autotune(configs=_CONFIGS, key=["N", "K", "BP", "EPI", "NORM"], prune_configs_by={"early_config_prune": _prune})
@@ -52,7 +56,7 @@ def _prune(configs, named_args, **kwargs):
 def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr,
                    B, N, K, eps, NQ, NKV, L,
                    BP: tl.constexpr, KP: tl.constexpr, D: tl.constexpr, NORM: tl.constexpr, EPI: tl.constexpr,
-                   BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr):
+                   BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr, PREFETCH: tl.constexpr):
     """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
     (SWIGLU: W (2N, K), gate rows then up rows)."""
     dt = x_ptr.dtype.element_ty
@@ -79,6 +83,12 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
         a2 = tl.zeros((BLOCK_N,), tl.float32)
         p1 = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)                 # LATE: products summed per lane
         p2 = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)
+        w_rows, w2_rows = w_ptr + n[:, None] * K, w_ptr + (n + N)[:, None] * K
+        if PREFETCH:             # the first weight tile; each step then loads the next before reducing
+            first = nmask[:, None] & (kk < K)[None, :]
+            w_next = tl.load(w_rows + kk[None, :], mask=first, other=0.0)
+            if EPI == _SWIGLU:
+                w2_next = tl.load(w2_rows + kk[None, :], mask=first, other=0.0)
         for k0 in range(0, K, BLOCK_K):
             kmask = (k0 + kk) < K
             xk = tl.load(x_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
@@ -86,13 +96,22 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                 nw = tl.load(nw_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
                 xk = ((xk * tl.sum(r, 0)).to(dt).to(tl.float32) * nw).to(dt).to(tl.float32)
             wmask = nmask[:, None] & kmask[None, :]
-            w = tl.load(w_ptr + n[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
+            if PREFETCH:
+                following = nmask[:, None] & ((k0 + BLOCK_K + kk) < K)[None, :]
+                w = w_next.to(tl.float32)
+                w_next = tl.load(w_rows + (k0 + BLOCK_K + kk)[None, :], mask=following, other=0.0)
+            else:
+                w = tl.load(w_rows + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
             if LATE:
                 p1 += w * xk[None, :]
             else:
                 a1 += tl.sum(w * xk[None, :], 1)
             if EPI == _SWIGLU:
-                w2 = tl.load(w_ptr + (n + N)[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
+                if PREFETCH:
+                    w2 = w2_next.to(tl.float32)
+                    w2_next = tl.load(w2_rows + (k0 + BLOCK_K + kk)[None, :], mask=following, other=0.0)
+                else:
+                    w2 = tl.load(w2_rows + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
                 if LATE:
                     p2 += w2 * xk[None, :]
                 else:
@@ -222,7 +241,7 @@ def _kp(B: int, K: int) -> int:
 
 
 # The block shape Triton's interpreter runs on the CPU (no autotuning there); tests vary it.
-INTERPRETER_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 32, "LATE": False}
+INTERPRETER_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 32, "LATE": False, "PREFETCH": False}
 
 
 def _launch(N, *args, **meta):

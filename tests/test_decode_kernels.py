@@ -1,6 +1,7 @@
 """The fused Triton decoding kernels against the eager layers they replace. On a machine without
 CUDA they run in Triton's interpreter (TRITON_INTERPRET=1, set here before the import); without
 Triton installed (the CPU wheel of torch does not bring it) the module is skipped."""
+import functools
 import os
 
 import pytest
@@ -61,22 +62,37 @@ def _randomise(module):
     return module
 
 
-SHAPES = [dict(BLOCK_N=8, BLOCK_K=32, LATE=False), dict(BLOCK_N=4, BLOCK_K=64, LATE=True),
-          dict(BLOCK_N=16, BLOCK_K=16, LATE=True)]
+# Kinds of block the autotuner may pick on a GPU: K not a multiple of the block, per-tile or late
+# reduction, with or without prefetching the next tile (LATE and PREFETCH act on single rows).
+PLAIN, LATE, LATE_PF, PF = (dict(BLOCK_N=8, BLOCK_K=32, LATE=False, PREFETCH=False),
+                            dict(BLOCK_N=4, BLOCK_K=64, LATE=True, PREFETCH=False),
+                            dict(BLOCK_N=16, BLOCK_K=16, LATE=True, PREFETCH=True),
+                            dict(BLOCK_N=8, BLOCK_K=32, LATE=False, PREFETCH=True))
+F32, BF16 = (torch.float32, 2e-5), (torch.bfloat16, 3e-2)
+MHA, GQA_WINDOW, ODD_WIDTH = (64, 4, 4, None), (64, 4, 2, 5), (80, 5, 1, None)   # dim, heads, kv heads, window
+# Each feature in both dtypes, without the full product (the interpreter takes seconds per case).
+CASES = [(F32, MHA, 3, PLAIN), (BF16, MHA, 3, PLAIN), (F32, GQA_WINDOW, 3, LATE), (BF16, GQA_WINDOW, 1, LATE),
+         (F32, ODD_WIDTH, 1, LATE_PF), (BF16, ODD_WIDTH, 3, LATE_PF), (F32, GQA_WINDOW, 1, PF), (BF16, MHA, 1, PF),
+         (F32, ODD_WIDTH, 1, LATE), (F32, MHA, 1, PLAIN)]
 
 
-@pytest.fixture(params=SHAPES, ids=lambda c: "{BLOCK_N}x{BLOCK_K}{}".format("-late" if c["LATE"] else "", **c))
+@pytest.fixture
 def block_shape(request, monkeypatch):
-    """On the CPU, run the matrix-vector kernel with each kind of block the autotuner may pick on a
-    GPU (K not a multiple of the block, per-tile or late reduction); on CUDA the autotuner picks."""
+    """The block shape the interpreter runs on the CPU; on CUDA the autotuner picks."""
     monkeypatch.setattr(dk, "INTERPRETER_CONFIG", request.param)
     return request.param
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-5), (torch.bfloat16, 3e-2)])
-@pytest.mark.parametrize("dim,heads,n_kv_heads,window", [(64, 4, 4, None), (64, 4, 2, 5), (80, 5, 1, None)])
-@pytest.mark.parametrize("batch", [3, 1])
-def test_block_step_equals_eager_block(dtype, tol, dim, heads, n_kv_heads, window, batch, block_shape):
+def _case_id(case):
+    (dtype, _), (dim, heads, kv, window), batch, shape = case
+    kind = "-".join(k.lower() for k in ("LATE", "PREFETCH") if shape[k]) or "per-tile"
+    return f"{str(dtype)[6:]}-d{dim}h{heads}kv{kv}w{window}-b{batch}-{kind}"
+
+
+@pytest.mark.parametrize("dtype_tol,stack,batch,block_shape", CASES, indirect=["block_shape"],
+                         ids=[_case_id(c) for c in CASES])
+def test_block_step_equals_eager_block(dtype_tol, stack, batch, block_shape):
+    (dtype, tol), (dim, heads, n_kv_heads, window) = dtype_tol, stack
     cfg = _cfg(dim, heads, n_kv_heads=n_kv_heads, sliding_window=window)
     block = _randomise(Block(cfg)).to(DEVICE, dtype).eval()
     B, L, D = batch, 24, cfg.head_dim                                   # dim 80: K not a power of two
@@ -99,7 +115,7 @@ def test_block_step_equals_eager_block(dtype, tol, dim, heads, n_kv_heads, windo
         assert (a.float() - b.float()).abs().max() <= tol * a.float().abs().max()
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-5), (torch.bfloat16, 3e-2)])
+@pytest.mark.parametrize("dtype,tol,block_shape", [(*F32, PLAIN), (*BF16, LATE_PF)], indirect=["block_shape"])
 def test_cross_step_equals_eager_cross_attention(dtype, tol, block_shape):
     cross = _randomise(CrossAttention(_cfg(n_kv_heads=2))).to(DEVICE, dtype).eval()
     g = torch.Generator().manual_seed(3)
@@ -136,12 +152,15 @@ FAST_PATHS = [dict(), dict(speculative=True), dict(cuda_graphs=True, compile=Tru
 
 
 @pytest.mark.parametrize("fast", FAST_PATHS, ids=lambda d: "-".join(d) or "host-steps")
-def test_generation_with_fused_kernels_equals_eager(tiny_model, fast):
+def test_generation_with_fused_kernels_equals_eager(tiny_model, fast, monkeypatch):
     """Whole models: every layer step through the fused kernels (entropy model, encoder, global,
     decoder with its cross-attention), rows of different lengths, same bytes and patches as eager."""
+    if DEVICE == "cpu":                          # fewer, larger programs: the interpreter pays per program
+        monkeypatch.setattr(dk, "INTERPRETER_CONFIG", dict(BLOCK_N=32, BLOCK_K=64, LATE=False, PREFETCH=False))
+        monkeypatch.setattr(dk, "attention", functools.partial(dk.attention, splits=2))
     model = tiny_model.to(DEVICE)
     prompts = ["Hello there", "The quick brown fox"]
-    kw = dict(max_new_bytes=5 if DEVICE == "cpu" else 48, stop_at_eos=False)
+    kw = dict(max_new_bytes=8 if DEVICE == "cpu" else 48, stop_at_eos=False)
     fused = model.generate(prompts, kernels=True, **fast, **kw)
     eager = model.generate(prompts, **kw)
     for f, e in zip(fused, eager):
