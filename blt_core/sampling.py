@@ -81,7 +81,10 @@ def sample_next(logits: torch.Tensor, history: torch.Tensor | None, params: Samp
         logits = torch.where(seen, penalised, logits)
     if params.greedy:
         return logits.argmax(-1)
-    logits = logits / params.temperature
+    # Shifted so the largest logit is 0 first: a tiny temperature then sends the rest to -inf
+    # instead of overflowing everything to inf (softmax, top-k and top-p are unchanged by the
+    # shift). Below 1e-30 (float32 would round it to 0 and divide 0 by 0) it acts as 1e-30.
+    logits = (logits - logits.amax(-1, keepdim=True)) / max(params.temperature, 1e-30)
     if params.top_k is not None and params.top_k < logits.shape[-1]:
         kth = logits.topk(params.top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, -float("inf"))

@@ -1,5 +1,13 @@
+import os
+
 import pytest
 import torch
+
+# On a machine without CUDA, Triton (when installed) must run its CPU interpreter for the fused
+# kernels' tests (tests/test_decode_kernels.py); it reads this when it is first imported, and
+# torch.compile's tests may import it first, so it is set for the whole session.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from blt_core import BLT, preset
 

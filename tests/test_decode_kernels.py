@@ -1,31 +1,16 @@
 """The fused Triton decoding kernels against the eager layers they replace. On a machine without
-CUDA they run in Triton's interpreter (TRITON_INTERPRET=1, set here before the import); without
+CUDA they run in Triton's interpreter (TRITON_INTERPRET=1, set in conftest.py); without
 Triton installed (the CPU wheel of torch does not bring it) the module is skipped."""
 import functools
-import os
 
 import pytest
 import torch
 
-_interpret = os.environ.get("TRITON_INTERPRET")
-if not torch.cuda.is_available():
-    os.environ["TRITON_INTERPRET"] = "1"          # read when triton's and our kernels are decorated
-try:
-    pytest.importorskip("triton")
-    from blt_core import decode_kernels as dk
-finally:                                         # leave other tests' subprocesses as they were
-    if _interpret is None:
-        os.environ.pop("TRITON_INTERPRET", None)
+pytest.importorskip("triton")                    # without CUDA, conftest.py set TRITON_INTERPRET=1
+from blt_core import decode_kernels as dk  # noqa: E402
 from blt_core.config import StackConfig  # noqa: E402
 from blt_core.generate import step_mask  # noqa: E402
 from blt_core.layers import Block, CrossAttention, KVCache, rope_tables  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _interpreter_on_cpu(monkeypatch):
-    """The interpreter also reads the variable when kernels run: set it for this module's tests."""
-    if not torch.cuda.is_available():
-        monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

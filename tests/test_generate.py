@@ -173,3 +173,15 @@ def test_mean_pooling_ablation_generates_exactly():
     params = SamplingParams(max_new_bytes=24, stop_at_eos=False)
     ref, _ = generate_reference(m, PROMPTS[1], params)
     assert m.generate(PROMPTS[1], max_new_bytes=24, stop_at_eos=False).bytes == ref
+
+
+@pytest.mark.parametrize("temperature", [5e-324, 1e-30, 1e-6])
+def test_tiny_temperatures_sample_the_argmax_without_overflow(temperature):
+    """A temperature just above 0 (found by the API fuzzer: 5e-324 overflowed the logits to inf)."""
+    from blt_core.sampling import make_generators
+    logits = torch.zeros(2, 260)                            # ids 0-3 are special, bytes are 4..259
+    logits[0, 4:8] = torch.tensor([1.0, 3.0, 2.5, -float("inf")])
+    logits[1, 4:8] = torch.tensor([0.5, -1.0, 4.25, 0.0])
+    params = SamplingParams(max_new_bytes=1, temperature=temperature, top_k=3, top_p=0.9, seed=0)
+    out = sample_next(logits, None, params, make_generators(params, 2, torch.device("cpu")))
+    assert out.tolist() == [5, 6]
