@@ -266,31 +266,31 @@ class IncrementalBLT:
 
     def _decoder_part(self):
         m, dec, t = self.model, self.model.local_decoder, self.pos.clone()
-        h = self.h
-        cos, sin = self.dec.rope(t)
-        mask = self.dec.mask(t)
-        window, dk = dec.cfg.sliding_window, self.dk
-        for i, layer in enumerate(dec.layers):
+        h, prepared = self.h, self._rope_and_mask(self.dec, t)
+        for i in range(len(dec.layers)):
             if i < len(dec.cross_attn_layers):
                 cross, k, v = dec.cross_attn_layers[i], self.dec_kv[i].k, self.dec_kv[i].v
-                h = dk.cross_step(cross, h, k, v) if dk else h + cross.attend(h, k, v)
-            if dk:
-                h = dk.block_step(layer, h, t, self.dec.caches[i], self.dec.cos, self.dec.sin, window)
-            else:
-                h = layer(h, cos, sin, mask, self.dec.caches[i], t)
+                h = self.dk.cross_step(cross, h, k, v) if self.dk else h + cross.attend(h, k, v)
+            h = self._layer(self.dec, i, h, t, prepared)
         self.logits.copy_(m.lm_head(dec.norm(h))[:, 0].float())
         self.pos.add_(1)
 
-    def _run(self, stepper: _StackStepper, x, pos):
+    def _rope_and_mask(self, stepper: _StackStepper, pos):
+        """RoPE rows and mask of the eager blocks at pos (the fused kernels read pos themselves)."""
+        return None if self.dk is not None else (stepper.rope(pos), stepper.mask(pos))
+
+    def _layer(self, stepper: _StackStepper, i, x, pos, prepared):
+        """Layer i of the stack, one step at pos: the fused kernels, or the eager block."""
+        layer, cache = stepper.stack.layers[i], stepper.caches[i]
         if self.dk is not None:
-            window = stepper.stack.cfg.sliding_window
-            for layer, cache in zip(stepper.stack.layers, stepper.caches):
-                x = self.dk.block_step(layer, x, pos, cache, stepper.cos, stepper.sin, window)
-            return x
-        cos, sin = stepper.rope(pos)
-        mask = stepper.mask(pos)
-        for layer, cache in zip(stepper.stack.layers, stepper.caches):
-            x = layer(x, cos, sin, mask, cache, pos)
+            return self.dk.block_step(layer, x, pos, cache, stepper.cos, stepper.sin, stepper.stack.cfg.sliding_window)
+        (cos, sin), mask = prepared
+        return layer(x, cos, sin, mask, cache, pos)
+
+    def _run(self, stepper: _StackStepper, x, pos):
+        prepared = self._rope_and_mask(stepper, pos)
+        for i in range(len(stepper.caches)):
+            x = self._layer(stepper, i, x, pos, prepared)
         return x
 
 
