@@ -31,40 +31,55 @@ _PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE = map(tl.constexpr, ra
 # Block shapes tried by the autotuner on first use of each shape. LATE: accumulate the products
 # element-wise and reduce across lanes once after the loop, instead of once per tile. PREFETCH
 # (single rows): load the next weight tile before reducing this one, so two are in flight
-# (Triton software-pipelines only loads that feed tl.dot).
-_CONFIGS = [triton.Config({"BLOCK_N": n, "BLOCK_K": k, "LATE": late, "PREFETCH": pf}, num_warps=w, num_stages=s)
-            for n, k, w, s, late, pf in (
-                (4, 512, 4, 4, False, False), (8, 256, 4, 4, False, False), (8, 512, 4, 3, False, False),
-                (16, 256, 4, 3, False, False), (16, 512, 8, 3, False, False), (32, 128, 4, 4, False, False),
-                (32, 256, 8, 3, False, False), (2, 1024, 4, 2, True, False), (4, 512, 4, 2, True, False),
-                (8, 256, 4, 2, True, False), (8, 512, 8, 2, True, False), (16, 128, 4, 2, True, False),
-                (16, 256, 8, 2, True, False), (4, 512, 4, 1, True, True), (8, 256, 4, 1, True, True),
-                (8, 512, 8, 1, True, True), (16, 256, 8, 1, True, True))]
+# (Triton software-pipelines only loads that feed tl.dot). SPLIT: the K range is shared out
+# among SPLIT programs per block of outputs, which add their partial sums into a float32
+# workspace; the last to finish applies the epilogue (more loads in flight when N is small).
+def _config(n, k, w, s, late=True, pf=False, split=1):
+    return triton.Config({"BLOCK_N": n, "BLOCK_K": k, "LATE": late, "PREFETCH": pf, "SPLIT": split},
+                         num_warps=w, num_stages=s)
+
+
+_CONFIGS = [_config(n, k, w, s, late, pf, split) for n, k, w, s, late, pf, split in (
+    (4, 512, 4, 4, False, False, 1), (8, 256, 4, 4, False, False, 1), (8, 512, 4, 3, False, False, 1),
+    (16, 256, 4, 3, False, False, 1), (16, 512, 8, 3, False, False, 1), (32, 128, 4, 4, False, False, 1),
+    (32, 256, 8, 3, False, False, 1), (2, 1024, 4, 2, True, False, 1), (4, 512, 4, 2, True, False, 1),
+    (8, 256, 4, 2, True, False, 1), (8, 512, 8, 2, True, False, 1), (16, 128, 4, 2, True, False, 1),
+    (16, 256, 8, 2, True, False, 1), (4, 512, 4, 1, True, True, 1), (8, 256, 4, 1, True, True, 1),
+    (8, 512, 8, 1, True, True, 1), (16, 256, 8, 1, True, True, 1),
+    (4, 512, 4, 2, True, False, 2), (8, 512, 4, 2, True, False, 2), (8, 256, 4, 2, True, False, 4),
+    (16, 256, 4, 2, True, False, 4), (16, 512, 8, 2, True, False, 4), (32, 256, 8, 2, True, False, 8))]
 
 
 def _prune(configs, named_args, **kwargs):
-    """RoPE pairs and the cache layout need each block of outputs inside one head."""
-    D = kwargs.get("D", named_args.get("D", 1))
-    if kwargs.get("EPI", named_args.get("EPI")) != ROPE_CACHE:
+    """RoPE pairs and the cache layout need each block of outputs inside one head; wide outputs
+    have programs enough without splitting K."""
+    arg = lambda name: kwargs.get(name, named_args.get(name))
+    configs = [c for c in configs if c.kwargs["SPLIT"] == 1 or arg("N") <= 4096]
+    if arg("EPI") != ROPE_CACHE:
         return configs
-    return [c for c in configs if D % c.kwargs["BLOCK_N"] == 0] or \
-        [triton.Config({"BLOCK_N": 2, "BLOCK_K": 128, "LATE": False, "PREFETCH": False}, num_warps=4, num_stages=3)]
+    return [c for c in configs if arg("D") % c.kwargs["BLOCK_N"] == 0] or [_config(2, 128, 4, 3, late=False)]
 
 
 @triton.autotune(configs=_CONFIGS, key=["N", "K", "BP", "EPI", "NORM"], prune_configs_by={"early_config_prune": _prune})
 @triton.jit
-def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr,
+def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr, ws_ptr, cnt_ptr,
                    B, N, K, eps, NQ, NKV, L,
                    BP: tl.constexpr, KP: tl.constexpr, D: tl.constexpr, NORM: tl.constexpr, EPI: tl.constexpr,
-                   BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr, PREFETCH: tl.constexpr):
+                   BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr, PREFETCH: tl.constexpr,
+                   SPLIT: tl.constexpr):
     """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
-    (SWIGLU: W (2N, K), gate rows then up rows)."""
+    (SWIGLU: W (2N, K), gate rows then up rows). Program (i, s): outputs i * BLOCK_N.., the s-th
+    of SPLIT shares of K; ws (BP, 2N) float32 and cnt (programs along N) int32 start at zero
+    and are left at zero."""
     dt = x_ptr.dtype.element_ty
     rows = tl.arange(0, BP)
     rmask = rows < B
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     nmask = n < N
     kk = tl.arange(0, BLOCK_K)
+    share = tl.cdiv(K, SPLIT * BLOCK_K) * BLOCK_K                   # this program's K range, whole tiles
+    k_lo = tl.program_id(1) * share
+    k_hi = tl.minimum(K, k_lo + share)
     if NORM:                                                      # RMSNorm statistics of x
         if KP > 0:                                                # whole rows in one load: no serial trips
             kp = tl.arange(0, KP)
@@ -85,19 +100,19 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
         p2 = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)
         w_rows, w2_rows = w_ptr + n[:, None] * K, w_ptr + (n + N)[:, None] * K
         if PREFETCH:             # the first weight tile; each step then loads the next before reducing
-            first = nmask[:, None] & (kk < K)[None, :]
-            w_next = tl.load(w_rows + kk[None, :], mask=first, other=0.0)
+            first = nmask[:, None] & ((k_lo + kk) < k_hi)[None, :]
+            w_next = tl.load(w_rows + (k_lo + kk)[None, :], mask=first, other=0.0)
             if EPI == _SWIGLU:
-                w2_next = tl.load(w2_rows + kk[None, :], mask=first, other=0.0)
-        for k0 in range(0, K, BLOCK_K):
-            kmask = (k0 + kk) < K
+                w2_next = tl.load(w2_rows + (k_lo + kk)[None, :], mask=first, other=0.0)
+        for k0 in range(k_lo, k_hi, BLOCK_K):
+            kmask = (k0 + kk) < k_hi
             xk = tl.load(x_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
             if NORM:                                              # (x * r) rounded, times the weight, rounded
                 nw = tl.load(nw_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
                 xk = ((xk * tl.sum(r, 0)).to(dt).to(tl.float32) * nw).to(dt).to(tl.float32)
             wmask = nmask[:, None] & kmask[None, :]
             if PREFETCH:
-                following = nmask[:, None] & ((k0 + BLOCK_K + kk) < K)[None, :]
+                following = nmask[:, None] & ((k0 + BLOCK_K + kk) < k_hi)[None, :]
                 w = w_next.to(tl.float32)
                 w_next = tl.load(w_rows + (k0 + BLOCK_K + kk)[None, :], mask=following, other=0.0)
             else:
@@ -124,8 +139,8 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     else:                        # several rows share each weight tile
         acc = tl.zeros((BP, BLOCK_N), tl.float32)
         acc2 = tl.zeros((BP, BLOCK_N), tl.float32)
-        for k0 in range(0, K, BLOCK_K):
-            kmask = (k0 + kk) < K
+        for k0 in range(k_lo, k_hi, BLOCK_K):
+            kmask = (k0 + kk) < k_hi
             xk = tl.load(x_ptr + rows[:, None] * K + (k0 + kk)[None, :], mask=rmask[:, None] & kmask[None, :],
                          other=0.0).to(tl.float32)
             if NORM:
@@ -137,8 +152,22 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
             if EPI == _SWIGLU:
                 w2 = tl.load(w_ptr + (n + N)[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
                 acc2 += tl.sum(xk[:, None, :] * w2[None, :, :], 2)
-    y = acc.to(dt).to(tl.float32)
     omask = rmask[:, None] & nmask[None, :]
+    if SPLIT > 1:                # partial sums into the workspace; the last program of the block goes on
+        wat = rows[:, None] * 2 * N + n[None, :]
+        tl.atomic_add(ws_ptr + wat, acc, mask=omask, sem="relaxed")
+        if EPI == _SWIGLU:
+            tl.atomic_add(ws_ptr + wat + N, acc2, mask=omask, sem="relaxed")
+        tl.debug_barrier()                                        # all of this program's adds are issued
+        last = tl.atomic_add(cnt_ptr + tl.program_id(0), 1, sem="acq_rel") == SPLIT - 1
+        omask = omask & last
+        acc = tl.load(ws_ptr + wat, mask=omask, other=0.0, cache_modifier=".cg")
+        tl.store(ws_ptr + wat, tl.zeros_like(acc), mask=omask)
+        if EPI == _SWIGLU:
+            acc2 = tl.load(ws_ptr + wat + N, mask=omask, other=0.0, cache_modifier=".cg")
+            tl.store(ws_ptr + wat + N, tl.zeros_like(acc2), mask=omask)
+        tl.store(cnt_ptr + tl.program_id(0), 0, mask=last)
+    y = acc.to(dt).to(tl.float32)
     if EPI == _PLAIN:
         tl.store(out_ptr + rows[:, None] * N + n[None, :], y.to(dt), mask=omask)
     if EPI == _RESIDUAL or EPI == _DOUBLE_RESIDUAL:                 # x + o (cross-attention: x + (x + o))
@@ -241,19 +270,35 @@ def _kp(B: int, K: int) -> int:
 
 
 # The block shape Triton's interpreter runs on the CPU (no autotuning there); tests vary it.
-INTERPRETER_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 32, "LATE": False, "PREFETCH": False}
+INTERPRETER_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 32, "LATE": False, "PREFETCH": False, "SPLIT": 1}
+# A block shape to use on CUDA instead of autotuning (None: autotune); tests set it to check each kind.
+FIXED_CONFIG: dict | None = None
+
+_WORKSPACES: dict = {}
 
 
-def _launch(N, *args, **meta):
-    """The matrix-vector kernel over cdiv(N, BLOCK_N) programs: autotuned on CUDA; on the CPU
-    (Triton's interpreter, TRITON_INTERPRET=1, used by the tests) with one small fixed shape."""
-    if args[0].is_cuda:
-        _matvec_kernel[lambda m: (triton.cdiv(N, m["BLOCK_N"]),)](*args, **meta)
+def _workspace(weight, BP, N):
+    """The split-K sums and arrival counters of one weight's products: zeros, which every launch
+    leaves at zero. One pair per weight (and batch width), so kernels running side by side on
+    different streams (the entropy model beside the global model) never share one."""
+    key = (weight.device, weight.data_ptr(), BP, N)
+    if key not in _WORKSPACES:
+        _WORKSPACES[key] = (torch.zeros(BP, 2 * N, dtype=torch.float32, device=weight.device),
+                            torch.zeros(N, dtype=torch.int32, device=weight.device))
+    return _WORKSPACES[key]
+
+
+def _launch(N, x, nw, w, *args, **meta):
+    """The matrix-vector kernel over cdiv(N, BLOCK_N) x SPLIT programs: autotuned on CUDA; on the
+    CPU (Triton's interpreter, TRITON_INTERPRET=1, used by the tests) with one small fixed shape."""
+    args = (x, nw, w, *args[:7], *_workspace(w, meta["BP"], N), *args[7:])
+    if x.is_cuda and FIXED_CONFIG is None:
+        _matvec_kernel[lambda m: (triton.cdiv(N, m["BLOCK_N"]), m["SPLIT"])](*args, **meta)
     else:
-        cfg = dict(INTERPRETER_CONFIG)
+        cfg = dict(FIXED_CONFIG if x.is_cuda else INTERPRETER_CONFIG)
         if meta["EPI"] == ROPE_CACHE:
             cfg["BLOCK_N"] = min(cfg["BLOCK_N"], meta["D"])
-        _matvec_kernel.fn[(triton.cdiv(N, cfg["BLOCK_N"]),)](*args, **meta, **cfg)
+        _matvec_kernel.fn[(triton.cdiv(N, cfg["BLOCK_N"]), cfg["SPLIT"])](*args, **meta, **cfg)
 
 
 def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None):

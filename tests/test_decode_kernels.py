@@ -48,29 +48,37 @@ def _randomise(module):
 
 
 # Kinds of block the autotuner may pick on a GPU: K not a multiple of the block, per-tile or late
-# reduction, with or without prefetching the next tile (LATE and PREFETCH act on single rows).
-PLAIN, LATE, LATE_PF, PF = (dict(BLOCK_N=8, BLOCK_K=32, LATE=False, PREFETCH=False),
-                            dict(BLOCK_N=4, BLOCK_K=64, LATE=True, PREFETCH=False),
-                            dict(BLOCK_N=16, BLOCK_K=16, LATE=True, PREFETCH=True),
-                            dict(BLOCK_N=8, BLOCK_K=32, LATE=False, PREFETCH=True))
+# reduction, with or without prefetching the next tile (LATE and PREFETCH act on single rows),
+# K shared out among programs that add into a workspace (SPLIT; 3 shares of 80 in 16-wide tiles
+# leave one program with a short share).
+PLAIN, LATE, LATE_PF, PF, SPLIT, SPLIT_PF = (
+    dict(BLOCK_N=8, BLOCK_K=32, LATE=False, PREFETCH=False, SPLIT=1),
+    dict(BLOCK_N=4, BLOCK_K=64, LATE=True, PREFETCH=False, SPLIT=1),
+    dict(BLOCK_N=16, BLOCK_K=16, LATE=True, PREFETCH=True, SPLIT=1),
+    dict(BLOCK_N=8, BLOCK_K=32, LATE=False, PREFETCH=True, SPLIT=1),
+    dict(BLOCK_N=8, BLOCK_K=16, LATE=True, PREFETCH=False, SPLIT=3),
+    dict(BLOCK_N=4, BLOCK_K=16, LATE=False, PREFETCH=True, SPLIT=2))
 F32, BF16 = (torch.float32, 2e-5), (torch.bfloat16, 3e-2)
 MHA, GQA_WINDOW, ODD_WIDTH = (64, 4, 4, None), (64, 4, 2, 5), (80, 5, 1, None)   # dim, heads, kv heads, window
 # Each feature in both dtypes, without the full product (the interpreter takes seconds per case).
 CASES = [(F32, MHA, 3, PLAIN), (BF16, MHA, 3, PLAIN), (F32, GQA_WINDOW, 3, LATE), (BF16, GQA_WINDOW, 1, LATE),
          (F32, ODD_WIDTH, 1, LATE_PF), (BF16, ODD_WIDTH, 3, LATE_PF), (F32, GQA_WINDOW, 1, PF), (BF16, MHA, 1, PF),
-         (F32, ODD_WIDTH, 1, LATE), (F32, MHA, 1, PLAIN)]
+         (F32, ODD_WIDTH, 1, LATE), (F32, MHA, 1, PLAIN), (F32, ODD_WIDTH, 1, SPLIT), (BF16, GQA_WINDOW, 3, SPLIT),
+         (F32, MHA, 3, SPLIT_PF), (BF16, ODD_WIDTH, 1, SPLIT_PF)]
 
 
 @pytest.fixture
 def block_shape(request, monkeypatch):
-    """The block shape the interpreter runs on the CPU; on CUDA the autotuner picks."""
+    """The block shape the kernels run with, in the interpreter and on CUDA (no autotuning)."""
     monkeypatch.setattr(dk, "INTERPRETER_CONFIG", request.param)
+    monkeypatch.setattr(dk, "FIXED_CONFIG", request.param)
     return request.param
 
 
 def _case_id(case):
     (dtype, _), (dim, heads, kv, window), batch, shape = case
     kind = "-".join(k.lower() for k in ("LATE", "PREFETCH") if shape[k]) or "per-tile"
+    kind += f"-split{shape['SPLIT']}" if shape["SPLIT"] > 1 else ""
     return f"{str(dtype)[6:]}-d{dim}h{heads}kv{kv}w{window}-b{batch}-{kind}"
 
 
@@ -98,9 +106,12 @@ def test_block_step_equals_eager_block(dtype_tol, stack, batch, block_shape):
     assert (out.float() - ref.float()).abs().max() <= tol * scale
     for a, b in ((caches[0].k, caches[1].k), (caches[0].v, caches[1].v)):   # the new keys written at pos
         assert (a.float() - b.float()).abs().max() <= tol * a.float().abs().max()
+    for ws, cnt in dk._WORKSPACES.values():                  # split sums left at zero for the next launch
+        assert not ws.any() and not cnt.any()
 
 
-@pytest.mark.parametrize("dtype,tol,block_shape", [(*F32, PLAIN), (*BF16, LATE_PF)], indirect=["block_shape"])
+@pytest.mark.parametrize("dtype,tol,block_shape", [(*F32, PLAIN), (*BF16, LATE_PF), (*F32, SPLIT)],
+                         indirect=["block_shape"])
 def test_cross_step_equals_eager_cross_attention(dtype, tol, block_shape):
     cross = _randomise(CrossAttention(_cfg(n_kv_heads=2))).to(DEVICE, dtype).eval()
     g = torch.Generator().manual_seed(3)
@@ -141,7 +152,7 @@ def test_generation_with_fused_kernels_equals_eager(tiny_model, fast, monkeypatc
     """Whole models: every layer step through the fused kernels (entropy model, encoder, global,
     decoder with its cross-attention), rows of different lengths, same bytes and patches as eager."""
     if DEVICE == "cpu":                          # fewer, larger programs: the interpreter pays per program
-        monkeypatch.setattr(dk, "INTERPRETER_CONFIG", dict(BLOCK_N=32, BLOCK_K=64, LATE=False, PREFETCH=False))
+        monkeypatch.setattr(dk, "INTERPRETER_CONFIG", dict(BLOCK_N=32, BLOCK_K=64, LATE=False, PREFETCH=False, SPLIT=1))
         monkeypatch.setattr(dk, "attention", functools.partial(dk.attention, splits=2))
     model = tiny_model.to(DEVICE)
     prompts = ["Hello there", "The quick brown fox"]

@@ -1,0 +1,95 @@
+"""Every block shape of the fused matrix-vector kernel (decode_kernels._CONFIGS) timed alone on
+each projection of a model's decoding step, beside cuBLAS and inductor's reduction on the same
+shapes: which configurations reach the GPU's copy bandwidth, and which one the autotuner keeps.
+
+Each shape runs on enough distinct weight matrices (about 400 MB) that none stays in L2, all
+launches captured in one CUDA graph; the time is the median replay divided by the launches.
+
+    python3 bench/matvec_sweep.py --dim 2048 --hidden 5632      # blt-1b global layer
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import triton
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cuda_timing import median_replay_ms  # noqa: E402
+from profile_layer_step import bandwidth  # noqa: E402
+from blt_core import decode_kernels as dk  # noqa: E402
+
+
+def shapes(dim, hidden):
+    """(name, N, K, epilogue, norm): the four projections of a layer step (q/k/v as one)."""
+    return [("qkv", 3 * dim, dim, dk.PLAIN, True), ("o", dim, dim, dk.RESIDUAL, False),
+            ("gate_up", hidden, dim, dk.SWIGLU, True), ("down", dim, hidden, dk.RESIDUAL, False)]
+
+
+def graph_us(fn, launches, reps=50):
+    fn()
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    return 1000 * median_replay_ms(g, reps) / launches
+
+
+def sweep(name, N, K, epi, norm, bw):
+    rows_w = 2 * N if epi == dk.SWIGLU else N
+    nbytes = rows_w * K * 2
+    R = max(2, min(64, 400_000_000 // nbytes))
+    ws = [torch.randn(rows_w, K, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(R)]
+    x = torch.randn(1, K, device="cuda", dtype=torch.bfloat16)
+    res = torch.randn(1, N, device="cuda", dtype=torch.bfloat16)
+    nw = torch.ones(K, device="cuda", dtype=torch.bfloat16)
+    out = torch.empty(1, N, device="cuda", dtype=torch.bfloat16)
+    head = {"shape": name, "N": N, "K": K, "MB": round(nbytes / 1e6, 1), "floor_us": round(1e6 * nbytes / bw, 2)}
+    rows = []
+
+    def one(cfg):
+        def run():
+            for w in ws:
+                args = (x, nw, w, out, res, x, x, x, x, x, *dk._workspace(w, 1, N), 1, N, K, 1e-5, 0, 0, 0)
+                dk._matvec_kernel.fn[(triton.cdiv(N, cfg.kwargs["BLOCK_N"]), cfg.kwargs["SPLIT"])](
+                    *args, BP=1, KP=dk._kp(1, K), D=1, NORM=norm, EPI=epi, **cfg.kwargs,
+                    num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+        return run
+
+    for cfg in dk._prune(dk._CONFIGS, {"N": N, "EPI": epi, "D": 1}):
+        us = graph_us(one(cfg), R)
+        rows.append({**cfg.kwargs, "warps": cfg.num_warps, "stages": cfg.num_stages, "us": round(us, 2),
+                     "of_floor": round(head["floor_us"] / us, 3)})
+    lin = lambda: [torch.nn.functional.linear(x, w) for w in ws]
+    red = torch.compile(lambda x, w: (x.float() * w.float()).sum(-1).to(x.dtype), dynamic=False)
+    peers = {"cuBLAS linear": graph_us(lin, R),
+             "inductor reduction": graph_us(lambda: [red(x, w) for w in ws], R)}
+    best = min(rows, key=lambda r: r["us"])
+    dk.matvec(x, ws[0], epi, norm=torch.nn.RMSNorm(K, eps=1e-5, device="cuda", dtype=torch.bfloat16) if norm else None,
+              res=res if epi in (dk.RESIDUAL, dk.DOUBLE_RESIDUAL) else None, out_features=N)
+    chosen = [str(c) for k, c in dk._matvec_kernel.cache.items() if k[0] == N and k[1] == K]
+    print(json.dumps({**head, "peers_us": {k: round(v, 2) for k, v in peers.items()}, "best": best,
+                      "autotuner_kept": chosen}), flush=True)
+    for r in sorted(rows, key=lambda r: r["us"]):
+        print(json.dumps({"shape": name, **r}), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dim", type=int, default=2048)
+    ap.add_argument("--hidden", type=int, default=5632)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    bw = bandwidth()
+    print(json.dumps({"copy_GBps": round(bw / 1e9), "device": torch.cuda.get_device_name()}), flush=True)
+    with torch.no_grad():
+        for s in shapes(args.dim, args.hidden):
+            sweep(*s, bw)
+
+
+if __name__ == "__main__":
+    main()
