@@ -1,6 +1,7 @@
-"""Every block shape of the fused matrix-vector kernel (decode_kernels._CONFIGS) timed alone on
-each projection of a model's decoding step, beside cuBLAS and inductor's reduction on the same
-shapes: which configurations reach the GPU's copy bandwidth, and which one the autotuner keeps.
+"""Candidate block shapes of the fused matrix-vector kernel timed alone on each projection of a
+model's decoding step, beside cuBLAS and inductor's reduction on the same shapes: which reach the
+GPU's copy bandwidth (decode_kernels.block_config is chosen from these), with and without
+programmatic dependent launch (PDL).
 
 Each shape runs on enough distinct weight matrices (about 400 MB) that none stays in L2, all
 launches captured in one CUDA graph; the time is the median replay divided by the launches.
@@ -22,6 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cuda_timing import median_replay_ms  # noqa: E402
 from profile_layer_step import bandwidth  # noqa: E402
 from blt_core import decode_kernels as dk  # noqa: E402
+
+
+# (BLOCK_N, BLOCK_K, LATE, PREFETCH, SPLIT, warps): the best of an earlier, wider sweep
+# (bench/results/matvec_sweep_h100.jsonl, autotuner configurations) and neighbours of them.
+CANDIDATES = [(2, 1024, True, True, 1, 4), (2, 1024, True, False, 1, 4), (4, 512, True, True, 1, 4),
+              (8, 256, True, True, 1, 4), (4, 512, True, False, 1, 4), (1, 2048, True, True, 1, 4),
+              (4, 1024, True, True, 1, 8), (16, 256, True, True, 1, 8), (4, 512, True, False, 2, 4),
+              (8, 256, True, False, 4, 4)]
 
 
 def shapes(dim, hidden):
@@ -51,29 +60,31 @@ def sweep(name, N, K, epi, norm, bw):
     head = {"shape": name, "N": N, "K": K, "MB": round(nbytes / 1e6, 1), "floor_us": round(1e6 * nbytes / bw, 2)}
     rows = []
 
-    def one(cfg):
+    def one(cfg, pdl):
+        meta = {k: v for k, v in cfg.items() if k not in ("num_warps", "num_stages")}
         def run():
             for w in ws:
                 args = (x, nw, w, out, res, x, x, x, x, x, *dk._workspace(w, 1, N), 1, N, K, 1e-5, 0, 0, 0)
-                dk._matvec_kernel.fn[(triton.cdiv(N, cfg.kwargs["BLOCK_N"]), cfg.kwargs["SPLIT"])](
-                    *args, BP=1, KP=dk._kp(1, K), D=1, NORM=norm, EPI=epi, **cfg.kwargs,
-                    num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+                dk._matvec_kernel[(triton.cdiv(N, cfg["BLOCK_N"]), cfg["SPLIT"])](
+                    *args, BP=1, KP=dk._kp(1, K), D=1, NORM=norm, EPI=epi, **meta, PDL=pdl,
+                    num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **({"launch_pdl": True} if pdl else {}))
         return run
 
-    for cfg in dk._prune(dk._CONFIGS, {"N": N, "EPI": epi, "D": 1}):
-        us = graph_us(one(cfg), R)
-        rows.append({**cfg.kwargs, "warps": cfg.num_warps, "stages": cfg.num_stages, "us": round(us, 2),
+    chosen = dk.block_config(N, K, 1, epi)
+    cands = [dict(BLOCK_N=n, BLOCK_K=k, LATE=late, PREFETCH=pf, SPLIT=split, num_warps=w, num_stages=1 if pf else 2)
+             for n, k, late, pf, split, w in CANDIDATES]
+    for cfg, pdl in [(c, True) for c in cands] + [(chosen, False)]:
+        us = graph_us(one(cfg, pdl), R)
+        rows.append({**cfg, "pdl": pdl, "block_config": cfg == chosen, "us": round(us, 2),
                      "of_floor": round(head["floor_us"] / us, 3)})
     lin = lambda: [torch.nn.functional.linear(x, w) for w in ws]
     red = torch.compile(lambda x, w: (x.float() * w.float()).sum(-1).to(x.dtype), dynamic=False)
     peers = {"cuBLAS linear": graph_us(lin, R),
              "inductor reduction": graph_us(lambda: [red(x, w) for w in ws], R)}
     best = min(rows, key=lambda r: r["us"])
-    dk.matvec(x, ws[0], epi, norm=torch.nn.RMSNorm(K, eps=1e-5, device="cuda", dtype=torch.bfloat16) if norm else None,
-              res=res if epi in (dk.RESIDUAL, dk.DOUBLE_RESIDUAL) else None, out_features=N)
-    chosen = [str(c) for k, c in dk._matvec_kernel.cache.items() if k[0] == N and k[1] == K]
+    mine = [r for r in rows if r["block_config"]]
     print(json.dumps({**head, "peers_us": {k: round(v, 2) for k, v in peers.items()}, "best": best,
-                      "autotuner_kept": chosen}), flush=True)
+                      "block_config": mine}), flush=True)
     for r in sorted(rows, key=lambda r: r["us"]):
         print(json.dumps({"shape": name, **r}), flush=True)
 

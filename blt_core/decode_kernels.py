@@ -4,16 +4,19 @@ A decoding step of one byte runs every layer on a single row per sequence, so a 
 matrix-vector products whose weights must be read once, plus small work between them. Compiled
 piecewise, that small work becomes a dozen kernels per layer that each pay launch and tail
 latency (bench/profile_generate.py --parts: the blt-1b global layer took 80 us for 34 us of
-weight reads). Here a block step is six kernels, each matrix-vector product carrying its
+weight reads). Here a block step is five kernels, each matrix-vector product carrying its
 neighbours in its prologue and epilogue:
 
     1. RMSNorm -> q/k/v projection -> RoPE; q to a buffer, k and v into the KV cache at pos
     2. attention of the query over the cache's valid keys (pos and window read on the device),
-       split over S programs per head so the keys are read in parallel
-    3. the S partial softmaxes combined
-    4. output projection + residual
-    5. RMSNorm -> gate/up projection -> SiLU(gate) * up
-    6. down projection + residual
+       split over S programs per head so the keys are read in parallel; the last program of
+       a head to finish merges the S partial softmaxes
+    3. output projection + residual
+    4. RMSNorm -> gate/up projection -> SiLU(gate) * up
+    5. down projection + residual
+
+On sm_90 and later the kernels are launched as programmatic dependents (see PDL below): each
+starts reading its weights while the one before it finishes.
 
 Rounding follows the eager layers (bf16 results rounded where PyTorch rounds them), accumulation
 is float32; results agree with `layers.Block` to bf16 rounding (tests/test_decode_kernels.py).
@@ -28,49 +31,44 @@ import triton.language as tl
 PLAIN, RESIDUAL, DOUBLE_RESIDUAL, SWIGLU, ROPE_CACHE = 0, 1, 2, 3, 4        # epilogues
 _PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE = map(tl.constexpr, range(5))   # the same, in kernels
 
-# Block shapes tried by the autotuner on first use of each shape. LATE: accumulate the products
-# element-wise and reduce across lanes once after the loop, instead of once per tile. PREFETCH
-# (single rows): load the next weight tile before reducing this one, so two are in flight
-# (Triton software-pipelines only loads that feed tl.dot). SPLIT: the K range is shared out
-# among SPLIT programs per block of outputs, which add their partial sums into a float32
-# workspace; the last to finish applies the epilogue (more loads in flight when N is small).
-def _config(n, k, w, s, late=True, pf=False, split=1):
-    return triton.Config({"BLOCK_N": n, "BLOCK_K": k, "LATE": late, "PREFETCH": pf, "SPLIT": split},
-                         num_warps=w, num_stages=s)
+# Programmatic dependent launch (sm_90+): each kernel lets the next one start as soon as all its
+# programs are running; the next loads its first weight tiles, which no kernel writes, then waits
+# (griddepcontrol.wait) for the previous kernel's results. This hides the launch and the first
+# trip to memory behind the previous kernel's tail. None: on where the GPU has it.
+PDL: bool | None = None
 
 
-_CONFIGS = [_config(n, k, w, s, late, pf, split) for n, k, w, s, late, pf, split in (
-    (4, 512, 4, 4, False, False, 1), (8, 256, 4, 4, False, False, 1), (8, 512, 4, 3, False, False, 1),
-    (16, 256, 4, 3, False, False, 1), (16, 512, 8, 3, False, False, 1), (32, 128, 4, 4, False, False, 1),
-    (32, 256, 8, 3, False, False, 1), (2, 1024, 4, 2, True, False, 1), (4, 512, 4, 2, True, False, 1),
-    (8, 256, 4, 2, True, False, 1), (8, 512, 8, 2, True, False, 1), (16, 128, 4, 2, True, False, 1),
-    (16, 256, 8, 2, True, False, 1), (4, 512, 4, 1, True, True, 1), (8, 256, 4, 1, True, True, 1),
-    (8, 512, 8, 1, True, True, 1), (16, 256, 8, 1, True, True, 1),
-    (4, 512, 4, 2, True, False, 2), (8, 512, 4, 2, True, False, 2), (8, 256, 4, 2, True, False, 4),
-    (16, 256, 4, 2, True, False, 4), (16, 512, 8, 2, True, False, 4), (32, 256, 8, 2, True, False, 8))]
+def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
+    """Block shape of the matrix-vector kernel for N outputs (SWIGLU: 2N weight rows) over K.
+    Chosen from every candidate timed alone on an H100 (bench/matvec_sweep.py,
+    bench/results/matvec_sweep_h100.jsonl): tiles of 2048 weights per 4-warp program with the
+    next tile loaded before this one is reduced, 4 x 512 for wide outputs (N >= 2K) and
+    2 x 1024 otherwise, the lane sums reduced once after the loop. Splitting K among programs
+    never won, so SPLIT stays 1 (the kernel keeps it for the sweep). Autotuning chose worse:
+    it times one launch at a time, where the step chains launches back to back."""
+    if BP > 1:                                   # several rows: (BP, BLOCK_N, BLOCK_K) products per step
+        cfg = dict(BLOCK_N=8, BLOCK_K=max(32, min(1024 // BP, triton.next_power_of_2(K))), LATE=False, PREFETCH=False)
+    else:
+        wide = (2 if epi == SWIGLU else 1) * N >= 2 * K
+        bk = min(512 if wide else 1024, triton.next_power_of_2(K))
+        cfg = dict(BLOCK_N=2048 // bk, BLOCK_K=bk, LATE=True, PREFETCH=True)
+    if epi == ROPE_CACHE:                        # RoPE pairs and the cache layout: a block inside one head
+        cfg["BLOCK_N"] = min(cfg["BLOCK_N"], D)
+    return {**cfg, "SPLIT": 1, "num_warps": 4, "num_stages": 1 if cfg["PREFETCH"] else 2}
 
 
-def _prune(configs, named_args, **kwargs):
-    """RoPE pairs and the cache layout need each block of outputs inside one head; wide outputs
-    have programs enough without splitting K."""
-    arg = lambda name: kwargs.get(name, named_args.get(name))
-    configs = [c for c in configs if c.kwargs["SPLIT"] == 1 or arg("N") <= 4096]
-    if arg("EPI") != ROPE_CACHE:
-        return configs
-    return [c for c in configs if arg("D") % c.kwargs["BLOCK_N"] == 0] or [_config(2, 128, 4, 3, late=False)]
-
-
-@triton.autotune(configs=_CONFIGS, key=["N", "K", "BP", "EPI", "NORM"], prune_configs_by={"early_config_prune": _prune})
 @triton.jit
 def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr, ws_ptr, cnt_ptr,
                    B, N, K, eps, NQ, NKV, L,
                    BP: tl.constexpr, KP: tl.constexpr, D: tl.constexpr, NORM: tl.constexpr, EPI: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr, PREFETCH: tl.constexpr,
-                   SPLIT: tl.constexpr):
+                   SPLIT: tl.constexpr, PDL: tl.constexpr):
     """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
     (SWIGLU: W (2N, K), gate rows then up rows). Program (i, s): outputs i * BLOCK_N.., the s-th
     of SPLIT shares of K; ws (BP, 2N) float32 and cnt (programs along N) int32 start at zero
     and are left at zero."""
+    if PDL:
+        tl.extra.cuda.gdc_launch_dependents()
     dt = x_ptr.dtype.element_ty
     rows = tl.arange(0, BP)
     rmask = rows < B
@@ -80,6 +78,14 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     share = tl.cdiv(K, SPLIT * BLOCK_K) * BLOCK_K                   # this program's K range, whole tiles
     k_lo = tl.program_id(1) * share
     k_hi = tl.minimum(K, k_lo + share)
+    w_rows, w2_rows = w_ptr + n[:, None] * K, w_ptr + (n + N)[:, None] * K
+    if BP == 1 and PREFETCH:     # the first weight tiles (no kernel writes weights: before the wait)
+        first = nmask[:, None] & ((k_lo + kk) < k_hi)[None, :]
+        w_next = tl.load(w_rows + (k_lo + kk)[None, :], mask=first, other=0.0)
+        if EPI == _SWIGLU:
+            w2_next = tl.load(w2_rows + (k_lo + kk)[None, :], mask=first, other=0.0)
+    if PDL:                                                       # the previous kernel's results
+        tl.extra.cuda.gdc_wait()
     if NORM:                                                      # RMSNorm statistics of x
         if KP > 0:                                                # whole rows in one load: no serial trips
             kp = tl.arange(0, KP)
@@ -98,12 +104,6 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
         a2 = tl.zeros((BLOCK_N,), tl.float32)
         p1 = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)                 # LATE: products summed per lane
         p2 = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)
-        w_rows, w2_rows = w_ptr + n[:, None] * K, w_ptr + (n + N)[:, None] * K
-        if PREFETCH:             # the first weight tile; each step then loads the next before reducing
-            first = nmask[:, None] & ((k_lo + kk) < k_hi)[None, :]
-            w_next = tl.load(w_rows + (k_lo + kk)[None, :], mask=first, other=0.0)
-            if EPI == _SWIGLU:
-                w2_next = tl.load(w2_rows + (k_lo + kk)[None, :], mask=first, other=0.0)
         for k0 in range(k_lo, k_hi, BLOCK_K):
             kmask = (k0 + kk) < k_hi
             xk = tl.load(x_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
@@ -201,9 +201,14 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
 
 
 @triton.jit
-def _attn_partial_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, part_ptr, ml_ptr, HQ, HKV, L, window, scale,
-                         S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, CAUSAL: tl.constexpr):
-    """Program (row*head, s): online softmax of one query over the s-th share of its valid keys."""
+def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, part_ptr, ml_ptr, cnt_ptr, y_ptr, HQ, HKV, L, window, scale,
+                      S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, CAUSAL: tl.constexpr, PDL: tl.constexpr):
+    """Program (row*head, s): online softmax of one query over the s-th share of its valid keys.
+    With S > 1 the shares go to part / ml; the last program of the head to finish (cnt, left
+    at zero) merges them into y."""
+    if PDL:
+        tl.extra.cuda.gdc_launch_dependents()
+        tl.extra.cuda.gdc_wait()
     bh, s = tl.program_id(0), tl.program_id(1)
     b, h = bh // HQ, bh % HQ
     hk = h // (HQ // HKV)
@@ -234,22 +239,22 @@ def _attn_partial_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, part_ptr, ml_ptr, HQ, HKV
         l = l * alpha + tl.sum(p, 0)
         acc = acc * alpha + tl.sum(p[:, None] * vb, 0)
         m = m_new
-    tl.store(part_ptr + (bh * S + s) * D + d, acc)
-    tl.store(ml_ptr + (bh * S + s) * 2, m)
-    tl.store(ml_ptr + (bh * S + s) * 2 + 1, l)
-
-
-@triton.jit
-def _attn_combine_kernel(part_ptr, ml_ptr, y_ptr, S: tl.constexpr, D: tl.constexpr):
-    """Program row*head: the S partial softmaxes merged -> y (rounded to y's dtype)."""
-    bh = tl.program_id(0)
-    s, d = tl.arange(0, S), tl.arange(0, D)
-    m = tl.load(ml_ptr + (bh * S + s) * 2)
-    l = tl.load(ml_ptr + (bh * S + s) * 2 + 1)
-    w = tl.exp(m - tl.max(m, 0))
-    acc = tl.load(part_ptr + (bh * S + s)[:, None] * D + d[None, :])
-    y = tl.sum(acc * w[:, None], 0) / tl.sum(l * w, 0)
-    tl.store(y_ptr + bh * D + d, y.to(y_ptr.dtype.element_ty))
+    if S == 1:
+        tl.store(y_ptr + bh * D + d, (acc / l).to(y_ptr.dtype.element_ty))
+    else:
+        tl.store(part_ptr + (bh * S + s) * D + d, acc)
+        tl.store(ml_ptr + (bh * S + s) * 2, m)
+        tl.store(ml_ptr + (bh * S + s) * 2 + 1, l)
+        tl.debug_barrier()                                        # this program's share is written
+        last = tl.atomic_add(cnt_ptr + bh, 1, sem="acq_rel") == S - 1
+        ss = tl.arange(0, S)
+        ms = tl.load(ml_ptr + (bh * S + ss) * 2, mask=last, other=-1e30, cache_modifier=".cg")
+        ls = tl.load(ml_ptr + (bh * S + ss) * 2 + 1, mask=last, other=1.0, cache_modifier=".cg")
+        w = tl.exp(ms - tl.max(ms, 0))
+        parts = tl.load(part_ptr + (bh * S + ss)[:, None] * D + d[None, :], mask=last, other=0.0, cache_modifier=".cg")
+        y = tl.sum(parts * w[:, None], 0) / tl.sum(ls * w, 0)
+        tl.store(y_ptr + bh * D + d, y.to(y_ptr.dtype.element_ty), mask=last)
+        tl.store(cnt_ptr + bh, 0, mask=last)
 
 
 def check_head_dims(stacks: dict) -> None:
@@ -269,10 +274,16 @@ def _kp(B: int, K: int) -> int:
     return kp if _bp(B) * kp <= 8192 else 0
 
 
-# The block shape Triton's interpreter runs on the CPU (no autotuning there); tests vary it.
+# The block shape Triton's interpreter runs on the CPU; tests vary it.
 INTERPRETER_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 32, "LATE": False, "PREFETCH": False, "SPLIT": 1}
-# A block shape to use on CUDA instead of autotuning (None: autotune); tests set it to check each kind.
+# A block shape to use on CUDA instead of block_config's (None); tests set it to check each kind.
 FIXED_CONFIG: dict | None = None
+
+
+def _pdl(device: torch.device) -> bool:
+    if device.type != "cuda":
+        return False
+    return PDL if PDL is not None else torch.cuda.get_device_capability(device)[0] >= 9
 
 _WORKSPACES: dict = {}
 
@@ -288,17 +299,35 @@ def _workspace(weight, BP, N):
     return _WORKSPACES[key]
 
 
+_COUNTERS: dict = {}
+
+
+def _counters(device, n):
+    """Arrival counters of the attention's programs, one per head: zeros, left at zero by every
+    launch. Attention kernels run one after another on a stream, except the entropy model's
+    beside the others; one set per stream keeps those apart. Never replaced once made (a
+    captured CUDA graph may hold it)."""
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (device, stream, n)
+    if key not in _COUNTERS:
+        _COUNTERS[key] = torch.zeros(n, dtype=torch.int32, device=device)
+    return _COUNTERS[key]
+
+
 def _launch(N, x, nw, w, *args, **meta):
-    """The matrix-vector kernel over cdiv(N, BLOCK_N) x SPLIT programs: autotuned on CUDA; on the
-    CPU (Triton's interpreter, TRITON_INTERPRET=1, used by the tests) with one small fixed shape."""
+    """The matrix-vector kernel over x (B, K), cdiv(N, BLOCK_N) x SPLIT programs: block_config's
+    shape on CUDA; on the CPU (Triton's interpreter, TRITON_INTERPRET=1, used by the tests) one
+    small fixed shape."""
     args = (x, nw, w, *args[:7], *_workspace(w, meta["BP"], N), *args[7:])
     if x.is_cuda and FIXED_CONFIG is None:
-        _matvec_kernel[lambda m: (triton.cdiv(N, m["BLOCK_N"]), m["SPLIT"])](*args, **meta)
+        cfg = block_config(N, x.shape[1], meta["BP"], meta["EPI"], meta["D"])
     else:
         cfg = dict(FIXED_CONFIG if x.is_cuda else INTERPRETER_CONFIG)
         if meta["EPI"] == ROPE_CACHE:
             cfg["BLOCK_N"] = min(cfg["BLOCK_N"], meta["D"])
-        _matvec_kernel.fn[(triton.cdiv(N, cfg["BLOCK_N"]), cfg["SPLIT"])](*args, **meta, **cfg)
+    pdl = _pdl(x.device)
+    launch = {"launch_pdl": True} if pdl else {}
+    _matvec_kernel[(triton.cdiv(N, cfg["BLOCK_N"]), cfg["SPLIT"])](*args, **meta, **cfg, PDL=pdl, **launch)
 
 
 def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None):
@@ -330,16 +359,17 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=32, block=16):
     """q (B, H * D) over k, v (B, Hkv, L, D): causal at pos (B,) within `window` keys, or over
     all L keys when pos is None. Returns (B, H * D) in q's dtype. The valid keys are shared out
     among `splits` programs per head (a few hundred keys: one tile of `block` each), so the chain
-    of dependent loads stays short; programs with no keys left exit at once."""
+    of dependent loads stays short; programs with no keys left skip the loop."""
     B = q.shape[0]
     Hkv, L, D = k.shape[1], k.shape[2], k.shape[3]
     part = torch.empty(B * n_heads, splits, D, dtype=torch.float32, device=q.device)
     ml = torch.empty(B * n_heads, splits, 2, dtype=torch.float32, device=q.device)
-    _attn_partial_kernel[(B * n_heads, splits)](
-        q, k, v, pos if pos is not None else q, part, ml, n_heads, Hkv, L, window or L + 1, D ** -0.5,
-        S=splits, D=D, BLOCK=block, CAUSAL=pos is not None)
     y = torch.empty_like(q)
-    _attn_combine_kernel[(B * n_heads,)](part, ml, y, S=splits, D=D)
+    pdl = _pdl(q.device)
+    _attention_kernel[(B * n_heads, splits)](
+        q, k, v, pos if pos is not None else q, part, ml, _counters(q.device, B * n_heads), y, n_heads, Hkv, L,
+        window or L + 1, D ** -0.5, S=splits, D=D, BLOCK=block, CAUSAL=pos is not None, PDL=pdl,
+        **({"launch_pdl": True} if pdl else {}))
     return y
 
 

@@ -108,6 +108,8 @@ def test_block_step_equals_eager_block(dtype_tol, stack, batch, block_shape):
         assert (a.float() - b.float()).abs().max() <= tol * a.float().abs().max()
     for ws, cnt in dk._WORKSPACES.values():                  # split sums left at zero for the next launch
         assert not ws.any() and not cnt.any()
+    for cnt in dk._COUNTERS.values():                        # and the attention's arrival counters
+        assert not cnt.any()
 
 
 @pytest.mark.parametrize("dtype,tol,block_shape", [(*F32, PLAIN), (*BF16, LATE_PF), (*F32, SPLIT)],
