@@ -39,18 +39,19 @@ PDL: bool | None = None
 
 
 def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
-    """Block shape of the matrix-vector kernel for N outputs (SWIGLU: 2N weight rows) over K.
-    Chosen from every candidate timed alone on an H100 (bench/matvec_sweep.py,
-    bench/results/matvec_sweep_h100.jsonl): tiles of 2048 weights per 4-warp program with the
-    next tile loaded before this one is reduced, 4 x 512 for wide outputs (N >= 2K) and
-    2 x 1024 otherwise, the lane sums reduced once after the loop. Splitting K among programs
-    never won, so SPLIT stays 1 (the kernel keeps it for the sweep). Autotuning chose worse:
-    it times one launch at a time, where the step chains launches back to back."""
+    """Block shape of the matrix-vector kernel for N outputs over K. Chosen from candidates timed
+    alone on an H100 (bench/matvec_sweep.py, bench/results/matvec_sweep_h100.jsonl): for one row,
+    tiles of 2 x 1024 weights per 4-warp program, the next tile loaded before this one is reduced
+    and the lane sums reduced once after the loop. That was best or within 12 % of the best on
+    all eight projections of blt-1b's global model and decoder (76-86 % of copy bandwidth on the
+    global ones). Splitting K among programs never won, so SPLIT stays 1 (the kernel keeps it
+    for the sweep). Triton's autotuner chose worse: it times one launch at a time, where a step
+    chains launches back to back."""
     if BP > 1:                                   # several rows: (BP, BLOCK_N, BLOCK_K) products per step
-        cfg = dict(BLOCK_N=8, BLOCK_K=max(32, min(1024 // BP, triton.next_power_of_2(K))), LATE=False, PREFETCH=False)
+        bk = max(32, min(1024 // BP, triton.next_power_of_2(K)))
+        cfg = dict(BLOCK_N=8, BLOCK_K=bk, LATE=False, PREFETCH=False)
     else:
-        wide = (2 if epi == SWIGLU else 1) * N >= 2 * K
-        bk = min(512 if wide else 1024, triton.next_power_of_2(K))
+        bk = min(1024, triton.next_power_of_2(K))
         cfg = dict(BLOCK_N=2048 // bk, BLOCK_K=bk, LATE=True, PREFETCH=True)
     if epi == ROPE_CACHE:                        # RoPE pairs and the cache layout: a block inside one head
         cfg["BLOCK_N"] = min(cfg["BLOCK_N"], D)
