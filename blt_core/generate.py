@@ -266,32 +266,34 @@ class IncrementalBLT:
 
     def _decoder_part(self):
         m, dec, t = self.model, self.model.local_decoder, self.pos.clone()
-        h, prepared = self.h, self._rope_and_mask(self.dec, t)
-        for i in range(len(dec.layers)):
-            if i < len(dec.cross_attn_layers):
-                cross, k, v = dec.cross_attn_layers[i], self.dec_kv[i].k, self.dec_kv[i].v
-                h = self.dk.cross_step(cross, h, k, v) if self.dk else h + cross.attend(h, k, v)
-            h = self._layer(self.dec, i, h, t, prepared)
+        crosses = [(c, kv.k, kv.v) for c, kv in zip(dec.cross_attn_layers, self.dec_kv)]
+        h = self._run(self.dec, self.h, t, crosses)
         self.logits.copy_(m.lm_head(dec.norm(h))[:, 0].float())
         self.pos.add_(1)
 
-    def _rope_and_mask(self, stepper: _StackStepper, pos):
-        """RoPE rows and mask of the eager blocks at pos (the fused kernels read pos themselves)."""
-        return None if self.dk is not None else (stepper.rope(pos), stepper.mask(pos))
-
-    def _layer(self, stepper: _StackStepper, i, x, pos, prepared):
-        """Layer i of the stack, one step at pos: the fused kernels, or the eager block."""
-        layer, cache = stepper.stack.layers[i], stepper.caches[i]
+    def _run(self, stepper: _StackStepper, x, pos, crosses=()):
+        """Every layer of a stack, one step at pos; crosses: (cross-attention, k, v) run before the
+        first layers (the decoder's)."""
         if self.dk is not None:
-            return self.dk.block_step(layer, x, pos, cache, stepper.cos, stepper.sin, stepper.stack.cfg.sliding_window)
-        (cos, sin), mask = prepared
-        return layer(x, cos, sin, mask, cache, pos)
-
-    def _run(self, stepper: _StackStepper, x, pos):
-        prepared = self._rope_and_mask(stepper, pos)
-        for i in range(len(stepper.caches)):
-            x = self._layer(stepper, i, x, pos, prepared)
+            return _fused_stack(self.dk, stepper, x, pos, crosses)
+        (cos, sin), mask = stepper.rope(pos), stepper.mask(pos)
+        for i, (layer, cache) in enumerate(zip(stepper.stack.layers, stepper.caches)):
+            if i < len(crosses):
+                cross, k, v = crosses[i]
+                x = x + cross.attend(x, k, v)
+            x = layer(x, cos, sin, mask, cache, pos)
         return x
+
+
+@torch.compiler.disable          # one opaque call per stack for torch.compile (a graph break per
+def _fused_stack(dk, stepper: _StackStepper, x, pos, crosses=()):    # layer would recompile per index)
+    """_run's layers as the fused Triton kernels, which read pos (and the window) on the device."""
+    for i, (layer, cache) in enumerate(zip(stepper.stack.layers, stepper.caches)):
+        if i < len(crosses):
+            cross, k, v = crosses[i]
+            x = dk.cross_step(cross, x, k, v)
+        x = dk.block_step(layer, x, pos, cache, stepper.cos, stepper.sin, stepper.stack.cfg.sliding_window)
+    return x
 
 
 def _decode_kernels(model):
