@@ -319,13 +319,14 @@ def _launch(N, x, nw, w, *args, **meta):
     """The matrix-vector kernel over x (B, K), cdiv(N, BLOCK_N) x SPLIT programs: block_config's
     shape on CUDA; on the CPU (Triton's interpreter, TRITON_INTERPRET=1, used by the tests) one
     small fixed shape."""
-    args = (x, nw, w, *args[:7], *_workspace(w, meta["BP"], N), *args[7:])
     if x.is_cuda and FIXED_CONFIG is None:
         cfg = block_config(N, x.shape[1], meta["BP"], meta["EPI"], meta["D"])
     else:
         cfg = dict(FIXED_CONFIG if x.is_cuda else INTERPRETER_CONFIG)
         if meta["EPI"] == ROPE_CACHE:
             cfg["BLOCK_N"] = min(cfg["BLOCK_N"], meta["D"])
+    split = _workspace(w, meta["BP"], N) if cfg["SPLIT"] > 1 else (x, x)    # unused without a split
+    args = (x, nw, w, *args[:7], *split, *args[7:])
     pdl = _pdl(x.device)
     launch = {"launch_pdl": True} if pdl else {}
     _matvec_kernel[(triton.cdiv(N, cfg["BLOCK_N"]), cfg["SPLIT"])](*args, **meta, **cfg, PDL=pdl, **launch)
