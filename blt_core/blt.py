@@ -175,7 +175,7 @@ class BLT(nn.Module):
         cuda_graphs / compile: optional fast paths (CUDA graphs of the step, torch.compile of it);
         speculative: greedy decoding as one CUDA graph per byte that always runs the global step
         (`fast_step.GreedyGraph`): the fastest path when most bytes end a patch; kernels: each
-        layer's step as six fused Triton kernels (`decode_kernels`, CUDA)."""
+        layer's step as five fused Triton kernels (`decode_kernels`, CUDA)."""
         from .generate import generate
         from .sampling import SamplingParams
         prompts = prompt if isinstance(prompt, list) else [prompt]

@@ -42,8 +42,8 @@ def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
     """Block shape of the matrix-vector kernel for N outputs over K. Chosen from candidates timed
     alone on an H100 (bench/matvec_sweep.py, bench/results/matvec_sweep_h100.jsonl): for one row,
     tiles of 2 x 1024 weights per 4-warp program, the next tile loaded before this one is reduced
-    and the lane sums reduced once after the loop. That was best or within 12 % of the best on
-    all eight projections of blt-1b's global model and decoder (76-86 % of copy bandwidth on the
+    and the lane sums reduced once after the loop. That was best or within 15 % of the best on
+    all eight projections of blt-1b's global model and decoder (73-86 % of copy bandwidth on the
     global ones). Splitting K among programs never won, so SPLIT stays 1 (the kernel keeps it
     for the sweep). Triton's autotuner chose worse: it times one launch at a time, where a step
     chains launches back to back."""

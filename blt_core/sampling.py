@@ -92,6 +92,7 @@ def sample_next(logits: torch.Tensor, history: torch.Tensor | None, params: Samp
         sorted_logits, order = logits.sort(dim=-1, descending=True)
         probs = sorted_logits.softmax(-1)
         drop = probs.cumsum(-1) - probs >= params.top_p         # keep up to and including the crossing byte
+        drop[:, 0] = False                   # and always the likeliest (a top_p below float32's range is 0)
         logits = logits.masked_fill(drop.scatter(1, order, drop), -float("inf"))
     probs = logits.softmax(-1)
     return torch.cat([torch.multinomial(p[None], 1, generator=g)[0] for p, g in zip(probs, generators)])

@@ -47,10 +47,10 @@ def _randomise(module):
     return module
 
 
-# Kinds of block the autotuner may pick on a GPU: K not a multiple of the block, per-tile or late
-# reduction, with or without prefetching the next tile (LATE and PREFETCH act on single rows),
-# K shared out among programs that add into a workspace (SPLIT; 3 shares of 80 in 16-wide tiles
-# leave one program with a short share).
+# Kinds of block the kernel supports (block_config picks one on a GPU): K not a multiple of the
+# block, per-tile or late reduction, with or without prefetching the next tile (LATE and PREFETCH
+# act on single rows), K shared out among programs that add into a workspace (SPLIT; 3 shares of
+# 80 in 16-wide tiles leave one program with a short share).
 PLAIN, LATE, LATE_PF, PF, SPLIT, SPLIT_PF = (
     dict(BLOCK_N=8, BLOCK_K=32, LATE=False, PREFETCH=False, SPLIT=1),
     dict(BLOCK_N=4, BLOCK_K=64, LATE=True, PREFETCH=False, SPLIT=1),

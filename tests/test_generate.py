@@ -185,3 +185,16 @@ def test_tiny_temperatures_sample_the_argmax_without_overflow(temperature):
     params = SamplingParams(max_new_bytes=1, temperature=temperature, top_k=3, top_p=0.9, seed=0)
     out = sample_next(logits, None, params, make_generators(params, 2, torch.device("cpu")))
     assert out.tolist() == [5, 6]
+
+
+@pytest.mark.parametrize("top_p", [5e-324, 1e-30, 1e-9])
+def test_tiny_top_p_keeps_the_most_likely_byte(top_p):
+    """top_p just above 0 (found by the API fuzzer: 5e-324 rounds to 0 in float32, which dropped
+    every byte and left multinomial nothing to draw from) keeps exactly the most likely byte."""
+    from blt_core.sampling import make_generators
+    logits = torch.zeros(2, 260)
+    logits[0, 4:8] = torch.tensor([1.0, 3.0, 2.5, -float("inf")])
+    logits[1, 4:8] = torch.tensor([0.5, -1.0, 4.25, 0.0])
+    params = SamplingParams(max_new_bytes=1, temperature=1.0, top_p=top_p, seed=0)
+    out = sample_next(logits, None, params, make_generators(params, 2, torch.device("cpu")))
+    assert out.tolist() == [5, 6]
