@@ -77,7 +77,9 @@ def sample_next(logits: torch.Tensor, history: torch.Tensor | None, params: Samp
     if params.repetition_penalty != 1.0:
         seen = torch.zeros_like(logits, dtype=torch.bool)
         seen.scatter_(1, history.clamp(min=0), history >= 0)
-        penalised = torch.where(logits > 0, logits / params.repetition_penalty, logits * params.repetition_penalty)
+        r = max(params.repetition_penalty, 1e-30)         # float32 would round a smaller one to 0
+        penalised = torch.where(logits > 0, logits / r, logits * r)
+        penalised = penalised.nan_to_num(posinf=torch.finfo(logits.dtype).max, neginf=-float("inf"))  # overflow
         logits = torch.where(seen, penalised, logits)
     if params.greedy:
         return logits.argmax(-1)
