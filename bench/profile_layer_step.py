@@ -165,12 +165,12 @@ def main():
             for b, c in zip(blocks, caches):
                 x = dk.block_step(b, x, pos, c, cos, sin)
             return x
-        for pdl in (True, False):                           # programmatic dependent launch on / off
-            dk.PDL = pdl
-            print(json.dumps({"variant": "fused Triton block step", "pdl": pdl,
+        for pdl, early in ((True, True), (True, False), (False, False)):   # dependent launch, early keys
+            dk.PDL, dk.EARLY_KEYS = pdl, early
+            print(json.dumps({"variant": "fused Triton block step", "pdl": pdl, "early_keys": early,
                               "us_per_layer": round(1000 * time_graph(fused, x, pos) / args.layers, 2),
                               **({"kernels": kernels(fused, x, pos, args.layers)} if args.profile else {})}), flush=True)
-        dk.PDL = None
+        dk.PDL, dk.EARLY_KEYS = None, True
         if args.kernels_only:
             return
         print(json.dumps({"variant": "sdpa, eager", "us_per_layer": round(1000 * time_graph(step, x, pos) / args.layers, 2)}), flush=True)

@@ -36,6 +36,8 @@ _PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE = map(tl.constexpr, ra
 # (griddepcontrol.wait) for the previous kernel's results. This hides the launch and the first
 # trip to memory behind the previous kernel's tail. None: on where the GPU has it.
 PDL: bool | None = None
+# Causal attention loads its first tile of earlier keys before that wait (_attention_kernel).
+EARLY_KEYS = True
 
 
 def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
@@ -202,14 +204,27 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
 
 
 @triton.jit
+def _softmax_tile(q, kb, vb, valid, m, l, acc, scale):
+    """A tile of keys kb, values vb (BLOCK, D) folded into an online softmax's running max m,
+    sum l and weighted values acc (D,); rows not valid count for nothing."""
+    sc = tl.where(valid, tl.sum(kb * q[None, :], 1) * scale, -1e30)
+    m_new = tl.maximum(m, tl.max(sc, 0))
+    alpha = tl.exp(m - m_new)
+    p = tl.where(valid, tl.exp(sc - m_new), 0.0)
+    return m_new, l * alpha + tl.sum(p, 0), acc * alpha + tl.sum(p[:, None] * vb, 0)
+
+
+@triton.jit
 def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, part_ptr, ml_ptr, cnt_ptr, y_ptr, HQ, HKV, L, window, scale,
-                      S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, CAUSAL: tl.constexpr, PDL: tl.constexpr):
+                      S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, CAUSAL: tl.constexpr,
+                      EARLY: tl.constexpr, PDL: tl.constexpr):
     """Program (row*head, s): online softmax of one query over the s-th share of its valid keys.
     With S > 1 the shares go to part / ml; the last program of the head to finish (cnt, left
-    at zero) merges them into y."""
+    at zero) merges them into y. EARLY (causal): the first tile's keys before pos, which earlier
+    steps wrote, are loaded before waiting for the previous kernel (the one that writes the key
+    at pos and the query); pos itself is never written by these kernels."""
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
-        tl.extra.cuda.gdc_wait()
     bh, s = tl.program_id(0), tl.program_id(1)
     b, h = bh // HQ, bh % HQ
     hk = h // (HQ // HKV)
@@ -223,23 +238,33 @@ def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, part_ptr, ml_ptr, cnt_ptr, y
     start = lo + s * per
     end = tl.minimum(hi, start + per)
     d = tl.arange(0, D)
-    q = tl.load(q_ptr + bh * D + d).to(tl.float32)
     base = (b * HKV + hk).to(tl.int64) * L * D
-    m = tl.full((), -1e30, tl.float32)
-    l = tl.zeros((), tl.float32)
-    acc = tl.zeros((D,), tl.float32)
-    for j0 in range(start, end, BLOCK):
-        j = j0 + tl.arange(0, BLOCK)
-        valid = j < end
-        kb = tl.load(k_ptr + base + j[:, None] * D + d[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
-        sc = tl.where(valid, tl.sum(kb * q[None, :], 1) * scale, -1e30)
-        m_new = tl.maximum(m, tl.max(sc, 0))
-        alpha = tl.exp(m - m_new)
-        p = tl.where(valid, tl.exp(sc - m_new), 0.0)
-        vb = tl.load(v_ptr + base + j[:, None] * D + d[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
-        l = l * alpha + tl.sum(p, 0)
-        acc = acc * alpha + tl.sum(p[:, None] * vb, 0)
-        m = m_new
+    j = start + tl.arange(0, BLOCK)                               # the first tile
+    valid = j < end
+    rows = base + j[:, None] * D + d[None, :]
+    if EARLY:
+        early = valid & (j < hi - 1)
+        kb = tl.load(k_ptr + rows, mask=early[:, None], other=0.0)
+        vb = tl.load(v_ptr + rows, mask=early[:, None], other=0.0)
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+        now = valid & (j == hi - 1)                               # the key written by the previous kernel
+        kb = tl.where(now[:, None], tl.load(k_ptr + rows, mask=now[:, None], other=0.0), kb)
+        vb = tl.where(now[:, None], tl.load(v_ptr + rows, mask=now[:, None], other=0.0), vb)
+    else:
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+        kb = tl.load(k_ptr + rows, mask=valid[:, None], other=0.0)
+        vb = tl.load(v_ptr + rows, mask=valid[:, None], other=0.0)
+    q = tl.load(q_ptr + bh * D + d).to(tl.float32)
+    m, l, acc = _softmax_tile(q, kb.to(tl.float32), vb.to(tl.float32), valid, tl.full((), -1e30, tl.float32),
+                              tl.zeros((), tl.float32), tl.zeros((D,), tl.float32), scale)
+    for j0 in range(start + BLOCK, end, BLOCK):                   # the later tiles
+        jt = j0 + tl.arange(0, BLOCK)
+        vt = jt < end
+        kt = tl.load(k_ptr + base + jt[:, None] * D + d[None, :], mask=vt[:, None], other=0.0).to(tl.float32)
+        vals = tl.load(v_ptr + base + jt[:, None] * D + d[None, :], mask=vt[:, None], other=0.0).to(tl.float32)
+        m, l, acc = _softmax_tile(q, kt, vals, vt, m, l, acc, scale)
     if S == 1:
         tl.store(y_ptr + bh * D + d, (acc / l).to(y_ptr.dtype.element_ty))
     else:
@@ -370,7 +395,8 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=32, block=16):
     pdl = _pdl(q.device)
     _attention_kernel[(B * n_heads, splits)](
         q, k, v, pos if pos is not None else q, part, ml, _counters(q.device, B * n_heads), y, n_heads, Hkv, L,
-        window or L + 1, D ** -0.5, S=splits, D=D, BLOCK=block, CAUSAL=pos is not None, PDL=pdl,
+        window or L + 1, D ** -0.5, S=splits, D=D, BLOCK=block, CAUSAL=pos is not None,
+        EARLY=pos is not None and EARLY_KEYS, PDL=pdl,
         **({"launch_pdl": True} if pdl else {}))
     return y
 
