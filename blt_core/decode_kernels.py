@@ -311,6 +311,7 @@ def _pdl(device: torch.device) -> bool:
         return False
     return PDL if PDL is not None else torch.cuda.get_device_capability(device)[0] >= 9
 
+
 _WORKSPACES: dict = {}
 
 
