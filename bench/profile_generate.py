@@ -3,6 +3,7 @@ patch part, decoder part, sampling and host syncs) with CUDA graphs, and the top
 the compiled step parts from torch.profiler, and the replay time of the speculative greedy graph.
 
     python3 bench/profile_generate.py --preset blt-1b --steps 64
+    python3 bench/profile_generate.py --preset blt-1b --steps 32 --trace
 """
 from __future__ import annotations
 
@@ -76,12 +77,68 @@ def parts(model, ids, params, steps, length, kernels=False):
     return rows
 
 
+def _kernel_rows(prof, n_bytes):
+    """Kernels of a profile (from its Chrome trace, which keeps streams): per stream the kernels
+    and their busy time per byte, and the top kernels by time per byte."""
+    import os
+    import tempfile
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    prof.export_chrome_trace(path)
+    events = [e for e in json.load(open(path))["traceEvents"] if e.get("cat") == "kernel"]
+    os.remove(path)
+    streams, names = {}, {}
+    for e in events:
+        st = streams.setdefault(e["args"].get("stream"), [])
+        st.append((e["ts"], e["ts"] + e["dur"]))
+        key = e["name"][:60]
+        t, c = names.get(key, (0.0, 0))
+        names[key] = (t + e["dur"], c + 1)
+    per_stream = {}
+    for sid, spans in streams.items():
+        spans.sort()
+        busy, end = 0.0, float("-inf")
+        for a, b in spans:                            # union of overlapping (dependent-launch) spans
+            busy += max(0.0, b - max(a, end))
+            end = max(end, b)
+        per_stream[str(sid)] = {"kernels_per_byte": round(len(spans) / n_bytes, 1),
+                                "busy_us_per_byte": round(busy / n_bytes, 1),
+                                "span_us_per_byte": round((spans[-1][1] - spans[0][0]) / n_bytes, 1)}
+    top = sorted(names.items(), key=lambda kv: -kv[1][0])[:16]
+    return per_stream, [[round(t / n_bytes, 1), round(c / n_bytes, 2), k] for k, (t, c) in top]
+
+
+@torch.no_grad()
+def trace(model, ids, params, steps, length):
+    """The speculative greedy byte with compile and the fused kernels, as generate.py's fastest
+    variant runs it: replay time per byte, then the kernels of replays under torch.profiler."""
+    inc = IncrementalBLT(model, 1, length, compile=True, kernels=True)
+    inc.prefill(ids, torch.tensor([ids.shape[1]], device="cuda"))
+    greedy = GreedyGraph(inc, params, 3 * steps + 1)
+    for _ in range(steps):                            # capture, then warm replays
+        greedy.step()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(steps):
+        greedy.step()
+    end.record()
+    torch.cuda.synchronize()
+    row = {"graph": "speculative greedy byte, compile + kernels", "us_per_byte": round(1000 * start.elapsed_time(end) / steps, 1)}
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            greedy.step()
+        torch.cuda.synchronize()
+    row["streams"], row["top"] = _kernel_rows(prof, steps)
+    print(json.dumps(row), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="blt-1b")
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--parts", action="store_true", help="only the per-part graphs of a speculative byte")
     ap.add_argument("--kernels", action="store_true", help="--parts with the fused Triton layer steps")
+    ap.add_argument("--trace", action="store_true", help="kernels of the fastest variant's replayed byte graph")
     ap.add_argument("--length", type=int, default=1024, help="cache length for --parts (563 bytes round to 1024)")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -89,6 +146,9 @@ def main():
         model = BLT(preset(args.preset)).to(torch.bfloat16).eval()
     ids = torch.tensor([model.tokenizer.encode("Byte Latent Transformer models read raw bytes and ")], device="cuda")
     params = SamplingParams(max_new_bytes=args.steps, stop_at_eos=False)
+    if args.trace:
+        trace(model, ids, params, args.steps, args.length)
+        return
     if args.parts:
         parts(model, ids, params, args.steps, args.length, args.kernels)
         return

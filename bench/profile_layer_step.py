@@ -142,6 +142,11 @@ def main():
     ap.add_argument("--linears", nargs="+", default=["cublas"])
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--kernels-only", action="store_true", help="only gemv-only and the fused Triton block step")
+    ap.add_argument("--attention", nargs="*", default=[], metavar="SxBxW",
+                    help="also time the fused step with these attention launches: splits x keys per tile x warps")
+    ap.add_argument("--whole-rows", action="store_true",
+                    help="also time the fused step with one-row tiles of whole K (<= 2048) for single rows, so a "
+                         "projection's weights are all loaded before it waits for the previous kernel")
     args = ap.parse_args()
     torch.manual_seed(0)
     cfg, blocks, caches, cos, sin = build(args)
@@ -171,6 +176,27 @@ def main():
                               "us_per_layer": round(1000 * time_graph(fused, x, pos) / args.layers, 2),
                               **({"kernels": kernels(fused, x, pos, args.layers)} if args.profile else {})}), flush=True)
         dk.PDL, dk.EARLY_KEYS = None, True
+        default = dict(dk.ATTENTION)
+        for spec in args.attention:
+            splits, block, warps = map(int, spec.split("x"))
+            dk.ATTENTION.update(splits=splits, block=block, num_warps=warps)
+            print(json.dumps({"variant": "fused Triton block step", "attention": spec,
+                              "us_per_layer": round(1000 * time_graph(fused, x, pos) / args.layers, 2),
+                              **({"kernels": kernels(fused, x, pos, args.layers)} if args.profile else {})}), flush=True)
+        dk.ATTENTION.update(default)
+        if args.whole_rows:
+            config = dk.block_config
+
+            def whole_rows(N, K, BP, epi, D=1):
+                cfg = config(N, K, BP, epi, D)
+                if BP == 1 and K <= 2048:                   # RoPE rotates pairs: two rows there
+                    cfg.update(BLOCK_N=2 if epi == dk.ROPE_CACHE else 1, BLOCK_K=dk.triton.next_power_of_2(K))
+                return cfg
+            dk.block_config = whole_rows
+            print(json.dumps({"variant": "fused Triton block step", "tiles": "1 x K for K <= 2048",
+                              "us_per_layer": round(1000 * time_graph(fused, x, pos) / args.layers, 2),
+                              **({"kernels": kernels(fused, x, pos, args.layers)} if args.profile else {})}), flush=True)
+            dk.block_config = config
         if args.kernels_only:
             return
         print(json.dumps({"variant": "sdpa, eager", "us_per_layer": round(1000 * time_graph(step, x, pos) / args.layers, 2)}), flush=True)

@@ -32,12 +32,19 @@ PLAIN, RESIDUAL, DOUBLE_RESIDUAL, SWIGLU, ROPE_CACHE = 0, 1, 2, 3, 4        # ep
 _PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE = map(tl.constexpr, range(5))   # the same, in kernels
 
 # Programmatic dependent launch (sm_90+): each kernel lets the next one start as soon as all its
-# programs are running; the next loads its first weight tiles, which no kernel writes, then waits
-# (griddepcontrol.wait) for the previous kernel's results. This hides the launch and the first
-# trip to memory behind the previous kernel's tail. None: on where the GPU has it.
+# programs are running; the next loads what no kernel of this module writes (its first weight
+# tiles; positions, RoPE rows and earlier steps' keys, written by the step's other kernels, which
+# finish before a chain of these starts), then waits (griddepcontrol.wait) for the previous
+# kernel's results. This hides the launch and the first trips to memory behind the previous
+# kernel's tail. None: on where the GPU has it.
 PDL: bool | None = None
 # Causal attention loads its first tile of earlier keys before that wait (_attention_kernel).
 EARLY_KEYS = True
+# Self-attention's launch shape: programs per head, keys per tile, warps per program. One warp
+# per program was fastest on an H100 for both head widths of blt-1b (128 and 64), 4-8 us per
+# layer less than four warps (bench/profile_layer_step.py --attention, layer_step_h100.jsonl):
+# with a 16-key tile a program's reductions need no shared memory or barriers across warps.
+ATTENTION = {"splits": 32, "block": 16, "num_warps": 1}
 
 
 def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
@@ -82,13 +89,23 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     k_lo = tl.program_id(1) * share
     k_hi = tl.minimum(K, k_lo + share)
     w_rows, w2_rows = w_ptr + n[:, None] * K, w_ptr + (n + N)[:, None] * K
-    if BP == 1 and PREFETCH:     # the first weight tiles (no kernel writes weights: before the wait)
+    omask = rmask[:, None] & nmask[None, :]
+    # Before the wait, what no kernel of this module writes: the first weight tiles, and (RoPE)
+    # the positions and their rows of the cos / sin tables.
+    if BP == 1 and PREFETCH:
         first = nmask[:, None] & ((k_lo + kk) < k_hi)[None, :]
         w_next = tl.load(w_rows + (k_lo + kk)[None, :], mask=first, other=0.0)
         if EPI == _SWIGLU:
             w2_next = tl.load(w2_rows + (k_lo + kk)[None, :], mask=first, other=0.0)
+    if EPI == _ROPE_CACHE:
+        pos = tl.load(pos_ptr + rows, mask=rmask, other=0)
+        d = n % D
+        cos = tl.load(cos_ptr + pos[:, None] * D + d[None, :], mask=omask, other=0.0).to(tl.float32)
+        sin = tl.load(sin_ptr + pos[:, None] * D + d[None, :], mask=omask, other=0.0).to(tl.float32)
     if PDL:                                                       # the previous kernel's results
         tl.extra.cuda.gdc_wait()
+    if EPI == _RESIDUAL or EPI == _DOUBLE_RESIDUAL:               # in the same trip as x
+        res = tl.load(res_ptr + rows[:, None] * N + n[None, :], mask=omask, other=0.0).to(tl.float32)
     if NORM:                                                      # RMSNorm statistics of x
         if KP > 0:                                                # whole rows in one load: no serial trips
             kp = tl.arange(0, KP)
@@ -155,7 +172,6 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
             if EPI == _SWIGLU:
                 w2 = tl.load(w_ptr + (n + N)[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
                 acc2 += tl.sum(xk[:, None, :] * w2[None, :, :], 2)
-    omask = rmask[:, None] & nmask[None, :]
     if SPLIT > 1:                # partial sums into the workspace; the last program of the block goes on
         wat = rows[:, None] * 2 * N + n[None, :]
         tl.atomic_add(ws_ptr + wat, acc, mask=omask, sem="relaxed")
@@ -174,7 +190,6 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     if EPI == _PLAIN:
         tl.store(out_ptr + rows[:, None] * N + n[None, :], y.to(dt), mask=omask)
     if EPI == _RESIDUAL or EPI == _DOUBLE_RESIDUAL:                 # x + o (cross-attention: x + (x + o))
-        res = tl.load(res_ptr + rows[:, None] * N + n[None, :], mask=omask, other=0.0).to(tl.float32)
         y = (y + res).to(dt).to(tl.float32)
         if EPI == _DOUBLE_RESIDUAL:
             y = (y + res).to(dt).to(tl.float32)
@@ -184,11 +199,7 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
         tl.store(out_ptr + rows[:, None] * N + n[None, :], (silu * acc2.to(dt).to(tl.float32)).to(dt), mask=omask)
     if EPI == _ROPE_CACHE:
         n0 = tl.program_id(0) * BLOCK_N                           # a block lies within one head
-        pos = tl.load(pos_ptr + rows, mask=rmask, other=0)
         if n0 < NQ + NKV:                                         # q and k are rotated pairwise
-            d = n % D
-            cos = tl.load(cos_ptr + pos[:, None] * D + d[None, :], mask=omask, other=0.0).to(tl.float32)
-            sin = tl.load(sin_ptr + pos[:, None] * D + d[None, :], mask=omask, other=0.0).to(tl.float32)
             even, odd = tl.split(tl.reshape(y, (BP, BLOCK_N // 2, 2)))
             rot = tl.reshape(tl.join(-odd, even), (BP, BLOCK_N))
             y = ((y * cos).to(dt).to(tl.float32) + (rot * sin).to(dt).to(tl.float32))
@@ -383,11 +394,15 @@ def qkv_rope_cache(x, attn, norm, cache, pos, cos, sin):
     return q
 
 
-def attention(q, k, v, n_heads, pos=None, window=None, splits=32, block=16):
+def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, num_warps=None):
     """q (B, H * D) over k, v (B, Hkv, L, D): causal at pos (B,) within `window` keys, or over
     all L keys when pos is None. Returns (B, H * D) in q's dtype. The valid keys are shared out
     among `splits` programs per head (a few hundred keys: one tile of `block` each), so the chain
-    of dependent loads stays short; programs with no keys left skip the loop."""
+    of dependent loads stays short; programs with no keys left skip the loop. Unset launch
+    parameters come from ATTENTION."""
+    splits = splits or ATTENTION["splits"]
+    block = block or ATTENTION["block"]
+    num_warps = num_warps or ATTENTION["num_warps"]
     B = q.shape[0]
     Hkv, L, D = k.shape[1], k.shape[2], k.shape[3]
     part = torch.empty(B * n_heads, splits, D, dtype=torch.float32, device=q.device)
@@ -397,7 +412,7 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=32, block=16):
     _attention_kernel[(B * n_heads, splits)](
         q, k, v, pos if pos is not None else q, part, ml, _counters(q.device, B * n_heads), y, n_heads, Hkv, L,
         window or L + 1, D ** -0.5, S=splits, D=D, BLOCK=block, CAUSAL=pos is not None,
-        EARLY=pos is not None and EARLY_KEYS, PDL=pdl,
+        EARLY=pos is not None and EARLY_KEYS, PDL=pdl, num_warps=num_warps,
         **({"launch_pdl": True} if pdl else {}))
     return y
 
