@@ -41,7 +41,7 @@ PDL: bool | None = None
 # Causal attention loads its first tile of earlier keys before that wait (_attention_kernel).
 EARLY_KEYS = True
 # Self-attention's launch shape: programs per head, keys per tile, warps per program. One warp
-# per program was fastest on an H100 for both head widths of blt-1b (128 and 64), 4-8 us per
+# per program was fastest on an H100 for both head widths of blt-1b (128 and 64), 2-6 us per
 # layer less than four warps (bench/profile_layer_step.py --attention, layer_step_h100.jsonl):
 # with a 16-key tile a program's reductions need no shared memory or barriers across warps.
 ATTENTION = {"splits": 32, "block": 16, "num_warps": 1}
