@@ -160,10 +160,13 @@ def main():
     with torch.no_grad():
         step, gemv_only, gemv_reduce = make_step(args, blocks, caches, cos, sin, args.length)
         print(json.dumps({"variant": "gemv only", "us_per_layer": round(1000 * time_graph(gemv_only, x, pos) / args.layers, 2)}), flush=True)
+
+        def timed_row(fn, **labels):                        # µs per layer (and kernels) of fn, one JSON line
+            print(json.dumps({**labels, "us_per_layer": round(1000 * time_graph(fn, x, pos) / args.layers, 2),
+                              **({"kernels": kernels(fn, x, pos, args.layers)} if args.profile else {})}), flush=True)
         red = compiled((gemv_reduce,))[0] if not args.kernels_only else None
         if red is not None:
-            print(json.dumps({"variant": "gemv as compiled reductions", "us_per_layer": round(1000 * time_graph(red, x, pos) / args.layers, 2),
-                              **({"kernels": kernels(red, x, pos, args.layers)} if args.profile else {})}), flush=True)
+            timed_row(red, variant="gemv as compiled reductions")
         from blt_core import decode_kernels as dk
 
         def fused(x, pos):
@@ -172,17 +175,13 @@ def main():
             return x
         for pdl, early in ((True, True), (True, False), (False, False)):   # dependent launch, early keys
             dk.PDL, dk.EARLY_KEYS = pdl, early
-            print(json.dumps({"variant": "fused Triton block step", "pdl": pdl, "early_keys": early,
-                              "us_per_layer": round(1000 * time_graph(fused, x, pos) / args.layers, 2),
-                              **({"kernels": kernels(fused, x, pos, args.layers)} if args.profile else {})}), flush=True)
+            timed_row(fused, variant="fused Triton block step", pdl=pdl, early_keys=early)
         dk.PDL, dk.EARLY_KEYS = None, True
         default = dict(dk.ATTENTION)
         for spec in args.attention:
             splits, block, warps = map(int, spec.split("x"))
             dk.ATTENTION.update(splits=splits, block=block, num_warps=warps)
-            print(json.dumps({"variant": "fused Triton block step", "attention": spec,
-                              "us_per_layer": round(1000 * time_graph(fused, x, pos) / args.layers, 2),
-                              **({"kernels": kernels(fused, x, pos, args.layers)} if args.profile else {})}), flush=True)
+            timed_row(fused, variant="fused Triton block step", attention=spec)
         dk.ATTENTION.update(default)
         if args.whole_rows:
             config = dk.block_config
@@ -193,9 +192,7 @@ def main():
                     cfg.update(BLOCK_N=2 if epi == dk.ROPE_CACHE else 1, BLOCK_K=dk.triton.next_power_of_2(K))
                 return cfg
             dk.block_config = whole_rows
-            print(json.dumps({"variant": "fused Triton block step", "tiles": "1 x K for K <= 2048",
-                              "us_per_layer": round(1000 * time_graph(fused, x, pos) / args.layers, 2),
-                              **({"kernels": kernels(fused, x, pos, args.layers)} if args.profile else {})}), flush=True)
+            timed_row(fused, variant="fused Triton block step", tiles="1 x K for K <= 2048")
             dk.block_config = config
         if args.kernels_only:
             return
