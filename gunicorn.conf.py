@@ -1,22 +1,26 @@
-"""gunicorn settings for BLT Studio: one worker holds the model; threads serve requests.
+"""gunicorn settings for BLT Studio: one worker holds the model; an event loop owns the sockets.
 
     gunicorn -c gunicorn.conf.py "app:create_app()"
 
-One worker because the model lives in process memory (each worker would load its own copy) and
-generation is serialised by the app anyway (others get a fast 429). The app is not preloaded, so
-the master never imports torch's CUDA state; the worker starts loading the model as it starts, in
-a background thread (post_worker_init below).
+One worker because the model lives in process memory (each worker would load its own copy).
+The worker is gunicorn's asyncio worker with the studio's additions (app/worker.py): every
+connection waits on the event loop, so idle, slow-sending and slow-reading clients hold no
+thread; the Flask app runs on BLT_REQUEST_THREADS threads only once a request is complete
+(app/bridge.py). The app is not preloaded, so the master never imports torch's CUDA state; the
+worker starts loading the model as it starts, in a background thread (the bridge's lifespan
+startup).
 """
 import ctypes
 import os
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = 1
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
-timeout = 600               # a long generation or a first model load may take minutes on CPU
+worker_class = "app.worker.StudioWorker"
+# The event loop answers gunicorn's heartbeat while views compute on their threads, so a
+# long generation never looks like a hung worker; loading a model on CPU may take a while.
+timeout = 120
 graceful_timeout = 30
-keepalive = 5
+keepalive = 5                # idle seconds between requests on one connection
 preload_app = False
 accesslog = "-"
 errorlog = "-"
@@ -34,9 +38,3 @@ try:
     ctypes.CDLL("libc.so.6").mallopt(-8, 2)     # M_ARENA_MAX = -8
 except (OSError, AttributeError):
     pass
-
-
-def post_worker_init(worker):
-    """Load the model in the worker (never in the master) as soon as it starts, in the background:
-    requests are served meanwhile, and /healthz reports ready or degraded without a first request."""
-    worker.wsgi.extensions["blt_model"].load_in_background()
