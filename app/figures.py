@@ -1,14 +1,16 @@
 """Plotly figures built from the JSON files in plot_data/ (each written by a blt_core experiment
 with the command that made it). A figure whose data file is missing is not listed.
 
-Used by `/api/figures` and by the export command; PNG goes through kaleido, which drives a
-Chromium (the system one, found on PATH or through $BROWSER_PATH).
+Used by `/api/figures` (through a DocumentCache: each document is built once per version of its
+data) and by the export command; PNG goes through kaleido, which drives a Chromium (the system
+one, found on PATH or through $BROWSER_PATH).
 """
 from __future__ import annotations
 
 import json
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,7 +19,10 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from .paths import file_in
+
 FORMATS = ("json", "html", "png")
+MIMETYPES = {"json": "application/json", "html": "text/html", "png": "image/png"}
 
 
 @dataclass(frozen=True)
@@ -191,9 +196,8 @@ SPECS = {spec.name: spec for spec in (
 
 def data_files(plot_dir: Path, pattern: str) -> list[Path]:
     """The files of plot_dir matching pattern whose resolved path stays in plot_dir (a symlink
-    out of the folder is skipped, as the file endpoints refuse it)."""
-    root = Path(plot_dir).resolve()
-    return sorted(f for f in Path(plot_dir).glob(pattern) if f.resolve().parent == root and f.is_file())
+    out of the folder or a symlink loop is skipped, as the file endpoints refuse it: paths.py)."""
+    return sorted(f for f in Path(plot_dir).glob(pattern) if file_in(plot_dir, f.name) is not None)
 
 
 def source_files(spec: FigureSpec, plot_dir: Path) -> list[Path]:
@@ -216,9 +220,15 @@ def build(name: str, plot_dir: Path) -> go.Figure:
     return spec.build([json.loads(f.read_text()) for f in files])
 
 
-def to_html(fig: go.Figure) -> str:
-    """A full page that works offline: plotly.js is inlined."""
-    return fig.to_html(include_plotlyjs=True, full_html=True)
+def to_html(fig: go.Figure, plotly_js_url: str | None = None) -> str:
+    """A full page. Without plotly_js_url it works offline: plotly.js (~4.7 MB) is inlined (the
+    export). With it, the page loads plotly.js from that URL and weighs tens of kB (the API, which
+    serves its own plotly.js)."""
+    if plotly_js_url is None:
+        return fig.to_html(include_plotlyjs=True, full_html=True)
+    # plotly takes a script URL only when it ends in ".js"; a fragment is never requested
+    return fig.to_html(include_plotlyjs=plotly_js_url if plotly_js_url.endswith(".js") else f"{plotly_js_url}#.js",
+                       full_html=True)
 
 
 def chromium_path() -> str | None:
@@ -246,14 +256,58 @@ def write_pngs(jobs: list[tuple[go.Figure, Path]]) -> None:
     pio.write_images([fig for fig, _ in jobs], [path for _, path in jobs], **PNG_SIZE)
 
 
-_png_lock = threading.Lock()              # one Chromium render at a time
-_png_cache: dict[str, tuple[tuple, bytes]] = {}
+def render(fig: go.Figure, fmt: str, plotly_js_url: str | None = None) -> bytes:
+    """fig as one of FORMATS: Plotly JSON, an HTML page (to_html), or PNG."""
+    if fmt == "json":
+        return fig.to_json().encode()
+    if fmt == "html":
+        return to_html(fig, plotly_js_url).encode()
+    return to_png(fig)
 
 
-def cached_png(name: str, fig: go.Figure, plot_dir: Path) -> bytes:
-    """The figure's PNG, rendered again only when its data files change (a render takes seconds)."""
-    key = tuple((f.name, f.stat().st_mtime_ns) for f in source_files(SPECS[name], plot_dir))
-    with _png_lock:
-        if name not in _png_cache or _png_cache[name][0] != key:
-            _png_cache[name] = (key, to_png(fig))
-        return _png_cache[name][1]
+class DocumentCache:
+    """Figure documents by (plot folder, figure, format, plotly.js URL), each built again only when
+    its data files change (names, mtimes, sizes), all of them within max_bytes: the least recently
+    used go first, a document larger than the bound is served but not kept. Builds run one at a
+    time (one Chromium render at a time, one figure's transient memory), so clients asking at
+    once for a document not yet built wait for one build and share its bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.bytes = self.builds = 0
+        self._docs: OrderedDict[tuple, tuple[tuple, bytes]] = OrderedDict()
+        self._lock = threading.Lock()              # the table
+        self._build_lock = threading.Lock()        # builds
+
+    def document(self, name: str, fmt: str, plot_dir: Path, plotly_js_url: str | None = None) -> bytes:
+        """Raises KeyError for an unknown figure, FileNotFoundError when its data is missing,
+        PngUnavailable for PNG without a Chromium."""
+        stamp = tuple((f.name, st.st_mtime_ns, st.st_size)
+                      for f in source_files(SPECS[name], plot_dir) for st in (f.stat(),))
+        key = (str(plot_dir), name, fmt, plotly_js_url)
+        if (doc := self._lookup(key, stamp)) is not None:
+            return doc
+        with self._build_lock:
+            if (doc := self._lookup(key, stamp)) is None:      # or built while this one waited
+                doc = render(build(name, plot_dir), fmt, plotly_js_url)
+                self.builds += 1
+                self._store(key, stamp, doc)
+        return doc
+
+    def _lookup(self, key: tuple, stamp: tuple) -> bytes | None:
+        with self._lock:
+            entry = self._docs.get(key)
+            if entry is None or entry[0] != stamp:
+                return None
+            self._docs.move_to_end(key)
+            return entry[1]
+
+    def _store(self, key: tuple, stamp: tuple, doc: bytes) -> None:
+        with self._lock:
+            if key in self._docs:
+                self.bytes -= len(self._docs.pop(key)[1])
+            if len(doc) <= self.max_bytes:
+                self._docs[key] = (stamp, doc)
+                self.bytes += len(doc)
+            while self.bytes > self.max_bytes:
+                self.bytes -= len(self._docs.popitem(last=False)[1][1])

@@ -6,11 +6,13 @@
   `pages.plotly_csp_style_src`); no framing.
 - Stored files (/images/, /data/): no script at all and a sandbox, so an SVG or HTML-looking
   data file opened directly cannot run anything as this origin.
-- Offline figure HTML (/visualizations/, /api/figures/<name>?format=html): plotly.js and the
-  plot call are inline, so the policy allows exactly those scripts by their SHA-256 hashes (read
-  from the document itself, nothing else inline runs), plotly's injected <style> elements by
-  'unsafe-inline' (styles only), no network at all, and a sandbox (an opaque origin: the
-  document cannot read this server's API or storage even if a script did run).
+- Figure HTML (/visualizations/, /api/figures/<name>?format=html): the plot call is inline, and
+  plotly.js too in the exported files, so the policy allows exactly those scripts by their
+  SHA-256 hashes (read from the document itself, nothing else inline runs); the API's pages load
+  this server's plotly.js instead (~4.7 MB not sent with every page), allowed by 'self' only in a
+  document that loads a script by URL. Plotly's injected <style> elements by 'unsafe-inline'
+  (styles only), no other network, and a sandbox (an opaque origin: the document cannot read this
+  server's API or storage even if a script did run).
 """
 from __future__ import annotations
 
@@ -31,15 +33,18 @@ PAGE_POLICY = "; ".join([
 STORED_FILE_POLICY = "; ".join(["default-src 'none'", "img-src 'self' data:", "style-src 'unsafe-inline'",
                                 "sandbox", NO_FRAMING])
 
-INLINE_SCRIPT = re.compile(rb"<script\b[^>]*>(.*?)</script\s*>", re.DOTALL | re.IGNORECASE)
+INLINE_SCRIPT = re.compile(rb"<script\b(?![^>]*\ssrc\s*=)[^>]*>(.*?)</script\s*>", re.DOTALL | re.IGNORECASE)
+SCRIPT_BY_URL = re.compile(rb"<script\b[^>]*\ssrc\s*=", re.IGNORECASE)
 
 
 def figure_policy(html: bytes) -> str:
-    """The policy of one offline figure document: its own inline scripts, by hash."""
+    """The policy of one figure document: its own inline scripts, by hash, and 'self' when it
+    loads a script by URL (the API's pages load this server's plotly.js)."""
     hashes = sorted({base64.b64encode(hashlib.sha256(body.replace(b"\r\n", b"\n")).digest()).decode()
                      for body in INLINE_SCRIPT.findall(html)})
+    sources = (["'self'"] if SCRIPT_BY_URL.search(html) else []) + [f"'sha256-{h}'" for h in hashes]
     return "; ".join([
-        "default-src 'none'", "script-src " + (" ".join(f"'sha256-{h}'" for h in hashes) or "'none'"),
+        "default-src 'none'", "script-src " + (" ".join(sources) or "'none'"),
         "style-src 'unsafe-inline'", "img-src data: blob:", "base-uri 'none'",
         "form-action 'none'", "sandbox allow-scripts allow-downloads", NO_FRAMING])
 

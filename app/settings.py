@@ -1,7 +1,7 @@
 """Limits and defaults of BLT Studio. Each key can be set by the `config` dict given to
 `create_app`, or by the environment variable `BLT_<KEY>` (e.g. `BLT_MAX_TEXT_BYTES=32768`).
 
-Sizes are bytes; times are seconds. `/api/models` reports the limits the app runs with.
+Sizes are bytes (MiB where the key ends in _MB); times are seconds. `/api/models` reports the limits the app runs with.
 """
 from __future__ import annotations
 
@@ -28,8 +28,15 @@ DEFAULTS = {
     "MAX_TOP_K": 260,
     "REPETITION_PENALTY_RANGE": (0.1, 10.0),
     "GENERATION_SLOTS": 1,          # generations at once; one more gets 429 at once
-    "ANALYSIS_SLOTS": 4,            # entropy/patch/compare requests at once
+    "ANALYSIS_SLOTS": 0,            # entropy/patch/compare requests at once; 0: sized from the memory:
+    "ANALYSIS_MEMORY_MB": 96,       # MiB over one worst-case analysis of the model (app/memory.py); 4 on the shipped one
     "ANALYSIS_WAIT_S": 1.0,         # how long an analysis request waits for a slot before 429
+    "FIGURE_CACHE_MB": 16,          # built figure documents kept (MiB), least recently used dropped
+    # Serving (app/bridge.py, app/worker.py): threads run views only; sockets wait on the event loop.
+    "REQUEST_THREADS": 8,           # views running at once (each waits for a model slot or computes)
+    "HEAD_TIMEOUT_S": 10.0,         # a connection's first request line and headers must arrive in time
+    "READ_TIMEOUT_S": 15.0,         # the whole request body must arrive in time (else 408)
+    "WRITE_TIMEOUT_S": 30.0,        # a client that reads nothing for this long is dropped
     "PLOT_DATA_DIR": str(REPO_ROOT / "plot_data"),
     "EXPORT_DIR": str(REPO_ROOT / "exports"),
     # Sent with every response; the stored-file and figure endpoints send their own policy (security.py).

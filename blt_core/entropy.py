@@ -3,13 +3,14 @@
 `entropies(ids)[b, t]` is H_t = -sum_v p(v | ids[b, :t+1]) ln p(v | ...), in nats: the model's
 uncertainty about byte t+1 after reading bytes 0..t (transformers' `BltPatcher` entropies).
 
-Long inputs: a model with a sliding window reads any length in one pass (its attention is
-block by block, linear in the length, exactly as generation reads it). A model without one
-processes a sequence longer than its `max_seq_len` in overlapping chunks; every position after
-the first chunk is computed with at least `max_seq_len // 2` bytes of left context (RoPE is
-relative, so chunks restart at position 0). Rows never interact: a row
-gives the same entropies alone or inside any batch, and right padding cannot reach real bytes
-because attention is causal.
+Long inputs: a model with a sliding window reads any length exactly, `STREAM_CHUNK` positions
+at a time, each layer keeping the keys and values its window still sees (`WindowCache`): the
+same blocks of queries over the same keys as one pass, with the activations of one chunk however
+long the input (one pass over 16 kB held ~100 MB of them). A model without one processes a
+sequence longer than its `max_seq_len` in overlapping chunks; every position after the first
+chunk is computed with at least `max_seq_len // 2` bytes of left context (RoPE is relative, so
+chunks restart at position 0). Rows never interact: a row gives the same entropies alone or
+inside any batch, and right padding cannot reach real bytes because attention is causal.
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ import torch
 import torch.nn as nn
 
 from .config import StackConfig
-from .layers import RMSNorm, Stack
+from .layers import RMSNorm, Stack, WindowCache
+
+STREAM_CHUNK = 512      # positions per pass of a windowed model (a multiple of the attention block)
 
 
 class EntropyModel(Stack):
@@ -27,19 +30,25 @@ class EntropyModel(Stack):
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.dim, vocab_size, bias=False)
 
-    def forward(self, ids: torch.Tensor, caches=None) -> torch.Tensor:
-        """ids (B, T) -> next-byte logits (B, T, V), one pass (no chunking)."""
-        x = self.run_layers(self.embed_tokens(ids), caches)               # (B, T, C)
+    def forward(self, ids: torch.Tensor, caches=None, start: int = 0) -> torch.Tensor:
+        """ids (B, T) at positions start.. -> next-byte logits (B, T, V), one pass (caches: see
+        `Stack.run_layers`)."""
+        x = self.run_layers(self.embed_tokens(ids), caches, start)        # (B, T, C)
         return self.lm_head(self.norm(x))
 
     @torch.no_grad()
     def entropies(self, ids: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """ids (B, T) -> entropies (B, T) in nats, float32. chunk: positions per forward pass
-        of a model without a sliding window (default its max_seq_len)."""
-        chunk = chunk or self.cfg.max_seq_len
+        (default STREAM_CHUNK with a sliding window, else max_seq_len); see the module docstring."""
+        window = self.cfg.sliding_window
+        chunk = chunk or (STREAM_CHUNK if window is not None else self.cfg.max_seq_len)
         T = ids.shape[1]
-        if T <= chunk or self.cfg.sliding_window is not None:
+        if T <= chunk:
             return entropy_of_logits(self(ids))
+        if window is not None:
+            caches = [WindowCache(window) for _ in self.layers]
+            return torch.cat([entropy_of_logits(self(ids[:, s:s + chunk], caches, start=s))
+                              for s in range(0, T, chunk)], dim=1)
         context = chunk // 2
         out = torch.empty(ids.shape, dtype=torch.float32, device=ids.device)
         start = 0

@@ -92,10 +92,30 @@ class KVCache:
         return self.k, self.v
 
 
+class WindowCache:
+    """Keys and values of the last `window - 1` positions of one attention layer: all that later
+    queries under a sliding window of `window` can see, so a long input can be read chunk by chunk
+    (`Stack.run_layers(..., start=...)`) with memory bounded by the chunk and the window."""
+
+    def __init__(self, window: int):
+        self.keep = window - 1
+        self.k = self.v = None
+
+    def extend(self, k, v):
+        """k, v (B, Hkv, T, D) of the next T positions -> those of the kept past and these
+        (B, Hkv, past + T, D); keeps the last window - 1 for the next call."""
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        first = max(0, k.shape[2] - self.keep)
+        self.k, self.v = k[:, :, first:], v[:, :, first:]
+        return k, v
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with RoPE; n_kv_heads < n_heads shares keys/values (GQA).
     With a cache: pos None fills it from position 0 (prefill); pos (B,) is one decoding step
-    whose query attends over the whole cache under `mask` (B, 1, 1, length)."""
+    whose query attends over the whole cache under `mask` (B, 1, 1, length). With a WindowCache,
+    x continues the positions it holds (under a SlidingWindow mask)."""
 
     def __init__(self, cfg: StackConfig):
         super().__init__()
@@ -111,7 +131,9 @@ class Attention(nn.Module):
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)              # (B, Hkv, T, D)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is not None and pos is not None:
+        if isinstance(cache, WindowCache):
+            k, v = cache.extend(k, v)                                      # (B, Hkv, past + T, D)
+        elif cache is not None and pos is not None:
             k, v = cache.write(pos, k, v)                                  # (B, Hkv, length, D)
         elif cache is not None:
             cache.fill(k, v)
@@ -129,19 +151,20 @@ class SlidingWindow:
 
 
 def windowed_attend(q, k, v, window: int, block: int = 128):
-    """Causal sliding-window attention of q, k, v (B, H, T, D), exact: each block of `block`
-    queries attends only to the keys its window can reach, so the cost is O(T (window + block))
-    instead of the O(T^2) of one dense masked call."""
-    T = q.shape[2]
+    """Causal sliding-window attention of queries q (B, H, Tq, D), the last Tq of the Tk positions
+    of k, v (B, H, Tk, D), exact: each block of `block` queries attends only to the keys its
+    window can reach, so the cost is O(Tq (window + block)) instead of the O(Tq Tk) of one dense
+    masked call."""
+    T, past = q.shape[2], k.shape[2] - q.shape[2]
     out, masks = [], {}                                                  # interior blocks share one mask
     for s in range(0, T, block):
         e = min(T, s + block)
-        lo = max(0, s - window + 1)                                      # first key any query here sees
-        if (e - s, e - lo) not in masks:
-            masks[e - s, e - lo] = causal_mask(e - s, e - lo, window, q.device)
-        mask = masks[e - s, e - lo]
-        out.append(attend(q[:, :, s:e], k[:, :, lo:e], v[:, :, lo:e], mask, is_causal=mask is None))
-    return torch.cat(out, dim=2)                                         # (B, H, T, D)
+        lo, hi = max(0, past + s - window + 1), past + e                 # the keys any query here sees
+        if (e - s, hi - lo) not in masks:
+            masks[e - s, hi - lo] = causal_mask(e - s, hi - lo, window, q.device)
+        mask = masks[e - s, hi - lo]
+        out.append(attend(q[:, :, s:e], k[:, :, lo:hi], v[:, :, lo:hi], mask, is_causal=mask is None))
+    return torch.cat(out, dim=2)                                         # (B, H, Tq, D)
 
 
 def attend(q, k, v, mask=None, is_causal=False):
@@ -186,17 +209,22 @@ class Stack(nn.Module):
         self.cfg = cfg
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
 
-    def rope(self, T: int, device, dtype):
-        return rope_tables(torch.arange(T, device=device), self.cfg.head_dim, self.cfg.rope_theta, dtype)
+    def rope(self, T: int, device, dtype, start: int = 0):
+        """cos, sin (T, head_dim) of positions start .. start + T - 1."""
+        return rope_tables(torch.arange(start, start + T, device=device), self.cfg.head_dim, self.cfg.rope_theta,
+                           dtype)
 
-    def run_layers(self, x, caches=None):
-        """x (B, T, C) through every block, causal from position 0; caches (one per layer) are
-        filled when given."""
+    def run_layers(self, x, caches=None, start=0):
+        """x (B, T, C), positions start .. start + T - 1, through every block, causal. caches (one
+        per layer): KVCaches are filled (start 0); WindowCaches hold the earlier positions a
+        window still sees, so a windowed stack reads a long input in chunks."""
         T = x.shape[1]
-        cos, sin = self.rope(T, x.device, x.dtype)
+        cos, sin = self.rope(T, x.device, x.dtype, start)
         window = self.cfg.sliding_window
-        # beyond the window, attend block by block (linear in T) instead of one T x T mask
-        mask = SlidingWindow(window) if window is not None and T > window else causal_mask(T, T, window, x.device)
+        # beyond the window (or after earlier chunks), attend block by block (linear in T)
+        # instead of one T x T mask
+        mask = (SlidingWindow(window) if window is not None and (start > 0 or T > window)
+                else causal_mask(T, T, window, x.device))
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, mask, None if caches is None else caches[i])
         return x
@@ -248,5 +276,5 @@ def group_mask(query_groups: torch.Tensor, key_groups: torch.Tensor, dtype) -> t
     """Additive mask (B, 1, Tq, Tk): 0 where query and key belong to the same group, else the
     dtype's minimum (a query with no key left attends uniformly, never NaN, as in transformers)."""
     same = query_groups[:, :, None] == key_groups[:, None, :]
-    return torch.zeros(same.shape, dtype=dtype, device=same.device).masked_fill(
-        ~same, torch.finfo(dtype).min)[:, None]
+    mask = torch.full(same.shape, torch.finfo(dtype).min, dtype=dtype, device=same.device)
+    return mask.masked_fill_(same, 0.0)[:, None]                        # in place: one (Tq, Tk) float

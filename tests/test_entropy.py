@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from blt_core import StackConfig
@@ -51,6 +52,17 @@ def test_windowed_model_reads_long_input_in_one_exact_pass():
         dense = entropy_of_logits(m.lm_head(m.norm(x)))
     torch.testing.assert_close(out, dense, atol=1e-5, rtol=0)
     torch.testing.assert_close(out[:, 200:], entropy_of_logits(m(ids[:, 180:]))[:, 20:], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("chunk", [128, 100, 7, 1])
+def test_windowed_model_streams_chunks_as_one_pass(chunk):
+    """Chunks that carry each layer's last window - 1 keys and values (WindowCache) give the
+    entropies of one pass, whatever the chunk size against the window (8) and the block (128)."""
+    m = model(window=8, max_seq_len=64)
+    ids = torch.randint(4, 260, (2, 300))
+    with torch.no_grad():
+        one_pass = entropy_of_logits(m(ids))
+    torch.testing.assert_close(m.entropies(ids, chunk=chunk), one_pass, atol=1e-5, rtol=0)
 
 
 def test_long_input_without_window_keeps_first_chunk_exact():

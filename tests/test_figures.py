@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import plotly.io as pio
 import pytest
@@ -77,7 +78,6 @@ def test_export_html_and_json_without_chromium(tmp_path, monkeypatch, capsys):
 
 def test_png_endpoint_without_chromium_is_a_clear_503(monkeypatch):
     monkeypatch.setattr(figures, "chromium_path", lambda: None)
-    monkeypatch.setattr(figures, "_png_cache", {})
     response = make_app().test_client().get("/api/figures/languages?format=png")
     assert response.status_code == 503 and response.json["error_type"] == "png_unavailable"
     assert "Chromium" in response.json["error"]
@@ -92,8 +92,71 @@ def test_export_writes_png_with_chromium(tmp_path):
 
 
 @needs_chromium
-def test_png_endpoint(monkeypatch):
-    monkeypatch.setattr(figures, "_png_cache", {})
+def test_png_endpoint():
     response = make_app().test_client().get("/api/figures/threshold_sweep?format=png")
     assert response.status_code == 200 and response.mimetype == "image/png"
     assert response.data.startswith(PNG_MAGIC)
+
+
+def test_api_html_loads_the_served_plotly_js():
+    """The API's page is small: it loads this server's plotly.js (the export inlines it)."""
+    client = make_app().test_client()
+    page = client.get("/api/figures/languages?format=html")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert html.startswith("<!doctype html>") and "Plotly.newPlot" in html and len(page.data) < 100_000
+    src = html.split('<script charset="utf-8" src="')[1].split('"')[0]
+    assert src.startswith("/static/vendor/plotly.min.js?v=")
+    assert client.get(src.split("#")[0]).data.startswith(b"/**")              # plotly.js, served here
+    assert "script-src 'self' 'sha256-" in page.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("fmt", figures.FORMATS)
+def test_repeated_figure_requests_are_built_once(fmt, monkeypatch):
+    monkeypatch.setattr(figures, "to_png", lambda fig: PNG_MAGIC + fig.layout.title.text.encode())  # no Chromium
+    app = make_app()
+    client, cache = app.test_client(), app.extensions["blt_figures"]
+    bodies = {client.get(f"/api/figures/languages?format={fmt}").data for _ in range(3)}
+    assert len(bodies) == 1 and cache.builds == 1
+    plotly_js = client.get("/api/figures/languages?format=html").data.split(b'src="')[1].split(b'"')[0].decode()
+    assert cache.document("languages", fmt, PLOT_DATA, plotly_js) is cache.document("languages", fmt, PLOT_DATA,
+                                                                                    plotly_js)
+
+
+def test_clients_asking_at_once_share_one_build():
+    app = make_app()
+    client, cache = app.test_client(), app.extensions["blt_figures"]
+    bodies = []
+    threads = [threading.Thread(target=lambda: bodies.append(client.get("/api/figures/training_curves").data))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(bodies) == 8 and len(set(bodies)) == 1 and cache.builds == 1
+
+
+def test_figure_is_built_again_when_its_data_changes(tmp_path):
+    data = tmp_path / "scaling.json"
+    data.write_text(json.dumps({"command": "python -m blt_core.experiments scaling", "source": "test",
+                                "rows": SCALING_ROWS}))
+    app = make_app(PLOT_DATA_DIR=str(tmp_path))
+    client, cache = app.test_client(), app.extensions["blt_figures"]
+    before = client.get("/api/figures/scaling").json
+    data.write_text(json.dumps({"command": "python -m blt_core.experiments scaling", "source": "test",
+                                "rows": [r for r in SCALING_ROWS if r["patching_mode"] == "entropy"]}))
+    after = client.get("/api/figures/scaling").json
+    assert cache.builds == 2 and len(before["data"]) == 4 and [t["name"] for t in after["data"]] == ["BLT-entropy"]
+
+
+def test_figure_cache_stays_within_its_bound():
+    cache = figures.DocumentCache(max_bytes=40_000)
+    docs = {name: cache.document(name, "json", PLOT_DATA) for name in SHIPPED}
+    assert cache.bytes <= 40_000 and cache.bytes == sum(len(d) for _, d in cache._docs.values())
+    newest = SHIPPED[-1]
+    assert cache.document(newest, "json", PLOT_DATA) is docs[newest]                 # kept
+    oldest = SHIPPED[0]
+    builds = cache.builds
+    assert cache.document(oldest, "json", PLOT_DATA) == docs[oldest] and cache.builds == builds + 1   # dropped
+    small = figures.DocumentCache(max_bytes=10)
+    assert small.document("languages", "json", PLOT_DATA) and small.bytes == 0       # served, not kept

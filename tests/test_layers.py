@@ -15,6 +15,16 @@ def test_windowed_attention_equals_dense_mask(T, window, block):
     torch.testing.assert_close(windowed_attend(q, k, v, window, block), dense, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("past,T,window", [(511, 512, 512), (100, 300, 512), (7, 50, 8), (0, 200, 64)])
+def test_windowed_attention_of_the_last_queries_equals_dense_rows(past, T, window):
+    """Queries that are the last T of past + T positions (a chunk after a WindowCache's keys)."""
+    torch.manual_seed(past + T)
+    q, k, v = (torch.randn(1, 2, past + T, 16) for _ in range(3))
+    i, j = torch.arange(past + T)[:, None], torch.arange(past + T)[None, :]
+    dense = attend(q, k, v, (j <= i) & (i - j < window))[:, :, past:]
+    torch.testing.assert_close(windowed_attend(q[:, :, past:], k, v, window), dense, atol=1e-5, rtol=0)
+
+
 def test_stack_beyond_the_window_equals_dense_mask():
     torch.manual_seed(0)
     stack = Stack(StackConfig(32, 2, 4, intermediate_size=64, sliding_window=64)).eval()

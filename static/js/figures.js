@@ -24,7 +24,9 @@ function figureRow(figure) {
   if (figure.formats.includes("html")) {
     views.push(el("a", { href: figureUrl(figure.name, "html"), target: "_blank", rel: "noopener", textContent: "HTML" }));
   }
-  const downloads = figure.formats.map((format) =>
+  // The API's HTML loads this server's plotly.js, so it is viewed, not saved; the offline HTML
+  // files are the export's (listed under Files).
+  const downloads = figure.formats.filter((format) => format !== "html").map((format) =>
     el("a", { href: figureUrl(figure.name, format), download: `${figure.name}.${format}`, textContent: format }));
   const data = figure.source_files.map((file) => el("a", { href: `/data/${encodeURIComponent(file)}`, textContent: file }));
   return el("tr", {}, el("td", { textContent: figure.title }), links(...data), links(...views), links(...downloads));
