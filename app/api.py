@@ -5,20 +5,33 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, request, url_for
 
-from blt_core.patching import patches_from_mask
+from blt_core.patching import PatchingParams, patches_from_mask
 
-from . import figures, jsonio, openapi, reports, security, validation as v
+from . import figures, jsonio, memory, openapi, reports, security, validation as v
 from .errors import ApiError, not_found
-from .generation import Generation
+from .generation import Generation, prompt_limits
 from .models import ModelHolder, display_name
+from .pages import PLOTLY_VERSION
 
 bp = Blueprint("api", __name__)
+
+
+@bp.record_once
+def per_app_state(state) -> None:
+    """What the API keeps per app: its cache of figure documents, and the rule that sizes the
+    analysis slots as the model loads (ANALYSIS_SLOTS, or as many worst-case analyses as fit in
+    ANALYSIS_MEMORY_MB: app/memory.py)."""
+    app, cfg = state.app, state.app.config
+    app.extensions["blt_figures"] = figures.DocumentCache(cfg["FIGURE_CACHE_MB"] * memory.MIB)
+    app.extensions["blt_model"].analysis_budget = memory.AnalysisBudget(
+        cfg["ANALYSIS_MEMORY_MB"], cfg["MAX_TEXT_BYTES"], cfg["ANALYSIS_SLOTS"])
 
 
 def holder() -> ModelHolder:
@@ -39,8 +52,9 @@ def model_input_errors():
         raise v.validation(str(err)) from None
 
 
-def patching_args(req: dict) -> dict:
-    return {k: req.get(k) for k in ("mode", "threshold", "max_patch_length", "patch_size")}
+def patching_params(req: dict) -> PatchingParams:
+    """The request's patching options; absent ones are None (the model's default)."""
+    return PatchingParams(req.get("mode"), req.get("threshold"), req.get("max_patch_length"), req.get("patch_size"))
 
 
 # ---------------------------------------------------------------------------------- model
@@ -57,19 +71,23 @@ def models():
     try:
         loaded = h.get()
         model_cfg = loaded.model.config
-        defaults = {"mode": model_cfg.patching_mode, "threshold": model_cfg.patching_threshold,
-                    "max_patch_length": model_cfg.max_patch_length, "patch_size": model_cfg.patch_size}
+        defaults = asdict(PatchingParams().resolve(model_cfg))
+        prompt = prompt_limits(model_cfg, cfg["MAX_TEXT_BYTES"], cfg["DEFAULT_NEW_BYTES"])
     except ApiError:                 # degraded: still describe the app and say what is wrong
-        defaults = None
+        defaults, prompt = None, dict.fromkeys(("context_bytes", "context_patches", "max_prompt_bytes"))
     return {
         "model": h.describe(), "modes": list(v.MODES), "defaults": defaults,
         "limits": {
             "max_request_bytes": cfg["MAX_REQUEST_BYTES"], "max_text_bytes": cfg["MAX_TEXT_BYTES"],
+            **prompt, "max_prompt_bytes_rule": "min(max_text_bytes, context_bytes - 1 - max_new_bytes)",
+            "default_new_bytes": cfg["DEFAULT_NEW_BYTES"],
             "max_new_bytes": cfg["MAX_NEW_BYTES"], "threshold": list(cfg["THRESHOLD_RANGE"]),
             "max_patch_length": [1, cfg["MAX_PATCH_LENGTH"]], "patch_size": [1, cfg["MAX_PATCH_SIZE"]],
             "temperature": [0, cfg["MAX_TEMPERATURE"]], "top_k": [0, cfg["MAX_TOP_K"]], "top_p": [0, 1],
             "repetition_penalty": list(cfg["REPETITION_PENALTY_RANGE"]),
-            "max_stop_strings": cfg["MAX_STOP_STRINGS"], "generation_slots": cfg["GENERATION_SLOTS"]},
+            "max_stop_strings": cfg["MAX_STOP_STRINGS"], "generation_slots": cfg["GENERATION_SLOTS"],
+            **h.analysis_budget.limits(h.loaded and h.loaded.model.config), "analysis_wait_s": cfg["ANALYSIS_WAIT_S"],
+            "figure_cache_mb": cfg["FIGURE_CACHE_MB"]},
     }
 
 
@@ -95,17 +113,13 @@ def patch():
     req = body(v.patch_schema, required=("text",))
     h = holder()
     loaded = h.get()
-    model, text = loaded.model, req["text"]
+    model, text, patching = loaded.model, req["text"], patching_params(req)
     with h.analysis.held(), model_input_errors():
-        patches = model.patch(text, **patching_args(req))
-    cfg = model.config
+        patches = model.patch(text, patching=patching)
     lengths, starts = reports.byte_patches(patches)
     return {
         **_entropy_report(text, patches.entropies[1:] if patches.entropies else None, loaded.name),
-        "mode": req["mode"] or cfg.patching_mode,
-        "threshold": cfg.patching_threshold if req["threshold"] is None else req["threshold"],
-        "max_patch_length": cfg.max_patch_length if req["max_patch_length"] is None else req["max_patch_length"],
-        "patch_size": req["patch_size"] or cfg.patch_size,
+        **asdict(patching.resolve(model.config)),
         "next_starts_patch": patches.next_starts_patch,
         **reports.patch_report(text.encode("utf-8"), lengths, starts),
     }
@@ -119,14 +133,13 @@ def compare():
     model = h.get().model
     data = req["text"].encode("utf-8")
     ids = torch.tensor([model.tokenizer.encode(data)], device=model.device)
-    modes = {}
+    patching, modes = patching_params(req), {}
     with h.analysis.held(), model_input_errors():
         entropies = model.entropies(ids) if model.entropy_model is not None else None
         for mode in v.MODES:
             if mode.startswith("entropy") and entropies is None:
                 continue
-            mask = model.start_mask(ids, mode, req["threshold"], req["max_patch_length"], req["patch_size"],
-                                    entropies=entropies)
+            mask = model.start_mask(ids, entropies=entropies, patching=replace(patching, mode=mode))
             lengths, starts = reports.byte_patches(patches_from_mask(mask[0].cpu()))
             modes[mode] = {"patch_lengths": lengths, "patch_starts": starts, "stats": reports.patch_stats(lengths)}
     return {"text": req["text"], "modes": modes}
@@ -141,7 +154,7 @@ def _generation(req: dict) -> Generation:
         "top_k": req["top_k"] or None, "top_p": req["top_p"],
         "repetition_penalty": 1.0 if req["repetition_penalty"] is None else req["repetition_penalty"],
         "seed": req["seed"], "stop": tuple(req["stop"] or ())}
-    return Generation(holder(), req["prompt"] or "", patching_args(req), sampling)
+    return Generation(holder(), req["prompt"] or "", patching_params(req), sampling)
 
 
 @bp.post("/api/generate")
@@ -208,19 +221,14 @@ def figure(name):
     if fmt not in figures.FORMATS:
         raise v.validation(f"format must be one of {', '.join(figures.FORMATS)}, found {v.short(fmt)}")
     try:
-        fig = figures.build(name, _plot_dir())
+        doc = current_app.extensions["blt_figures"].document(name, fmt, _plot_dir(),
+                                                             url_for("pages.plotly_js", v=PLOTLY_VERSION))
     except (KeyError, FileNotFoundError):
         raise not_found(f"no figure named {v.short(name)}; GET /api/figures lists them") from None
-    if fmt == "json":
-        return Response(fig.to_json(), mimetype="application/json")
-    if fmt == "html":
-        html = figures.to_html(fig)
-        return Response(html, mimetype="text/html",
-                        headers={"Content-Security-Policy": security.figure_policy(html.encode())})
-    try:
-        return Response(figures.cached_png(name, fig, _plot_dir()), mimetype="image/png")
     except figures.PngUnavailable as err:
         raise ApiError(503, "png_unavailable", str(err)) from None
+    headers = {"Content-Security-Policy": security.figure_policy(doc)} if fmt == "html" else {}
+    return Response(doc, mimetype=figures.MIMETYPES[fmt], headers=headers)
 
 
 @bp.get("/api/openapi.json")

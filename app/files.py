@@ -2,7 +2,8 @@
 
 A file is served only when its name is allow-listed (letters, digits, '.', '_', '-'; no path),
 its extension belongs to the endpoint, and its resolved path (symlinks followed) stays inside its
-folder. Anything else is a JSON 404 that does not say which check failed.
+folder (paths.py; a symlink loop is no file). Anything else is a JSON 404 that does not say
+which check failed.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, send_file, url_for
 
-from . import security
+from . import paths, security
 from .errors import not_found
 
 bp = Blueprint("files", __name__)
@@ -38,12 +39,7 @@ def resolve(name: str, endpoint: str) -> Path | None:
     """The file `name` in the first folder that has it, if every rule holds; else None."""
     if not NAME.fullmatch(name) or endpoint_for(name) != endpoint:
         return None
-    for folder in folders():
-        root = folder.resolve()
-        path = (root / name).resolve()
-        if path.parent == root and path.is_file():
-            return path
-    return None
+    return next(filter(None, (paths.file_in(folder, name) for folder in folders())), None)
 
 
 def serve(name: str, endpoint: str):
@@ -62,10 +58,11 @@ def visualizations():
     for folder in folders():
         for path in sorted(folder.glob("*")) if folder.is_dir() else []:
             endpoint = endpoint_for(path.name)
-            if endpoint and path.name not in seen and resolve(path.name, endpoint) == path.resolve():
+            found = resolve(path.name, endpoint) if endpoint and path.name not in seen else None
+            if found is not None and found == paths.resolved(path):
                 seen.add(path.name)
                 files.append({"name": path.name, "kind": KINDS[endpoint][0], "folder": folder.name,
-                              "url": url_for(f"files.{endpoint}", name=path.name), "bytes": path.stat().st_size})
+                              "url": url_for(f"files.{endpoint}", name=path.name), "bytes": found.stat().st_size})
     return {"files": files}
 
 

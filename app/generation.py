@@ -14,7 +14,8 @@ import time
 
 import torch
 
-from blt_core.generate import GenerationResult
+from blt_core.generation import GenerationResult
+from blt_core.patching import PatchingParams
 
 from .errors import validation
 from .models import ModelHolder
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class Generation:
-    def __init__(self, holder: ModelHolder, prompt: str, patching: dict, sampling: dict):
+    def __init__(self, holder: ModelHolder, prompt: str, patching: PatchingParams, sampling: dict):
         model = holder.get().model
         self._slot = holder.generation
         self._slot.acquire()
@@ -31,7 +32,7 @@ class Generation:
         self.t0 = time.perf_counter()
         self._stream = None
         try:
-            self._stream = model.stream(prompt, **patching, **sampling)   # checks the sampling options
+            self._stream = model.stream(prompt, patching=patching, **sampling)   # checks the sampling options
             self._first = next(self._stream)      # prefill and first byte; blt_core checks lengths here
         except ValueError as err:
             self.close()
@@ -52,6 +53,7 @@ class Generation:
                                "starts_patch": item.starts_patch, "global_step": item.global_step}
                 item = next(self._stream)
             self.result = item
+            self.close()        # free the slot before the client hears "done" and asks again
             yield "done", {"stats": self.stats(), "stop_reason": item.stop_reason}
         except Exception as err:
             log.exception("generation failed")
@@ -76,3 +78,15 @@ class Generation:
             if self._stream is not None:
                 self._stream.close()
             self._slot.release()
+
+
+def prompt_limits(model_config, max_text_bytes: int, max_new_bytes: int) -> dict:
+    """How long a generation prompt may be on the loaded model (UTF-8 bytes; patches). BOS +
+    prompt + max_new_bytes must fit the byte-level context (`BLTConfig.byte_context`), so the
+    prompt may have min(max_text_bytes, context_bytes - 1 - max_new_bytes) bytes; given here for
+    `max_new_bytes`. The patches must fit the global model's context_patches: blt_core refuses
+    a prompt of more (static patching: prompt + new bytes) and otherwise stops generating with
+    stop_reason 'context' when the global context fills."""
+    context = model_config.byte_context
+    return {"context_bytes": context, "context_patches": model_config.patch_context,
+            "max_prompt_bytes": max(0, min(max_text_bytes, context - 1 - max_new_bytes))}

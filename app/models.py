@@ -8,6 +8,7 @@ fields, so /healthz never waits on a load or a generation.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from blt_core.default_model import LoadedModel, load_model
 
 from .errors import ApiError
+from .memory import AnalysisBudget
 from .settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -24,13 +26,18 @@ log = logging.getLogger(__name__)
 
 class Slots:
     """At most `size` holders at once; a request that cannot get a slot within `wait_s` is
-    refused with 429 instead of queueing without bound."""
+    refused with 429 instead of queueing without bound. Size 0: not sized yet (the analysis
+    slots, sized from the model as it loads: `resize`)."""
 
     def __init__(self, size: int, wait_s: float, what: str):
-        self.size, self.wait_s, self.what = size, wait_s, what
-        self._sem = threading.BoundedSemaphore(size)
+        self.wait_s, self.what = wait_s, what
         self._lock = threading.Lock()
         self.in_use = 0
+        self.resize(size)
+
+    def resize(self, size: int) -> None:
+        """Only while no slot is held (before the model is ready)."""
+        self.size, self._sem = size, threading.BoundedSemaphore(size)
 
     def acquire(self) -> None:
         acquired = self._sem.acquire(timeout=self.wait_s) if self.wait_s > 0 else self._sem.acquire(blocking=False)
@@ -59,9 +66,12 @@ def pick_device(requested: str | None) -> str:
 
 
 class ModelHolder:
-    def __init__(self, name: str | None, device: str | None, generation: Slots, analysis: Slots):
+    """analysis_budget sizes analysis slots left at 0 when the model loads (app/memory.py)."""
+
+    def __init__(self, name: str | None, device: str | None, generation: Slots, analysis: Slots,
+                 analysis_budget: AnalysisBudget | None = None):
         self.name, self.requested_device = name, device
-        self.generation, self.analysis = generation, analysis
+        self.generation, self.analysis, self.analysis_budget = generation, analysis, analysis_budget
         self.state, self.error = "not_loaded", None
         self.loaded: LoadedModel | None = None
         self._load_lock = threading.Lock()
@@ -93,15 +103,19 @@ class ModelHolder:
             loaded = load_model(self.name, device=device)
         except Exception as err:  # any load failure (missing dir, corrupt file, OOM) degrades the app
             log.exception("could not load model %s", self.name or "(default)")
-            self.error = f"{self.name or 'default model'} could not be loaded on {device}: {type(err).__name__}: {err}"
+            self.error = public_message(f"{self.name or 'default model'} could not be loaded on {device}: "
+                                        f"{type(err).__name__}: {err}", self.name)   # the log has it in full
             self.state = "failed"
             return
+        if self.analysis.size == 0:      # before `loaded` is set: no request can hold a slot yet
+            self.analysis.resize(self.analysis_budget.slots_for(loaded.model.config))
         self.loaded, self.state = loaded, "ready"
         log.info("loaded %s on %s", loaded.name, device)
 
     def describe(self) -> dict:
         """What /healthz and /api/models say about the model; never blocks."""
-        info = {"name": self.name or "default model", "loaded": self.loaded is not None, "state": self.state,
+        info = {"name": display_name(self.name) if self.name else "default model",
+                "loaded": self.loaded is not None, "state": self.state,
                 "error": self.error, "generations_running": self.generation.in_use,
                 "torch_threads": torch.get_num_threads()}
         if self.loaded is not None:
@@ -115,9 +129,25 @@ class ModelHolder:
 
 
 def display_name(name: str) -> str:
-    """A model directory inside the repository by its relative path (no server paths in answers)."""
+    """How answers name a path (no server paths in answers): one inside the repository by its path
+    relative to it, any other absolute one by its last component; a relative path or repo id as given."""
     path = Path(name)
-    return str(path.relative_to(REPO_ROOT)) if path.is_absolute() and path.is_relative_to(REPO_ROOT) else name
+    if not path.is_absolute():
+        return name
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else path.name
+
+
+# An absolute path in a message: '/' not inside a word, a relative path or a URL ('https://host/x').
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[^\s'\"`:,;()\[\]{}<>]+")
+
+
+def public_message(text: str, model_name: str | None) -> str:
+    """text with server paths taken out: the configured model path, and then any other absolute
+    path, as display_name shows them (a file in the model directory keeps the model's name)."""
+    model = Path(model_name) if model_name else None
+    if model is not None and model.is_absolute() and model.name:
+        text = text.replace(str(model), display_name(str(model)))
+    return ABSOLUTE_PATH.sub(lambda m: display_name(m.group()), text)
 
 
 def config_summary(cfg) -> dict:

@@ -125,13 +125,32 @@ def document() -> dict:
                             "model.error says why).")},
             "/api/models": {"get": _op(
                 "The loaded model, patching modes, defaults and request limits",
+                description="max_text_bytes caps every text; a generation prompt is also bounded by the model: "
+                            "BOS + prompt + max_new_bytes must fit context_bytes, so a prompt may have "
+                            "min(max_text_bytes, context_bytes - 1 - max_new_bytes) bytes (max_prompt_bytes_rule); "
+                            "max_prompt_bytes is that at default_new_bytes. The prompt's patches must fit the "
+                            "global model's context_patches (a 422 names it; static patching counts the new bytes "
+                            "too), and a generation whose patches fill it stops with stop_reason 'context'. "
+                            "context_bytes, context_patches and max_prompt_bytes are null while no model is loaded. "
+                            "analysis_slots (entropy, patch and compare requests at once; one more waits "
+                            "analysis_wait_s, then 429) is analysis_slots_setting when set, else as many "
+                            "worst-case analyses (analysis_peak_mb: max_text_bytes of text, app/memory.py) as fit "
+                            "in analysis_memory_mb (analysis_slots_rule); null with analysis_peak_mb while no "
+                            "model is loaded. Built figure documents are cached within figure_cache_mb.",
                 ok={"model": MODEL_INFO, "modes": ["entropy", "entropy_monotonic", "static", "space"],
                     "defaults": {"mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None,
                                  "patch_size": 4},
-                    "limits": {"max_request_bytes": 262144, "max_text_bytes": 16384, "max_new_bytes": 1024,
+                    "limits": {"max_request_bytes": 262144, "max_text_bytes": 16384, "context_bytes": 4096,
+                               "context_patches": 2048, "max_prompt_bytes": 3895,
+                               "max_prompt_bytes_rule": "min(max_text_bytes, context_bytes - 1 - max_new_bytes)",
+                               "default_new_bytes": 200, "max_new_bytes": 1024,
                                "threshold": [-6.0, 6.0], "max_patch_length": [1, 256], "patch_size": [1, 256],
                                "temperature": [0, 10.0], "top_k": [0, 260], "top_p": [0, 1],
-                               "repetition_penalty": [0.1, 10.0], "max_stop_strings": 4, "generation_slots": 1}})},
+                               "repetition_penalty": [0.1, 10.0], "max_stop_strings": 4, "generation_slots": 1,
+                               "analysis_slots": 4, "analysis_slots_rule": "analysis_slots_setting if set, else "
+                               "max(1, floor(analysis_memory_mb / analysis_peak_mb))", "analysis_slots_setting": None,
+                               "analysis_memory_mb": 96, "analysis_peak_mb": 23.5, "analysis_wait_s": 1.0,
+                               "figure_cache_mb": 16}})},
             "/api/entropy": {"post": _op(
                 "Next-byte entropies (nats) of a text", request={"text": TEXT}, errors=MODEL_ERRORS,
                 ok={"text": TEXT, **BYTE_TABLE, "entropies": ENTROPIES, "model": "models/blt-studio"},
@@ -158,7 +177,10 @@ def document() -> dict:
                 ok=GENERATE_RESPONSE, errors=MODEL_ERRORS,
                 description="Sampling: max_new_bytes, temperature (0: greedy), top_k (0: off), top_p in (0, 1], "
                             "repetition_penalty, seed, stop (strings, cut from the text); patching as in "
-                            "/api/patch. One generation runs at a time: another gets 429 at once.")},
+                            "/api/patch. One generation runs at a time: another gets 429 at once. The prompt "
+                            "is bounded by the model's contexts (/api/models: max_prompt_bytes_rule, "
+                            "context_patches); stop_reason is max_new_bytes, eos, stop, or context (the global "
+                            "model's context of patches is full).")},
             "/api/generate/stream": {"post": _op(
                 "Generate with server-sent events: byte events, then done (or error)", request=GENERATE_REQUEST,
                 ok=SSE_EXAMPLE, ok_type="text/event-stream", errors=MODEL_ERRORS,
@@ -177,7 +199,8 @@ def document() -> dict:
                 ok=[{"name": "threshold_sweep", "title": "Threshold sweep", "formats": ["json", "html", "png"],
                      "source_files": ["threshold_sweep_cpu_tiny.json"]}])},
             "/api/figures/{name}": {"get": _op(
-                "One figure as Plotly JSON, an offline HTML page, or PNG", tag="figures", errors=("404", "422"),
+                "One figure as Plotly JSON, an HTML page (loading this server's plotly.js), or PNG", tag="figures",
+                errors=("404", "422"),
                 ok={"data": [{"type": "scatter", "x": [2.0, 3.0], "y": [1.83, 1.83], "name": "blt-tiny entropy"}],
                     "layout": {"title": {"text": "Threshold sweep: quality against patch size"}}},
                 description="PNG needs Chromium on the server: 503 png_unavailable says so when it is missing.",

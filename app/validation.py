@@ -3,7 +3,8 @@ endpoint's schema (a dict of field name -> checker). Everything a view receives 
 range; every problem is a 4xx `ApiError` that names the field.
 
 Conventions (Hugging Face TGI and vLLM): integers must be JSON integers (not 2.0, not true),
-numbers must be finite, unknown fields are refused, `null` means "use the default".
+numbers must be finite, unknown fields are refused, `null` means "use the default". Names and
+values echoed in errors are cut short (`short`), so an error stays small whatever was sent.
 """
 from __future__ import annotations
 
@@ -27,6 +28,25 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
 
 
+MAX_INT_DIGITS = 1000     # far more than any field takes, under Python's own limit of 4300
+
+
+class TooLargeNumber:
+    """A JSON integer of more than MAX_INT_DIGITS digits, left unread (Python refuses to read one
+    of over 4300 digits) so that the field's checker names the field when it refuses it."""
+
+    def __init__(self, digits: int):
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+def _parse_int(text: str):
+    digits = len(text.lstrip("-"))
+    return int(text) if digits <= MAX_INT_DIGITS else TooLargeNumber(digits)
+
+
 def json_body() -> dict:
     """The request body as a JSON object: 415 unless Content-Type is application/json, 400 for
     a body that is not UTF-8 JSON (NaN and Infinity literals included), 422 if not an object."""
@@ -37,7 +57,7 @@ def json_body() -> dict:
     if request.content_length is None and len(raw) >= (request.max_content_length or math.inf):
         raise RequestEntityTooLarge()          # ... but cuts a chunked body at the cap without a word
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_int=_parse_int)
     except UnicodeDecodeError as err:
         raise ApiError(400, "invalid_json", f"request body is not valid UTF-8 (byte {err.start})") from None
     except RecursionError:
@@ -53,7 +73,7 @@ def validate(body: dict, schema: dict[str, Checker], required: tuple[str, ...] =
     """body -> {field: checked value, or None when absent or null}."""
     unknown = sorted(set(body) - set(schema))
     if unknown:
-        raise validation(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(schema)}")
+        raise validation(f"unknown field {short(unknown[0])}; allowed fields: {', '.join(schema)}")
     out = {}
     for name, check in schema.items():
         value = body.get(name)
@@ -93,16 +113,20 @@ def text(max_bytes: int, allow_empty: bool = False) -> Checker:
 
 def integer(low: int, high: int) -> Checker:
     def check(name, value):
+        if isinstance(value, TooLargeNumber):
+            raise validation(f"{name} is too large ({value!r}); it must be in [{low}, {high}]")
         if not _is_int(value):
             raise validation(f"{name} must be an integer, found {_kind(value)}")
         if not low <= value <= high:
-            raise validation(f"{name} must be in [{low}, {high}], found {value}")
+            raise validation(f"{name} must be in [{low}, {high}], found {short(value)}")
         return value
     return check
 
 
 def number(low: float, high: float, low_open: bool = False) -> Checker:
     def check(name, value):
+        if isinstance(value, TooLargeNumber):
+            raise validation(f"{name} is too large ({value!r}); it must be a finite number")
         if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
             raise validation(f"{name} must be a number, found {_kind(value)}")
         try:
@@ -144,6 +168,8 @@ def _is_int(value) -> bool:
 
 
 def _kind(value) -> str:
+    if isinstance(value, TooLargeNumber):
+        return repr(value)
     return {bool: "a boolean", str: "a string", list: "a list", dict: "an object",
             float: "a number", int: "an integer", type(None): "null"}.get(type(value), type(value).__name__)
 

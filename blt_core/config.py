@@ -75,6 +75,18 @@ class BLTConfig:
     def n_hash_tables(self) -> int:
         return self.hash_functions * len(self.hash_ngram_sizes)
 
+    @property
+    def byte_context(self) -> int:
+        """Positions (bytes, BOS included) that every byte-level stack generation runs can take:
+        the local encoder, the local decoder and the entropy model (it runs in every mode)."""
+        stacks = [self.encoder, self.decoder] + ([self.entropy_model] if self.entropy_model else [])
+        return min(s.max_seq_len for s in stacks)
+
+    @property
+    def patch_context(self) -> int:
+        """Patches (BOS patch included) the global model can take."""
+        return self.global_model.max_seq_len
+
     def replace(self, **changes) -> "BLTConfig":
         out = copy.deepcopy(self)
         for k, v in changes.items():
