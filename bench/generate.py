@@ -26,21 +26,23 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer import model_pair  # noqa: E402
+from blt_core.generation import DecodeOptions  # noqa: E402
 
 PROMPT = "Byte Latent Transformer models read raw bytes and "
-# blt_core's paths: name -> (label, generate() options)
+# blt_core's paths: name -> (label, DecodeOptions)
 VARIANTS = {
-    "eager": ("eager", {}),
-    "graphs": ("cuda graphs of the step parts", dict(cuda_graphs=True)),
-    "graphs+compile": ("cuda graphs of the step parts + torch.compile", dict(cuda_graphs=True, compile=True)),
+    "eager": ("eager", DecodeOptions()),
+    "graphs": ("cuda graphs of the step parts", DecodeOptions(cuda_graphs=True)),
+    "graphs+compile": ("cuda graphs of the step parts + torch.compile", DecodeOptions(cuda_graphs=True, compile=True)),
     "speculative+compile": ("speculative greedy graph + torch.compile",
-                            dict(cuda_graphs=True, compile=True, speculative=True)),
+                            DecodeOptions(cuda_graphs=True, compile=True, speculative=True)),
     "graphs+kernels": ("cuda graphs of the step parts + compile + fused layer kernels",
-                       dict(cuda_graphs=True, compile=True, kernels=True)),
+                       DecodeOptions(cuda_graphs=True, compile=True, kernels=True)),
     "speculative+kernels": ("speculative greedy graph + compile + fused layer kernels",
-                            dict(cuda_graphs=True, compile=True, speculative=True, kernels=True)),
+                            DecodeOptions(cuda_graphs=True, compile=True, speculative=True, kernels=True)),
 }
 PEERS = ("generate", "generate-suppressed", "forward-loop")
 
@@ -157,8 +159,8 @@ def main():
         variants = [(VARIANTS[v][0], VARIANTS[v][1], None) for v in names]
         if not trained:
             variants += [(VARIANTS[v][0] + ", threshold for ~4.5 B/patch", VARIANTS[v][1], tuned) for v in again]
-        for label, fast_paths, threshold in variants:
-            kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, threshold=threshold, **fast_paths)
+        for label, options, threshold in variants:
+            kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, threshold=threshold, options=options)
             ours.generate(PROMPT, **kw)            # warm-up: compiles and warms kernels for these shapes
             if device.type == "cuda":
                 torch.cuda.synchronize()

@@ -14,15 +14,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
-import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cuda_timing import median_replay_ms  # noqa: E402
 from profile_layer_step import bandwidth  # noqa: E402
-from blt_core import decode_kernels as dk  # noqa: E402
+from blt_core.generation import KernelConfig  # noqa: E402
+from blt_core.generation import decode_kernels as dk  # noqa: E402
 
 
 # (BLOCK_N, BLOCK_K, LATE, PREFETCH, SPLIT, warps): the best of an earlier, wider sweep
@@ -55,19 +56,15 @@ def sweep(name, N, K, epi, norm, bw):
     ws = [torch.randn(rows_w, K, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(R)]
     x = torch.randn(1, K, device="cuda", dtype=torch.bfloat16)
     res = torch.randn(1, N, device="cuda", dtype=torch.bfloat16)
-    nw = torch.ones(K, device="cuda", dtype=torch.bfloat16)
-    out = torch.empty(1, N, device="cuda", dtype=torch.bfloat16)
+    norm_layer = SimpleNamespace(weight=torch.ones(K, device="cuda", dtype=torch.bfloat16), eps=1e-5) if norm else None
     head = {"shape": name, "N": N, "K": K, "MB": round(nbytes / 1e6, 1), "floor_us": round(1e6 * nbytes / bw, 2)}
     rows = []
 
-    def one(cfg, pdl):
-        meta = {k: v for k, v in cfg.items() if k not in ("num_warps", "num_stages")}
+    def one(cfg, pdl):                                   # the kernel launched with this block shape
+        config = KernelConfig(pdl=pdl, block_shape=lambda *_: cfg)
         def run():
             for w in ws:
-                args = (x, nw, w, out, res, x, x, x, x, x, *dk._workspace(w, 1, N), 1, N, K, 1e-5, 0, 0, 0)
-                dk._matvec_kernel[(triton.cdiv(N, cfg["BLOCK_N"]), cfg["SPLIT"])](
-                    *args, BP=1, KP=dk._kp(1, K), D=1, NORM=norm, EPI=epi, **meta, PDL=pdl,
-                    num_warps=cfg["num_warps"], num_stages=cfg["num_stages"], **({"launch_pdl": True} if pdl else {}))
+                dk.matvec(x, w, epi, norm=norm_layer, res=res, out_features=N, config=config)
         return run
 
     chosen = dk.block_config(N, K, 1, epi)

@@ -19,37 +19,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cuda_timing import median_replay_ms  # noqa: E402
 from blt_core import BLT, preset  # noqa: E402
-from blt_core.fast_step import GreedyGraph, _capture, compiled  # noqa: E402
-from blt_core.generate import IncrementalBLT  # noqa: E402
+from blt_core.generation import DecodeOptions, IncrementalBLT, KernelConfig  # noqa: E402
+from blt_core.generation.schedules import GreedyGraph, StepGraphs, capture, compiled  # noqa: E402
 from blt_core.sampling import SamplingParams, sample_next  # noqa: E402
 
 
+# The speculative greedy byte's parts, each through IncrementalBLT's public step methods.
 def _p_entropy(inc, nxt, H):
-    H.copy_(inc._entropy_part(nxt))
+    H.copy_(inc.entropy_step(nxt))
 
 
 def _p_encoder(inc, nxt):
-    inc._encoder_part(nxt)
+    inc.encoder_step(nxt)
 
 
 def _p_global(inc, g):
-    g.copy_(inc._global_part())
+    g.copy_(inc.global_step())
 
 
 def _p_commit(inc, nxt, H, g):
-    inc._decide(H, nxt)
-    inc._commit_patch(g)
+    inc.decide_boundary(H, nxt)
+    inc.commit_patch(g)
 
 
 def _p_decoder(inc):
-    inc._decoder_part()
+    inc.decoder_step()
 
 
 @torch.no_grad()
 def parts(model, ids, params, steps, length, kernels=False):
     """Each part of a speculative greedy byte compiled and captured as its own graph; median
     replay time of each, and the top kernels of each (profiled without graphs)."""
-    inc = IncrementalBLT(model, 1, length, compile=True, kernels=kernels)
+    inc = IncrementalBLT(model, 1, length, kernels=KernelConfig() if kernels else None)
     inc.prefill(ids, torch.tensor([ids.shape[1]], device="cuda"))
     nxt = torch.full((1,), 70, device="cuda")
     H = torch.zeros(1, device="cuda")
@@ -62,7 +63,7 @@ def parts(model, ids, params, steps, length, kernels=False):
     pool, rows = torch.cuda.graph_pool_handle(), []
     for name, fn in fns.items():
         t0 = time.perf_counter()
-        graph = _capture(fn, pool)
+        graph = capture(fn, pool)
         ms = median_replay_ms(graph, steps)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             fn()
@@ -112,9 +113,9 @@ def _kernel_rows(prof, n_bytes):
 def trace(model, ids, params, steps, length):
     """The speculative greedy byte with compile and the fused kernels, as generate.py's fastest
     variant runs it: replay time per byte, then the kernels of replays under torch.profiler."""
-    inc = IncrementalBLT(model, 1, length, compile=True, kernels=True)
+    inc = IncrementalBLT(model, 1, length, kernels=KernelConfig())
     inc.prefill(ids, torch.tensor([ids.shape[1]], device="cuda"))
-    greedy = GreedyGraph(inc, params, 3 * steps + 1)
+    greedy = GreedyGraph(inc, params, 3 * steps + 1, compile=True)
     for _ in range(steps):                            # capture, then warm replays
         greedy.step()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -154,9 +155,11 @@ def main():
         return
     L = ids.shape[1] + 2 * args.steps + 3 * 20 + 8        # the per-graph timing below advances 20 positions each
 
-    for graphs, compiled in ((False, False), (True, False), (True, True)):
+    for graphs, compile in ((False, False), (True, False), (True, True)):
         t0 = time.perf_counter()
-        inc = IncrementalBLT(model, 1, L, cuda_graphs=graphs, compile=compiled)
+        inc = IncrementalBLT(model, 1, L)
+        stepped = StepGraphs(inc, DecodeOptions(cuda_graphs=graphs, compile=compile))
+        step = stepped.step if graphs else inc.step
         logits = inc.prefill(ids, torch.tensor([ids.shape[1]], device="cuda"))
         times = {"sample": 0.0, "step": 0.0}
         for i in range(2 * args.steps if graphs else args.steps):
@@ -165,19 +168,18 @@ def main():
             nxt = sample_next(logits, ids, params, None)
             torch.cuda.synchronize()
             t1 = time.perf_counter()
-            out = inc.step(nxt)
+            out = step(nxt)
             out.entropy.tolist()
             torch.cuda.synchronize()
             if i >= (args.steps if graphs else 0):          # graphs: the first half captures
                 times["sample"] += t1 - t
                 times["step"] += time.perf_counter() - t1
             logits = out.logits
-        print(json.dumps({"cuda_graphs": graphs, "compile": compiled, "wall_s": round(time.perf_counter() - t0, 1),
+        print(json.dumps({"cuda_graphs": graphs, "compile": compile, "wall_s": round(time.perf_counter() - t0, 1),
                           **{k: round(1000 * v / args.steps, 3) for k, v in times.items()},
                           "unit": "ms per byte"}), flush=True)
         if graphs:
-            g = inc.graphs
-            for name, graph in g.graphs.items():
+            for name, graph in stepped.graphs.items():
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
                 for _ in range(20):
@@ -187,9 +189,9 @@ def main():
                 print(json.dumps({"graph": name, "ms_per_replay": round(start.elapsed_time(end) / 20, 3)}), flush=True)
 
     # The speculative greedy graph: one replay is one whole byte (entropy model on a second stream).
-    inc = IncrementalBLT(model, 1, L, compile=True)
+    inc = IncrementalBLT(model, 1, L)
     inc.prefill(ids, torch.tensor([ids.shape[1]], device="cuda"))
-    greedy = GreedyGraph(inc, params, 4 * args.steps)
+    greedy = GreedyGraph(inc, params, 4 * args.steps, compile=True)
     for _ in range(args.steps):
         greedy.step()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -202,13 +204,14 @@ def main():
           flush=True)
 
     # Kernels of the compiled step parts (no graphs, so the profiler sees each launch).
-    inc = IncrementalBLT(model, 1, L, compile=True)
+    inc = IncrementalBLT(model, 1, L)
+    step = StepGraphs(inc, DecodeOptions(compile=True)).step
     logits = inc.prefill(ids, torch.tensor([ids.shape[1]], device="cuda"))
     for _ in range(4):
-        logits = inc.step(sample_next(logits, ids, params, None)).logits
+        logits = step(sample_next(logits, ids, params, None)).logits
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         for _ in range(8):
-            logits = inc.step(sample_next(logits, ids, params, None)).logits
+            logits = step(sample_next(logits, ids, params, None)).logits
         torch.cuda.synchronize()
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30))
 

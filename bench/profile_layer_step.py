@@ -22,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cuda_timing import median_replay_ms  # noqa: E402
 from blt_core import layers as L  # noqa: E402
 from blt_core.config import StackConfig  # noqa: E402
-from blt_core.fast_step import _COMPILED, compiled  # noqa: E402
-from blt_core.generate import step_mask  # noqa: E402
+from blt_core.generation import KernelConfig  # noqa: E402
+from blt_core.generation.schedules import _COMPILED, compiled  # noqa: E402
+from blt_core.generation.stepper import step_mask  # noqa: E402
 
 SDPA = L.attend
 
@@ -167,33 +168,29 @@ def main():
         red = compiled((gemv_reduce,))[0] if not args.kernels_only else None
         if red is not None:
             timed_row(red, variant="gemv as compiled reductions")
-        from blt_core import decode_kernels as dk
+        from blt_core.generation import decode_kernels as dk
 
-        def fused(x, pos):
-            for b, c in zip(blocks, caches):
-                x = dk.block_step(b, x, pos, c, cos, sin)
-            return x
+        def fused(config: KernelConfig):                    # the fused block steps, launched as config says
+            def run(x, pos):
+                for b, c in zip(blocks, caches):
+                    x = dk.block_step(b, x, pos, c, cos, sin, None, config)
+                return x
+            return run
         for pdl, early in ((True, True), (True, False), (False, False)):   # dependent launch, early keys
-            dk.PDL, dk.EARLY_KEYS = pdl, early
-            timed_row(fused, variant="fused Triton block step", pdl=pdl, early_keys=early)
-        dk.PDL, dk.EARLY_KEYS = None, True
-        default = dict(dk.ATTENTION)
+            timed_row(fused(KernelConfig(pdl=pdl, early_keys=early)), variant="fused Triton block step",
+                      pdl=pdl, early_keys=early)
         for spec in args.attention:
             splits, block, warps = map(int, spec.split("x"))
-            dk.ATTENTION.update(splits=splits, block=block, num_warps=warps)
-            timed_row(fused, variant="fused Triton block step", attention=spec)
-        dk.ATTENTION.update(default)
+            config = KernelConfig(attention_splits=splits, attention_block=block, attention_warps=warps)
+            timed_row(fused(config), variant="fused Triton block step", attention=spec)
         if args.whole_rows:
-            config = dk.block_config
-
             def whole_rows(N, K, BP, epi, D=1):
-                cfg = config(N, K, BP, epi, D)
+                cfg = dk.block_config(N, K, BP, epi, D)
                 if BP == 1 and K <= 2048:                   # RoPE rotates pairs: two rows there
                     cfg.update(BLOCK_N=2 if epi == dk.ROPE_CACHE else 1, BLOCK_K=dk.triton.next_power_of_2(K))
                 return cfg
-            dk.block_config = whole_rows
-            timed_row(fused, variant="fused Triton block step", tiles="1 x K for K <= 2048")
-            dk.block_config = config
+            timed_row(fused(KernelConfig(block_shape=whole_rows)), variant="fused Triton block step",
+                      tiles="1 x K for K <= 2048")
         if args.kernels_only:
             return
         print(json.dumps({"variant": "sdpa, eager", "us_per_layer": round(1000 * time_graph(step, x, pos) / args.layers, 2)}), flush=True)

@@ -16,11 +16,14 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .checkpoint import load_pretrained, save_pretrained
 from .config import BLTConfig, preset
 from .entropy import EntropyModel
+from .generation import DecodeOptions, generate, stream
 from .hash_embedding import HashNgramEmbedding
 from .layers import CrossAttention, RMSNorm, Stack, causal_mask, group_mask
-from .patching import Patches, mask_from_lengths, patches_from_mask, start_mask
+from .patching import Patches, PatchingParams, mask_from_lengths, patches_from_mask, start_mask
+from .sampling import SamplingParams
 from .tokenizer import ByteTokenizer
 
 
@@ -145,53 +148,54 @@ class BLT(nn.Module):
         return self.entropy_model.entropies(input_ids)
 
     def start_mask(self, ids, mode=None, threshold=None, max_patch_length=None, patch_size=None,
-                   entropies=None) -> torch.Tensor:
-        """(B, T) -> (B, T+1) patch start mask; unset options come from the config."""
-        cfg = self.config
-        mode = mode or cfg.patching_mode
-        if mode.startswith("entropy") and entropies is None:
+                   entropies=None, *, patching: PatchingParams | None = None) -> torch.Tensor:
+        """(B, T) -> (B, T+1) patch start mask. Options: `patching`, or the same four as keywords;
+        unset ones come from the config (PatchingParams.resolve)."""
+        p = _patching(patching, mode, threshold, max_patch_length, patch_size).resolve(self.config)
+        if p.mode.startswith("entropy") and entropies is None:
             entropies = self.entropies(ids)
-        return start_mask(mode, ids.shape[1], entropies=entropies, ids=ids,
-                          threshold=cfg.patching_threshold if threshold is None else threshold,
-                          patch_size=patch_size or cfg.patch_size,
-                          max_patch_length=cfg.max_patch_length if max_patch_length is None else max_patch_length)
+        return start_mask(p.mode, ids.shape[1], entropies=entropies, ids=ids, threshold=p.threshold,
+                          patch_size=p.patch_size, max_patch_length=p.max_patch_length)
 
     @torch.no_grad()
-    def patch(self, text_or_bytes, mode=None, threshold=None, max_patch_length=None, patch_size=None) -> Patches:
+    def patch(self, text_or_bytes, mode=None, threshold=None, max_patch_length=None, patch_size=None, *,
+              patching: PatchingParams | None = None) -> Patches:
         """Patch one text (BOS + its UTF-8 bytes). Entropies are always computed when the model
         has an entropy model, so they can be shown beside any mode."""
         ids = torch.tensor([self.tokenizer.encode(text_or_bytes)], device=self.device)
         ent = self.entropies(ids) if self.entropy_model is not None else None
-        mask = self.start_mask(ids, mode, threshold, max_patch_length, patch_size, entropies=ent)
+        patching = _patching(patching, mode, threshold, max_patch_length, patch_size)
+        mask = self.start_mask(ids, entropies=ent, patching=patching)
         out = patches_from_mask(mask[0], None if ent is None else ent[0].cpu())
         out.ids = ids[0].tolist()
         return out
 
     # ------------------------------------------------------------------ generation
-    def generate(self, prompt, *, cuda_graphs=False, compile=False, speculative=False, kernels=False, mode=None,
-                 threshold=None, max_patch_length=None, patch_size=None, **sampling):
+    def generate(self, prompt, *, patching: PatchingParams | None = None, options: DecodeOptions | None = None,
+                 mode=None, threshold=None, max_patch_length=None, patch_size=None,
+                 cuda_graphs=False, compile=False, speculative=False, kernels=False, **sampling):
         """Generate from a prompt (str or bytes) or a list of prompts (-> list of results).
-        Sampling options: see `SamplingParams`; patching options default to the config.
-        cuda_graphs / compile: optional fast paths (CUDA graphs of the step, torch.compile of it);
-        speculative: greedy decoding as one CUDA graph per byte that always runs the global step
-        (`fast_step.GreedyGraph`): the fastest path when most bytes end a patch; kernels: each
-        layer's step as five fused Triton kernels (`decode_kernels`, CUDA)."""
-        from .generate import generate
-        from .sampling import SamplingParams
+        Sampling options: see `SamplingParams`. Patching: `patching`, or mode / threshold /
+        max_patch_length / patch_size as keywords (unset: the config's). How it runs: `options`
+        (DecodeOptions, e.g. DecodeOptions.fastest(device)), or its flags as keywords:
+        cuda_graphs / compile (CUDA graphs of the step's parts, torch.compile of them),
+        speculative (greedy as one CUDA graph per byte that always runs the global step: the
+        fastest path when most bytes end a patch), kernels (each layer's step as five fused
+        Triton kernels, CUDA)."""
         prompts = prompt if isinstance(prompt, list) else [prompt]
-        results = generate(self, prompts, SamplingParams(**sampling), cuda_graphs=cuda_graphs, compile=compile,
-                           speculative=speculative, kernels=kernels, mode=mode, threshold=threshold,
-                           max_patch_length=max_patch_length, patch_size=patch_size)
+        results = generate(self, prompts, SamplingParams(**sampling),
+                           _patching(patching, mode, threshold, max_patch_length, patch_size),
+                           _options(options, cuda_graphs, compile, speculative, kernels))
         return results if isinstance(prompt, list) else results[0]
 
-    def stream(self, prompt, *, cuda_graphs=False, compile=False, speculative=False, kernels=False, mode=None,
-               threshold=None, max_patch_length=None, patch_size=None, **sampling):
-        """Iterator of ByteEvent (byte, text delta, entropy, starts_patch), then the GenerationResult."""
-        from .generate import stream
-        from .sampling import SamplingParams
-        return stream(self, prompt, SamplingParams(**sampling), cuda_graphs=cuda_graphs, compile=compile,
-                      speculative=speculative, kernels=kernels, mode=mode, threshold=threshold,
-                      max_patch_length=max_patch_length, patch_size=patch_size)
+    def stream(self, prompt, *, patching: PatchingParams | None = None, options: DecodeOptions | None = None,
+               mode=None, threshold=None, max_patch_length=None, patch_size=None,
+               cuda_graphs=False, compile=False, speculative=False, kernels=False, **sampling):
+        """Iterator of ByteEvent (byte, text delta, entropy, starts_patch), then the
+        GenerationResult; options as for `generate`."""
+        return stream(self, prompt, SamplingParams(**sampling),
+                      _patching(patching, mode, threshold, max_patch_length, patch_size),
+                      _options(options, cuda_graphs, compile, speculative, kernels))
 
     # ------------------------------------------------------------------ checkpoints
     @property
@@ -199,17 +203,37 @@ class BLT(nn.Module):
         return self.lm_head.weight.device
 
     def save_pretrained(self, directory, max_shard_bytes: int | None = None):
-        from .checkpoint import save_pretrained
         save_pretrained(self, directory, max_shard_bytes=max_shard_bytes)
 
     @classmethod
     def from_pretrained(cls, path_or_repo, device=None, dtype=None) -> "BLT":
-        from .checkpoint import load_pretrained
         return load_pretrained(cls, path_or_repo, device=device, dtype=dtype)
 
     def num_params(self, exclude_embeddings: bool = False) -> int:
         skip = {id(self.hash_embeddings.weight)} if exclude_embeddings else set()
         return sum(p.numel() for p in self.parameters() if id(p) not in skip)
+
+
+def _patching(patching: PatchingParams | None, mode, threshold, max_patch_length, patch_size) -> PatchingParams:
+    """The patching options of a call: the object, or one built from the loose keywords."""
+    loose = PatchingParams(mode, threshold, max_patch_length, patch_size)
+    if patching is None:
+        return loose
+    if loose != PatchingParams():
+        raise TypeError("pass either patching=PatchingParams(...) or mode / threshold / max_patch_length / "
+                        "patch_size, not both")
+    return patching
+
+
+def _options(options: DecodeOptions | None, cuda_graphs, compile, speculative, kernels) -> DecodeOptions:
+    """The decode options of a call: the object, or one built from the loose flags."""
+    loose = DecodeOptions(cuda_graphs=cuda_graphs, compile=compile, speculative=speculative, kernels=kernels)
+    if options is None:
+        return loose
+    if loose != DecodeOptions():
+        raise TypeError("pass either options=DecodeOptions(...) or cuda_graphs / compile / speculative / kernels, "
+                        "not both")
+    return options
 
 
 @torch.no_grad()

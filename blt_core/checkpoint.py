@@ -5,6 +5,9 @@ A checkpoint is a directory with `config.json` (transformers' `BltConfig`) and t
 `model.safetensors.index.json`. The entropy model lives in the same checkpoint under
 `model.patcher.*`, as in transformers. Loading is strict: a missing, unexpected or mis-shaped
 tensor, or an unreadable file, is an error that names it.
+
+This module knows nothing of the model class: `load_pretrained` takes it as an argument (BLT's
+`from_pretrained` passes itself), so blt.py imports this module and never the other way round.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .config import from_hf_dict, to_hf_dict
+from .config import _stack_from_hf, _stack_to_hf, from_hf_dict, to_hf_dict
+from .entropy import EntropyModel
 from .layers import FusedLinear
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -39,8 +43,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded, with the file or tensor at fault in the message."""
 
 
-# A standalone byte LM (entropy model, byte-level baseline) uses transformers' BltPatcher names.
+# A standalone byte LM (entropy model, byte-level baseline) uses transformers' BltPatcher names;
+# inside a whole BLT checkpoint the same names sit under PATCHER.
 BYTE_LM_PREFIXES = (("", ""),)
+PATCHER = "model.patcher."
 
 
 def to_hf_name(name: str, prefixes=PREFIXES) -> str:
@@ -131,7 +137,6 @@ def save_pretrained(model, directory, max_shard_bytes: int | None = None) -> Non
 
 def save_byte_lm(model, directory) -> None:
     """An entropy model or byte-level baseline as transformers' BltPatcher checkpoint."""
-    from .config import _stack_to_hf
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = {"architectures": ["BltPatcher"], "model_type": "blt_patcher", "tie_word_embeddings": False,
@@ -142,25 +147,24 @@ def save_byte_lm(model, directory) -> None:
 
 def load_byte_lm(path, device=None, dtype=None):
     """A BltPatcher-format checkpoint (see save_byte_lm) -> EntropyModel; given a whole BLT
-    checkpoint, its entropy model (so experiments can reuse a shipped model's patcher)."""
-    from .config import _stack_from_hf
-    from .entropy import EntropyModel
+    checkpoint, its entropy model (its `model.patcher.*` tensors; so experiments can reuse a
+    shipped model's patcher)."""
     directory = resolve(path)
     try:
         d = json.loads((directory / "config.json").read_text())
         if d.get("model_type") == "blt":
-            from .blt import BLT
-            entropy = BLT.from_pretrained(directory, device=device, dtype=dtype).entropy_model
-            if entropy is None:
+            blt_cfg = from_hf_dict(d)
+            if blt_cfg.entropy_model is None:
                 raise ValueError("this BLT checkpoint has no entropy model")
-            return entropy.eval()
-        cfg = _stack_from_hf(d, 10000.0, "byte LM config")
+            cfg, vocab, prefix = blt_cfg.entropy_model, blt_cfg.vocab_size, PATCHER
+        else:
+            cfg, vocab, prefix = _stack_from_hf(d, 10000.0, "byte LM config"), d.get("vocab_size", 260), ""
     except (OSError, json.JSONDecodeError, ValueError) as err:
         raise CheckpointError(f"{directory / 'config.json'}: {err}") from None
     with torch.device("meta"):
-        model = EntropyModel(cfg, d.get("vocab_size", 260))
-    tensors = read_tensors(weight_files(directory))
-    return load_hf_state(model, tensors, device, dtype, f"checkpoint {directory}", BYTE_LM_PREFIXES).eval()
+        model = EntropyModel(cfg, vocab)
+    tensors = {name: t for name, t in read_tensors(weight_files(directory)).items() if name.startswith(prefix)}
+    return load_hf_state(model, tensors, device, dtype, f"checkpoint {directory}", (("", prefix),)).eval()
 
 
 def _split(tensors: dict, max_bytes: int | None) -> list[dict]:

@@ -13,8 +13,12 @@ import argparse
 import json
 import sys
 
+from dataclasses import asdict
+
 from .config import PATCHING_MODES, to_dict
 from .default_model import RANDOM_NOTE, load_model
+from .generation import DecodeOptions
+from .patching import PatchingParams
 
 DEMO_TEXT = "Daenerys Targaryen is in Game of Thrones, a fantasy epic by George R.R. Martin."
 
@@ -37,11 +41,11 @@ def show_byte(b: int | None) -> str:
     return {32: "␣", 10: "\\n", 9: "\\t"}.get(b, f"x{b:02x}")
 
 
-def patch_report(loaded, text, mode=None, threshold=None, max_patch_length=None, patch_size=None) -> dict:
-    """Everything `patch` shows, as a JSON-ready dict (the web app serves the same shape)."""
+def patch_report(loaded, text, patching: PatchingParams = PatchingParams()) -> dict:
+    """Everything `patch` shows, as a JSON-ready dict (the web app serves the same shape), with
+    the patching options as resolved against the model's config."""
     model = loaded.model
-    p = model.patch(text, mode=mode, threshold=threshold, max_patch_length=max_patch_length, patch_size=patch_size)
-    cfg = model.config
+    p = model.patch(text, patching=patching)
     data = bytes(i - 4 for i in p.ids if i >= 4)
     patch_of = p.patch_ids()
     positions = [{"pos": t, "byte": None if t == 0 else data[t - 1], "label": show_byte(None if t == 0 else data[t - 1]),
@@ -52,13 +56,15 @@ def patch_report(loaded, text, mode=None, threshold=None, max_patch_length=None,
                for s, n in zip(p.starts, p.lengths)]
     return {
         "model": loaded.name, "trained": loaded.trained, **({} if loaded.trained else {"note": RANDOM_NOTE}),
-        "mode": mode or cfg.patching_mode,
-        "threshold": cfg.patching_threshold if threshold is None else threshold,
-        "max_patch_length": cfg.max_patch_length if max_patch_length is None else max_patch_length,
+        **asdict(patching.resolve(model.config)),
         "bytes": len(data), "positions": len(p.ids), "patch_count": p.count,
         "mean_patch_length": round(p.mean_length, 4), "next_starts_patch": p.next_starts_patch,
         "lengths": p.lengths, "starts": p.starts, "patches": patches, "per_position": positions,
     }
+
+
+def _patching(args) -> PatchingParams:
+    return PatchingParams(args.mode, args.threshold, args.max_patch_length, args.patch_size)
 
 
 def _print_human(report: dict, entropies_only: bool) -> None:
@@ -108,6 +114,7 @@ def main(argv=None) -> int:
     gen.add_argument("--mode", choices=PATCHING_MODES)
     gen.add_argument("--threshold", type=float)
     gen.add_argument("--max-patch-length", type=int)
+    gen.add_argument("--patch-size", type=int, help="static patch size")
     gen.add_argument("--cuda-graphs", action="store_true", help="replay CUDA graphs (CUDA only)")
     gen.add_argument("--compile", action="store_true", help="torch.compile the step parts")
     gen.add_argument("--speculative", action="store_true",
@@ -134,7 +141,7 @@ def main(argv=None) -> int:
         text = DEMO_TEXT if args.command == "demo" else _text(args)
         if text is None:
             raise ValueError("no text given: pass it as an argument, '-' for standard input, or --file")
-        report = patch_report(loaded, text, args.mode, args.threshold, args.max_patch_length, args.patch_size)
+        report = patch_report(loaded, text, _patching(args))
     except (ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -154,10 +161,10 @@ def _generate(loaded, args) -> int:
         prompt = _text(args)
         if prompt is None:
             raise ValueError("no prompt given: pass it as an argument, '-' for standard input, or --file")
+        options = DecodeOptions(cuda_graphs=args.cuda_graphs, compile=args.compile, speculative=args.speculative,
+                                kernels=args.kernels)
         events = loaded.model.stream(
-            prompt, cuda_graphs=args.cuda_graphs, compile=args.compile, speculative=args.speculative,
-            kernels=args.kernels, mode=args.mode, threshold=args.threshold,
-            max_patch_length=args.max_patch_length, max_new_bytes=args.max_new_bytes,
+            prompt, patching=_patching(args), options=options, max_new_bytes=args.max_new_bytes,
             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
             repetition_penalty=args.repetition_penalty, seed=args.seed, stop=args.stop)
         if not loaded.trained:

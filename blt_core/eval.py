@@ -4,7 +4,8 @@
 
 BPB = sum of next-byte cross-entropies (nats) / ln 2 / bytes predicted, over consecutive windows of
 `seq_len` bytes (each starting with BOS). For a BLT the patch statistics are those of the patches
-the model itself used, without the BOS patch.
+the model itself used, without the BOS patch; `--mode`, `--threshold`, `--max-patch-length` and
+`--patch-size` evaluate it under other patching (unset: its config's).
 """
 from __future__ import annotations
 
@@ -18,19 +19,23 @@ import torch
 import torch.nn.functional as F
 
 from .blt import BLT
+from .checkpoint import load_byte_lm, resolve
+from .config import PATCHING_MODES
 from .data import ByteCorpus
 from .flops import blt_flops_per_byte, byte_lm_flops_per_byte
-from .patching import patches_from_mask
+from .patching import PatchingParams, patches_from_mask
 
 
 @torch.no_grad()
-def bits_per_byte(model, corpus: ByteCorpus, device, max_bytes: int | None = None) -> dict:
+def bits_per_byte(model, corpus: ByteCorpus, device, max_bytes: int | None = None,
+                  patching: PatchingParams = PatchingParams()) -> dict:
+    """Bits per byte over the corpus's windows; for a BLT, patched as `patching` says."""
     total_nats, n_bytes, n_patches, sizes = 0.0, 0, 0, Counter()
     for ids in corpus.sequential(max_bytes):
         ids = ids.to(device)
         x, y = ids[:, :-1], ids[:, 1:]
         if isinstance(model, BLT):
-            starts = model.start_mask(x)
+            starts = model.start_mask(x, patching=patching)
             logits = model.logits(x, starts)
             lengths = patches_from_mask(starts[0]).lengths[1:]            # without the BOS patch
             sizes.update(lengths)
@@ -63,7 +68,6 @@ def flops_per_byte(model, mean_patch_bytes: float | None, context: int) -> float
 
 
 def main(argv=None) -> int:
-    from .checkpoint import load_byte_lm, resolve
     ap = argparse.ArgumentParser(prog="python -m blt_core.eval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="a BLT checkpoint or a byte LM (entropy / bytes) checkpoint")
@@ -71,6 +75,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--max-bytes", type=int, default=200_000)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--mode", choices=PATCHING_MODES, help="BLT patching mode (default: the model's)")
+    ap.add_argument("--threshold", type=float, help="entropy threshold, nats")
+    ap.add_argument("--max-patch-length", type=int)
+    ap.add_argument("--patch-size", type=int, help="static patch size")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -79,7 +87,8 @@ def main(argv=None) -> int:
         byte_lm = json.loads((directory / "config.json").read_text()).get("model_type") == "blt_patcher"
         load = load_byte_lm if byte_lm else BLT.from_pretrained
         model = load(directory, device=device, dtype=torch.float32)
-        result = bits_per_byte(model, ByteCorpus(args.data, args.seq_len), device, args.max_bytes)
+        patching = PatchingParams(args.mode, args.threshold, args.max_patch_length, args.patch_size)
+        result = bits_per_byte(model, ByteCorpus(args.data, args.seq_len), device, args.max_bytes, patching)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -23,7 +23,8 @@ it (the prediction at byte t may only see patches that are complete at t).
 counted from the patch's start; a full last patch also makes `next_starts_patch` true.
 Lengths always sum to the input length T.
 
-`start_mask` is the batched form the model uses: (B, T) -> (B, T+1) booleans.
+`start_mask` is the batched form the model uses: (B, T) -> (B, T+1) booleans. `PatchingParams`
+carries the four options together; `resolve` fills the unset ones from a model's config.
 """
 from __future__ import annotations
 
@@ -33,6 +34,26 @@ import torch
 
 from .config import PATCHING_MODES
 from .tokenizer import OFFSET
+
+
+@dataclass(frozen=True)
+class PatchingParams:
+    """How to cut bytes into patches. None means the model's default (its config's
+    patching_mode, patching_threshold, max_patch_length, patch_size); `resolve` is the one place
+    that rule is applied."""
+    mode: str | None = None                 # one of PATCHING_MODES
+    threshold: float | None = None          # nats: entropy (global) or entropy_monotonic (rise)
+    max_patch_length: int | None = None     # bytes; longer patches are split (config None: no limit)
+    patch_size: int | None = None           # bytes per patch in static mode
+
+    def resolve(self, config) -> PatchingParams:
+        """Every unset option taken from `config` (a BLTConfig); max_patch_length stays None
+        when the config sets no limit either."""
+        return PatchingParams(
+            mode=config.patching_mode if self.mode is None else self.mode,
+            threshold=config.patching_threshold if self.threshold is None else self.threshold,
+            max_patch_length=config.max_patch_length if self.max_patch_length is None else self.max_patch_length,
+            patch_size=config.patch_size if self.patch_size is None else self.patch_size)
 
 
 @dataclass

@@ -1,15 +1,14 @@
 """The fused Triton decoding kernels against the eager layers they replace. On a machine without
 CUDA they run in Triton's interpreter (TRITON_INTERPRET=1, set in conftest.py); without
 Triton installed (the CPU wheel of torch does not bring it) the module is skipped."""
-import functools
-
 import pytest
 import torch
 
 pytest.importorskip("triton")                    # without CUDA, conftest.py set TRITON_INTERPRET=1
-from blt_core import decode_kernels as dk  # noqa: E402
 from blt_core.config import StackConfig  # noqa: E402
-from blt_core.generate import step_mask  # noqa: E402
+from blt_core.generation import DecodeOptions, KernelConfig  # noqa: E402
+from blt_core.generation import decode_kernels as dk  # noqa: E402
+from blt_core.generation.stepper import step_mask  # noqa: E402
 from blt_core.layers import Block, CrossAttention, KVCache, rope_tables  # noqa: E402
 
 
@@ -68,11 +67,9 @@ CASES = [(F32, MHA, 3, PLAIN), (BF16, MHA, 3, PLAIN), (F32, GQA_WINDOW, 3, LATE)
 
 
 @pytest.fixture
-def block_shape(request, monkeypatch):
-    """The block shape the kernels run with, in the interpreter and on CUDA (no autotuning)."""
-    monkeypatch.setattr(dk, "INTERPRETER_CONFIG", request.param)
-    monkeypatch.setattr(dk, "FIXED_CONFIG", request.param)
-    return request.param
+def kernels(request) -> KernelConfig:
+    """Kernels that run with one block shape, in the interpreter and on CUDA (no autotuning)."""
+    return KernelConfig(block_shape=lambda *_: request.param)
 
 
 def _case_id(case):
@@ -82,9 +79,9 @@ def _case_id(case):
     return f"{str(dtype)[6:]}-d{dim}h{heads}kv{kv}w{window}-b{batch}-{kind}"
 
 
-@pytest.mark.parametrize("dtype_tol,stack,batch,block_shape", CASES, indirect=["block_shape"],
+@pytest.mark.parametrize("dtype_tol,stack,batch,kernels", CASES, indirect=["kernels"],
                          ids=[_case_id(c) for c in CASES])
-def test_block_step_equals_eager_block(dtype_tol, stack, batch, block_shape):
+def test_block_step_equals_eager_block(dtype_tol, stack, batch, kernels):
     (dtype, tol), (dim, heads, n_kv_heads, window) = dtype_tol, stack
     cfg = _cfg(dim, heads, n_kv_heads=n_kv_heads, sliding_window=window)
     block = _randomise(Block(cfg)).to(DEVICE, dtype).eval()
@@ -100,7 +97,7 @@ def test_block_step_equals_eager_block(dtype_tol, stack, batch, block_shape):
     x = torch.randn(B, 1, dim, generator=g).to(DEVICE, dtype)
     with torch.no_grad():
         ref = block(x, cos[pos][:, None, None], sin[pos][:, None, None], step_mask(pos, L, window), caches[0], pos)
-        out = dk.block_step(block, x, pos, caches[1], cos, sin, window)
+        out = dk.block_step(block, x, pos, caches[1], cos, sin, window, kernels)
     assert out.shape == ref.shape and out.dtype == dtype
     scale = ref.float().abs().max()
     assert (out.float() - ref.float()).abs().max() <= tol * scale
@@ -112,9 +109,9 @@ def test_block_step_equals_eager_block(dtype_tol, stack, batch, block_shape):
         assert not cnt.any()
 
 
-@pytest.mark.parametrize("dtype,tol,block_shape", [(*F32, PLAIN), (*BF16, LATE_PF), (*F32, SPLIT)],
-                         indirect=["block_shape"])
-def test_cross_step_equals_eager_cross_attention(dtype, tol, block_shape):
+@pytest.mark.parametrize("dtype,tol,kernels", [(*F32, PLAIN), (*BF16, LATE_PF), (*F32, SPLIT)],
+                         indirect=["kernels"])
+def test_cross_step_equals_eager_cross_attention(dtype, tol, kernels):
     cross = _randomise(CrossAttention(_cfg(n_kv_heads=2))).to(DEVICE, dtype).eval()
     g = torch.Generator().manual_seed(3)
     x = torch.randn(2, 1, 64, generator=g).to(DEVICE, dtype)
@@ -122,7 +119,7 @@ def test_cross_step_equals_eager_cross_attention(dtype, tol, block_shape):
     with torch.no_grad():
         k, v = cross.kv(slots)
         ref = x + cross.attend(x, k, v)
-        out = dk.cross_step(cross, x, k.contiguous(), v.contiguous())
+        out = dk.cross_step(cross, x, k.contiguous(), v.contiguous(), kernels)
     assert (out.float() - ref.float()).abs().max() <= tol * ref.float().abs().max()
 
 
@@ -147,19 +144,20 @@ def test_attention_reads_only_the_window_and_the_valid_keys():
 
 # In the interpreter a byte takes seconds: on the CPU only the host-stepped path, a few bytes.
 FAST_PATHS = [dict(), dict(speculative=True), dict(cuda_graphs=True, compile=True)] if DEVICE == "cuda" else [dict()]
+# Fewer, larger programs on the CPU: the interpreter pays per program.
+INTERPRETED = KernelConfig(attention_splits=2, block_shape=lambda *_: dict(BLOCK_N=32, BLOCK_K=64, LATE=False,
+                                                                           PREFETCH=False, SPLIT=1))
 
 
 @pytest.mark.parametrize("fast", FAST_PATHS, ids=lambda d: "-".join(d) or "host-steps")
-def test_generation_with_fused_kernels_equals_eager(tiny_model, fast, monkeypatch):
+def test_generation_with_fused_kernels_equals_eager(tiny_model, fast):
     """Whole models: every layer step through the fused kernels (entropy model, encoder, global,
     decoder with its cross-attention), rows of different lengths, same bytes and patches as eager."""
-    if DEVICE == "cpu":                          # fewer, larger programs: the interpreter pays per program
-        monkeypatch.setattr(dk, "INTERPRETER_CONFIG", dict(BLOCK_N=32, BLOCK_K=64, LATE=False, PREFETCH=False, SPLIT=1))
-        monkeypatch.setattr(dk, "attention", functools.partial(dk.attention, splits=2))
     model = tiny_model.to(DEVICE)
     prompts = ["Hello there", "The quick brown fox"]
     kw = dict(max_new_bytes=8 if DEVICE == "cpu" else 48, stop_at_eos=False)
-    fused = model.generate(prompts, kernels=True, **fast, **kw)
+    options = DecodeOptions(kernels=True, **fast, **({"kernel_config": INTERPRETED} if DEVICE == "cpu" else {}))
+    fused = model.generate(prompts, options=options, **kw)
     eager = model.generate(prompts, **kw)
     for f, e in zip(fused, eager):
         assert f.bytes == e.bytes and f.patch_starts == e.patch_starts

@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from blt_core.generate import IncrementalBLT, _RowState, generate, generate_reference
+from blt_core.generation import DecodeOptions, IncrementalBLT, generate, generate_reference
+from blt_core.generation.driver import RowState
+from blt_core.patching import PatchingParams
 from blt_core.sampling import SamplingParams, sample_next
 
 PROMPTS = ["Hello there", "The quick brown fox", "x" * 30, "Grüße, 世界"]
@@ -13,12 +15,12 @@ MODES = [dict(mode="entropy"), dict(mode="entropy", max_patch_length=3), dict(mo
 @pytest.mark.parametrize("patching", MODES, ids=lambda d: "-".join(map(str, d.values())))
 def test_cached_greedy_equals_full_recompute(tiny_model, patching):
     params = SamplingParams(max_new_bytes=40, stop_at_eos=False)
-    ref, used = generate_reference(tiny_model, PROMPTS[0], params, **patching)
+    ref, used = generate_reference(tiny_model, PROMPTS[0], params, PatchingParams(**patching))
     res = tiny_model.generate(PROMPTS[0], max_new_bytes=40, stop_at_eos=False, **patching)
     assert res.bytes == ref and len(ref) == 40
     # per-step logits of the cached path against the full forward
     ids = torch.tensor([tiny_model.tokenizer.encode(PROMPTS[0])])
-    inc = IncrementalBLT(tiny_model, 1, ids.shape[1] + 41, **patching)
+    inc = IncrementalBLT(tiny_model, 1, ids.shape[1] + 41, PatchingParams(**patching))
     logits = inc.prefill(ids, torch.tensor([ids.shape[1]]))
     for byte, expected in zip(ref, used):
         assert (logits[0] - expected).abs().max().item() <= 1e-4
@@ -69,6 +71,67 @@ def test_max_new_bytes_and_capacity(tiny_model):
         tiny_model.generate("a", max_new_bytes=10**6)
 
 
+EVERY_BYTE_A_PATCH = dict(mode="entropy", threshold=-10.0)     # every entropy is above -10 nats
+EVERY_BYTE = PatchingParams(**EVERY_BYTE_A_PATCH)
+
+
+def short_global_context_model(device="cpu"):
+    """blt-tiny whose global model takes 64 patches, while its byte-level stacks take 2,048 bytes."""
+    from blt_core import BLT, preset
+    torch.manual_seed(0)
+    cfg = preset("blt-tiny")
+    cfg.global_model.max_seq_len = 64
+    return BLT(cfg).to(device).eval()
+
+
+@pytest.fixture(scope="module")
+def short_context_model():
+    return short_global_context_model()
+
+
+@pytest.mark.parametrize("patching, prompt", [
+    (EVERY_BYTE_A_PATCH, "a" * 100), (dict(mode="entropy_monotonic", threshold=-20.0), "a" * 100),
+    (dict(mode="space"), " " * 100), (dict(mode="static", patch_size=1), "a" * 100), (dict(mode="byte"), "a" * 100),
+], ids=["entropy", "entropy_monotonic", "space", "static", "byte"])
+def test_prompt_with_more_patches_than_the_global_context_is_refused(short_context_model, patching, prompt):
+    """101 positions fit the byte-level stacks but make more patches than the global model's
+    context: refused before any byte, naming the limit."""
+    with pytest.raises(ValueError, match="global model's context of 64 patches"):
+        short_context_model.generate(prompt, max_new_bytes=4, **patching)
+
+
+@pytest.mark.parametrize("max_new_bytes, fits", [(23, True), (24, False)])
+def test_static_patches_of_the_new_bytes_are_counted_up_front(short_context_model, max_new_bytes, fits):
+    """Static patches are known ahead: BOS + 40 prompt bytes + max_new_bytes one-byte patches
+    must fit the global context of 64, else the request is refused before it starts."""
+    patching, prompt = dict(mode="static", patch_size=1), "a" * 40
+    if not fits:
+        with pytest.raises(ValueError, match=r"65 patches in static mode, .* context of 64 patches"):
+            short_context_model.generate(prompt, max_new_bytes=max_new_bytes, **patching)
+        return
+    params = SamplingParams(max_new_bytes=max_new_bytes, stop_at_eos=False)
+    res = generate(short_context_model, [prompt], params, PatchingParams(**patching))[0]
+    ref, _ = generate_reference(short_context_model, prompt, params, PatchingParams(**patching))
+    assert res.stop_reason == "max_new_bytes" and res.bytes == ref
+
+
+@pytest.mark.parametrize("speculative", [False, True], ids=["host steps", "speculative"])
+def test_generation_stops_when_the_global_context_fills(short_context_model, speculative):
+    """Entropy patches are not known ahead. With every byte a patch, a prompt of 64 - 9 bytes
+    leaves the global model room for 8 more patches; the 9th new byte completes a patch no slot
+    can take, so that row stops there with stop_reason 'context', its bytes those of the full
+    recompute, while the other row of the batch goes on."""
+    m = short_context_model
+    prompts = ["a" * 55, "short"]
+    params = SamplingParams(max_new_bytes=30, stop_at_eos=False)
+    full, short = generate(m, prompts, params, EVERY_BYTE, DecodeOptions(speculative=speculative))
+    assert full.stop_reason == "context" and len(full.bytes) == 9 and full.global_steps == 8
+    ref, _ = generate_reference(m, prompts[0], SamplingParams(max_new_bytes=9, stop_at_eos=False), EVERY_BYTE)
+    assert full.bytes == ref
+    alone = generate(m, prompts[1:], params, EVERY_BYTE)[0]
+    assert short.stop_reason == "max_new_bytes" and short.bytes == alone.bytes
+
+
 def test_stream_events_and_utf8_deltas(tiny_model):
     events = list(tiny_model.stream("Hi", max_new_bytes=20, stop_at_eos=False))
     result, events = events[-1], events[:-1]
@@ -79,7 +142,7 @@ def test_stream_events_and_utf8_deltas(tiny_model):
 
 
 def test_row_state_emits_only_complete_characters():
-    st = _RowState(SamplingParams(max_new_bytes=10))
+    st = RowState(SamplingParams(max_new_bytes=10))
     deltas = [st.push(b + 4, 1.0, False, False, i).text for i, b in enumerate("é✓a".encode())]
     assert deltas == ["", "é", "", "", "✓", "a"]
 
@@ -131,8 +194,26 @@ def test_cuda_graphs_equal_eager_on_gpu():
         assert [r.bytes for r in speculative] == [r.bytes for r in eager]
         fused = m.generate(PROMPTS, cuda_graphs=True, speculative=True, kernels=True, **kw)
         assert [r.bytes for r in fused] == [r.bytes for r in eager]
-        ref, _ = generate_reference(m, PROMPTS[1], SamplingParams(max_new_bytes=48, stop_at_eos=False), **patching)
+        fastest = m.generate(PROMPTS, options=DecodeOptions.fastest("cuda"), **kw)
+        assert [r.bytes for r in fastest] == [r.bytes for r in eager]
+        ref, _ = generate_reference(m, PROMPTS[1], SamplingParams(max_new_bytes=48, stop_at_eos=False),
+                                    PatchingParams(**patching))
         assert graphs[1].bytes == ref
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("fast", [dict(cuda_graphs=True), dict(cuda_graphs=True, compile=True),
+                                  dict(cuda_graphs=True, speculative=True),
+                                  dict(cuda_graphs=True, speculative=True, kernels=True)],
+                         ids=["graphs", "compiled graphs", "speculative", "fused kernels"])
+def test_fast_paths_stop_at_the_global_context_like_eager_on_gpu(fast):
+    m = short_global_context_model("cuda")
+    prompts = ["a" * 55, "short"]
+    kw = dict(max_new_bytes=30, stop_at_eos=False, **EVERY_BYTE_A_PATCH)
+    eager = m.generate(prompts, **kw)
+    assert eager[0].stop_reason == "context" and len(eager[0].bytes) == 9
+    assert [(r.bytes, r.stop_reason) for r in m.generate(prompts, **fast, **kw)] == \
+        [(r.bytes, r.stop_reason) for r in eager]
 
 
 @pytest.mark.parametrize("patching", MODES, ids=lambda d: "-".join(map(str, d.values())))
@@ -140,23 +221,42 @@ def test_speculative_greedy_equals_host_steps(tiny_model, patching):
     """GreedyGraph's schedule (global step on every byte, kept only where a patch completed, bytes
     read back in chunks) run eagerly on CPU: same bytes, entropies and patch starts, row by row."""
     params = SamplingParams(max_new_bytes=30, stop_at_eos=False)
-    fast = generate(tiny_model, PROMPTS, params, speculative=True, **patching)
-    slow = generate(tiny_model, PROMPTS, params, speculative=False, **patching)
+    fast = generate(tiny_model, PROMPTS, params, PatchingParams(**patching), DecodeOptions(speculative=True))
+    slow = generate(tiny_model, PROMPTS, params, PatchingParams(**patching))
     for f, s in zip(fast, slow):
         assert f.bytes == s.bytes and f.patch_starts == s.patch_starts and f.global_steps == s.global_steps
         torch.testing.assert_close(torch.tensor(f.entropies), torch.tensor(s.entropies), atol=1e-5, rtol=0)
-    ref, _ = generate_reference(tiny_model, PROMPTS[2], params, **patching)
+    ref, _ = generate_reference(tiny_model, PROMPTS[2], params, PatchingParams(**patching))
     assert fast[2].bytes == ref
 
 
 def test_speculative_greedy_stops_at_stop_strings(tiny_model):
     params = SamplingParams(max_new_bytes=40, stop_at_eos=False)
-    free = generate(tiny_model, [PROMPTS[0]], params, speculative=True)[0].bytes
+    free = generate(tiny_model, [PROMPTS[0]], params, options=DecodeOptions(speculative=True))[0].bytes
     at = next(i for i in range(10, 38) if free[i:i + 2].isascii())     # a stop string inside the 2nd chunk
     stop = free[at:at + 2].decode()
     params = SamplingParams(max_new_bytes=40, stop_at_eos=False, stop=[stop])
-    res = generate(tiny_model, [PROMPTS[0]], params, speculative=True)[0]
+    res = generate(tiny_model, [PROMPTS[0]], params, options=DecodeOptions(speculative=True))[0]
     assert res.stop_reason == "stop" and res.bytes == free[:free.index(stop.encode())]
+
+
+def test_fastest_options_per_device_and_sampling():
+    assert DecodeOptions.fastest("cpu") == DecodeOptions()                  # the eager path
+    greedy = DecodeOptions.fastest("cuda")
+    assert greedy.cuda_graphs and greedy.compile and greedy.speculative
+    for sampling in (SamplingParams(temperature=0.8), SamplingParams(repetition_penalty=1.1)):
+        options = DecodeOptions.fastest("cuda", sampling)
+        assert options.cuda_graphs and options.compile and not options.speculative
+
+
+def test_decode_keywords_build_the_options(tiny_model):
+    """BLT.generate's cuda_graphs / compile / speculative / kernels keywords are DecodeOptions'
+    fields; the object or the keywords, not both."""
+    kw = dict(max_new_bytes=12, stop_at_eos=False)
+    assert tiny_model.generate("Hi", speculative=True, **kw).bytes == \
+        tiny_model.generate("Hi", options=DecodeOptions(speculative=True), **kw).bytes
+    with pytest.raises(TypeError, match="not both"):
+        tiny_model.generate("Hi", options=DecodeOptions(), compile=True, **kw)
 
 
 def test_compiled_step_equals_eager(tiny_model):

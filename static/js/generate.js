@@ -12,11 +12,13 @@ const output = $("output");
 const plot = $("entropy-plot");
 
 let controller = null;
-let defaults = {};     // the model's patching defaults, from /api/models
+let defaults = {};     // the model's patching options as the server resolves them, from /api/models
 
-/** The request body from the form; empty optional fields are left out (server defaults). */
+/** The request body from the form; empty optional fields (the mode too) are left out, so the
+ * server applies the model's defaults, the same ones /api/models reports. */
 function requestBody() {
-  const body = { prompt: $("prompt").value, mode: $("mode").value };
+  const body = { prompt: $("prompt").value };
+  if ($("mode").value) body.mode = $("mode").value;
   for (const name of ["max_new_bytes", "temperature", "top_k", "top_p", "repetition_penalty", "seed",
     "threshold", "max_patch_length"]) {
     const value = numberOrNull($(name));
@@ -111,7 +113,7 @@ class Run {
 function thresholdLine(body) {
   const mode = body.mode ?? defaults.mode;
   const threshold = body.threshold ?? defaults.threshold;
-  if (mode !== "entropy" || threshold === undefined) return [];
+  if (mode !== "entropy" || threshold == null) return [];
   return [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: threshold, y1: threshold,
     line: { color: "#e15759", width: 2, dash: "dash" } }];
 }

@@ -15,8 +15,10 @@ neighbours in its prologue and epilogue:
     4. RMSNorm -> gate/up projection -> SiLU(gate) * up
     5. down projection + residual
 
-On sm_90 and later the kernels are launched as programmatic dependents (see PDL below): each
-starts reading its weights while the one before it finishes.
+On sm_90 and later the kernels are launched as programmatic dependents (`KernelConfig.pdl`):
+each starts reading its weights while the one before it finishes. Every launch choice (PDL, early
+keys, the attention's shape, the block shape of the matrix-vector kernel) comes from the
+`KernelConfig` passed in (options.py); its defaults are the measured best on an H100.
 
 Rounding follows the eager layers (bf16 results rounded where PyTorch rounds them), accumulation
 is float32; results agree with `layers.Block` to bf16 rounding (tests/test_decode_kernels.py).
@@ -28,23 +30,24 @@ import torch
 import triton
 import triton.language as tl
 
+from .options import KernelConfig
+
 PLAIN, RESIDUAL, DOUBLE_RESIDUAL, SWIGLU, ROPE_CACHE = 0, 1, 2, 3, 4        # epilogues
 _PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE = map(tl.constexpr, range(5))   # the same, in kernels
 
-# Programmatic dependent launch (sm_90+): each kernel lets the next one start as soon as all its
-# programs are running; the next loads what no kernel of this module writes (its first weight
-# tiles; positions, RoPE rows and earlier steps' keys, written by the step's other kernels, which
-# finish before a chain of these starts), then waits (griddepcontrol.wait) for the previous
-# kernel's results. This hides the launch and the first trips to memory behind the previous
-# kernel's tail. None: on where the GPU has it.
-PDL: bool | None = None
-# Causal attention loads its first tile of earlier keys before that wait (_attention_kernel).
-EARLY_KEYS = True
-# Self-attention's launch shape: programs per head, keys per tile, warps per program. One warp
-# per program was fastest on an H100 for both head widths of blt-1b (128 and 64), 2-6 us per
-# layer less than four warps (bench/profile_layer_step.py --attention, layer_step_h100.jsonl):
-# with a 16-key tile a program's reductions need no shared memory or barriers across warps.
-ATTENTION = {"splits": 32, "block": 16, "num_warps": 1}
+# Programmatic dependent launch (sm_90+, KernelConfig.pdl): each kernel lets the next one start as
+# soon as all its programs are running; the next loads what no kernel of this module writes (its
+# first weight tiles; positions, RoPE rows and earlier steps' keys, written by the step's other
+# kernels, which finish before a chain of these starts), then waits (griddepcontrol.wait) for the
+# previous kernel's results. This hides the launch and the first trips to memory behind the
+# previous kernel's tail. Causal attention also loads its first tile of earlier keys before that
+# wait (KernelConfig.early_keys, _attention_kernel).
+#
+# Self-attention's launch shape (KernelConfig.attention_*): one warp per program was fastest on an
+# H100 for both head widths of blt-1b (128 and 64), 2-6 us per layer less than four warps
+# (bench/profile_layer_step.py --attention, layer_step_h100.jsonl): with a 16-key tile a
+# program's reductions need no shared memory or barriers across warps.
+DEFAULT = KernelConfig()
 
 
 def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
@@ -55,15 +58,14 @@ def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
     all eight projections of blt-1b's global model and decoder (73-86 % of copy bandwidth on the
     global ones). Splitting K among programs never won, so SPLIT stays 1 (the kernel keeps it
     for the sweep). Triton's autotuner chose worse: it times one launch at a time, where a step
-    chains launches back to back."""
+    chains launches back to back. The signature is KernelConfig.block_shape's; the shape is the
+    same for every epilogue (`_launch` keeps a RoPE block inside one head of width D)."""
     if BP > 1:                                   # several rows: (BP, BLOCK_N, BLOCK_K) products per step
         bk = max(32, min(1024 // BP, triton.next_power_of_2(K)))
         cfg = dict(BLOCK_N=8, BLOCK_K=bk, LATE=False, PREFETCH=False)
     else:
         bk = min(1024, triton.next_power_of_2(K))
         cfg = dict(BLOCK_N=2048 // bk, BLOCK_K=bk, LATE=True, PREFETCH=True)
-    if epi == ROPE_CACHE:                        # RoPE pairs and the cache layout: a block inside one head
-        cfg["BLOCK_N"] = min(cfg["BLOCK_N"], D)
     return {**cfg, "SPLIT": 1, "num_warps": 4, "num_stages": 1 if cfg["PREFETCH"] else 2}
 
 
@@ -311,16 +313,14 @@ def _kp(B: int, K: int) -> int:
     return kp if _bp(B) * kp <= 8192 else 0
 
 
-# The block shape Triton's interpreter runs on the CPU; tests vary it.
-INTERPRETER_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 32, "LATE": False, "PREFETCH": False, "SPLIT": 1}
-# A block shape to use on CUDA instead of block_config's (None); tests set it to check each kind.
-FIXED_CONFIG: dict | None = None
+# The block shape Triton's interpreter runs on the CPU unless KernelConfig.block_shape says otherwise.
+INTERPRETER_BLOCK = {"BLOCK_N": 8, "BLOCK_K": 32, "LATE": False, "PREFETCH": False, "SPLIT": 1}
 
 
-def _pdl(device: torch.device) -> bool:
+def _pdl(device: torch.device, config: KernelConfig) -> bool:
     if device.type != "cuda":
         return False
-    return PDL if PDL is not None else torch.cuda.get_device_capability(device)[0] >= 9
+    return config.pdl if config.pdl is not None else torch.cuda.get_device_capability(device)[0] >= 9
 
 
 _WORKSPACES: dict = {}
@@ -352,36 +352,38 @@ def _counters(device, n):
     return _COUNTERS[key]
 
 
-def _launch(N, x, nw, w, *args, **meta):
-    """The matrix-vector kernel over x (B, K), cdiv(N, BLOCK_N) x SPLIT programs: block_config's
-    shape on CUDA; on the CPU (Triton's interpreter, TRITON_INTERPRET=1, used by the tests) one
-    small fixed shape."""
-    if x.is_cuda and FIXED_CONFIG is None:
+def _launch(config: KernelConfig, N, x, nw, w, *args, **meta):
+    """The matrix-vector kernel over x (B, K), cdiv(N, BLOCK_N) x SPLIT programs: the config's
+    block_shape if it has one, else block_config's on CUDA and on the CPU (Triton's interpreter,
+    TRITON_INTERPRET=1, used by the tests) one small fixed shape."""
+    if config.block_shape is not None:
+        cfg = dict(config.block_shape(N, x.shape[1], meta["BP"], meta["EPI"], meta["D"]))
+    elif x.is_cuda:
         cfg = block_config(N, x.shape[1], meta["BP"], meta["EPI"], meta["D"])
     else:
-        cfg = dict(FIXED_CONFIG if x.is_cuda else INTERPRETER_CONFIG)
-        if meta["EPI"] == ROPE_CACHE:
-            cfg["BLOCK_N"] = min(cfg["BLOCK_N"], meta["D"])
+        cfg = dict(INTERPRETER_BLOCK)
+    if meta["EPI"] == ROPE_CACHE:                # RoPE pairs and the cache layout: a block inside one head
+        cfg["BLOCK_N"] = min(cfg["BLOCK_N"], meta["D"])
     split = _workspace(w, meta["BP"], N) if cfg["SPLIT"] > 1 else (x, x)    # unused without a split
     args = (x, nw, w, *args[:7], *split, *args[7:])
-    pdl = _pdl(x.device)
+    pdl = _pdl(x.device, config)
     launch = {"launch_pdl": True} if pdl else {}
     _matvec_kernel[(triton.cdiv(N, cfg["BLOCK_N"]), cfg["SPLIT"])](*args, **meta, **cfg, PDL=pdl, **launch)
 
 
-def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None):
+def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None, config: KernelConfig = DEFAULT):
     """x (B, K) -> (B, N): epilogue(weight @ prologue(x)); norm: an RMSNorm applied first;
     res (B, N): the residual of RESIDUAL / DOUBLE_RESIDUAL."""
     B, K = x.shape
     N = out_features or weight.shape[0]
     out = torch.empty(B, N, dtype=x.dtype, device=x.device)
-    _launch(N, x, norm.weight if norm is not None else x, weight, out, res if res is not None else x,
+    _launch(config, N, x, norm.weight if norm is not None else x, weight, out, res if res is not None else x,
             x, x, x, x, x, B, N, K, norm.eps if norm is not None else 0.0, 0, 0, 0,
             BP=_bp(B), KP=_kp(B, K), D=1, NORM=norm is not None, EPI=epi)
     return out
 
 
-def qkv_rope_cache(x, attn, norm, cache, pos, cos, sin):
+def qkv_rope_cache(x, attn, norm, cache, pos, cos, sin, config: KernelConfig = DEFAULT):
     """x (B, C): RMSNorm, q/k/v projection, RoPE at pos (B,); k, v written into the cache at pos.
     Returns q (B, H * D)."""
     B, K = x.shape
@@ -389,55 +391,56 @@ def qkv_rope_cache(x, attn, norm, cache, pos, cos, sin):
     NQ, NKV = attn.n_heads * D, attn.n_kv_heads * D
     q = torch.empty(B, NQ, dtype=x.dtype, device=x.device)
     N = NQ + 2 * NKV
-    _launch(N, x, norm.weight, attn.qkv_proj.weight, q, x, pos, cos, sin, cache.k, cache.v,
+    _launch(config, N, x, norm.weight, attn.qkv_proj.weight, q, x, pos, cos, sin, cache.k, cache.v,
             B, N, K, norm.eps, NQ, NKV, L, BP=_bp(B), KP=_kp(B, K), D=D, NORM=True, EPI=ROPE_CACHE)
     return q
 
 
-def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, num_warps=None):
+def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, num_warps=None,
+              config: KernelConfig = DEFAULT):
     """q (B, H * D) over k, v (B, Hkv, L, D): causal at pos (B,) within `window` keys, or over
     all L keys when pos is None. Returns (B, H * D) in q's dtype. The valid keys are shared out
     among `splits` programs per head (a few hundred keys: one tile of `block` each), so the chain
     of dependent loads stays short; programs with no keys left skip the loop. Unset launch
-    parameters come from ATTENTION."""
-    splits = splits or ATTENTION["splits"]
-    block = block or ATTENTION["block"]
-    num_warps = num_warps or ATTENTION["num_warps"]
+    parameters come from the config's attention_splits, attention_block, attention_warps."""
+    splits = splits or config.attention_splits
+    block = block or config.attention_block
+    num_warps = num_warps or config.attention_warps
     B = q.shape[0]
     Hkv, L, D = k.shape[1], k.shape[2], k.shape[3]
     part = torch.empty(B * n_heads, splits, D, dtype=torch.float32, device=q.device)
     ml = torch.empty(B * n_heads, splits, 2, dtype=torch.float32, device=q.device)
     y = torch.empty_like(q)
-    pdl = _pdl(q.device)
+    pdl = _pdl(q.device, config)
     _attention_kernel[(B * n_heads, splits)](
         q, k, v, pos if pos is not None else q, part, ml, _counters(q.device, B * n_heads), y, n_heads, Hkv, L,
         window or L + 1, D ** -0.5, S=splits, D=D, BLOCK=block, CAUSAL=pos is not None,
-        EARLY=pos is not None and EARLY_KEYS, PDL=pdl, num_warps=num_warps,
+        EARLY=pos is not None and config.early_keys, PDL=pdl, num_warps=num_warps,
         **({"launch_pdl": True} if pdl else {}))
     return y
 
 
 @torch.compiler.disable          # compiled step parts call these as opaque steps (a graph break each)
-def block_step(layer, x, pos, cache, cos, sin, window=None):
+def block_step(layer, x, pos, cache, cos, sin, window=None, config: KernelConfig = DEFAULT):
     """One decoding step of `layers.Block` for x (B, 1, C) at positions pos (B,), writing the
     cache; cos, sin: the stack's whole RoPE tables (L, D). Returns (B, 1, C)."""
     B, _, C = x.shape
     x = x.reshape(B, C).contiguous()                                    # rows of stride C
     att, mlp = layer.self_attn, layer.mlp
-    q = qkv_rope_cache(x, att, layer.input_layernorm, cache, pos, cos, sin)
-    y = attention(q, cache.k, cache.v, att.n_heads, pos, window)
-    x = matvec(y, att.o_proj.weight, RESIDUAL, res=x)
+    q = qkv_rope_cache(x, att, layer.input_layernorm, cache, pos, cos, sin, config)
+    y = attention(q, cache.k, cache.v, att.n_heads, pos, window, config=config)
+    x = matvec(y, att.o_proj.weight, RESIDUAL, res=x, config=config)
     h = matvec(x, mlp.gate_up_proj.weight, SWIGLU, norm=layer.post_attention_layernorm,
-               out_features=mlp.down_proj.weight.shape[1])
-    return matvec(h, mlp.down_proj.weight, RESIDUAL, res=x)[:, None]
+               out_features=mlp.down_proj.weight.shape[1], config=config)
+    return matvec(h, mlp.down_proj.weight, RESIDUAL, res=x, config=config)[:, None]
 
 
 @torch.compiler.disable
-def cross_step(cross, x, k, v):
+def cross_step(cross, x, k, v, config: KernelConfig = DEFAULT):
     """h + cross.attend(h, k, v) for one row per sequence, x (B, 1, C) over cached slots k, v
     (B, Hkv, k, D): the decoder's cross-attention step (2h + o(attn), as in layers.CrossAttention)."""
     B, _, C = x.shape
     x = x.reshape(B, C).contiguous()                                    # rows of stride C
-    q = matvec(x, cross.q_proj.weight, PLAIN, norm=cross.q_norm)
-    y = attention(q, k, v, cross.n_heads, splits=1, block=triton.next_power_of_2(k.shape[2]))
-    return matvec(y, cross.o_proj.weight, DOUBLE_RESIDUAL, res=x)[:, None]
+    q = matvec(x, cross.q_proj.weight, PLAIN, norm=cross.q_norm, config=config)
+    y = attention(q, k, v, cross.n_heads, splits=1, block=triton.next_power_of_2(k.shape[2]), config=config)
+    return matvec(y, cross.o_proj.weight, DOUBLE_RESIDUAL, res=x, config=config)[:, None]

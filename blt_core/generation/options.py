@@ -1,0 +1,65 @@
+"""Decode options: which schedule drives the stepper, and how the fused kernels are launched.
+
+Every choice decodes the same bytes as the eager path (the tests compare them); they differ in
+speed only. `DecodeOptions.fastest` picks the fastest exact choice for a device and sampling.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..sampling import SamplingParams
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Launch tuning of the fused Triton layer steps (decode_kernels.py). The defaults were
+    measured best on an H100 (bench/README.md); benchmarks and tests pass their own."""
+    # Programmatic dependent launch (sm_90+): each kernel starts loading its weights while the one
+    # before it finishes. None: on where the GPU has it.
+    pdl: bool | None = None
+    # Causal attention loads its first tile of earlier keys before waiting for the previous kernel.
+    early_keys: bool = True
+    # Self-attention's launch shape: programs per head, keys per tile, warps per program. One warp
+    # was fastest on an H100 for both head widths of blt-1b (bench/profile_layer_step.py --attention).
+    attention_splits: int = 32
+    attention_block: int = 16
+    attention_warps: int = 1
+    # (N outputs, K inputs, rows BP, epilogue, head width D) -> the matrix-vector kernel's block
+    # shape, on any device. None: decode_kernels.block_config on CUDA, INTERPRETER_BLOCK in
+    # Triton's CPU interpreter.
+    block_shape: Callable[[int, int, int, int, int], dict] | None = None
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How generation runs; the eager host loop (all False) is the reference.
+
+    cuda_graphs  replay the step's three parts (byte, patch, decoder) as CUDA graphs (CUDA only;
+                 ignored elsewhere)
+    compile      torch.compile the step's parts
+    speculative  greedy without repetition penalty only: each byte is one CUDA graph that always
+                 takes the global step and keeps it where a patch completed (`GreedyGraph`);
+                 fastest when most bytes end a patch
+    kernels      each layer's single-row step as fused Triton kernels (CUDA, or Triton's
+                 interpreter), launched as `kernel_config` says
+    """
+    cuda_graphs: bool = False
+    compile: bool = False
+    speculative: bool = False
+    kernels: bool = False
+    kernel_config: KernelConfig = KernelConfig()
+
+    @classmethod
+    def fastest(cls, device, params: SamplingParams | None = None) -> DecodeOptions:
+        """The fastest exact options on `device` for `params` (None: greedy): on CUDA, CUDA graphs
+        of compiled parts with the fused kernels (when Triton is there), speculative for greedy
+        decoding without repetition penalty; elsewhere the eager path."""
+        if torch.device(device).type != "cuda":
+            return cls()
+        params = params or SamplingParams()
+        return cls(cuda_graphs=True, compile=True, kernels=importlib.util.find_spec("triton") is not None,
+                   speculative=params.greedy and params.repetition_penalty == 1.0)

@@ -1,0 +1,229 @@
+"""Schedules: the loops that drive an IncrementalBLT through its public step methods.
+
+    host_steps   the reference: sample on the host, one `step` per byte (eager), or the step in
+                 three parts (`StepGraphs`: byte, patch, decoder) each torch.compile'd and/or
+                 replayed as a CUDA graph; the host decides per byte whether the patch part runs
+    GreedyGraph  greedy only: one CUDA graph per byte that needs no host decision
+
+Every schedule calls the same step methods in an order that gives the same state, so tests
+compare bytes and logits with the eager path.
+
+`GreedyGraph` is the fastest path. A greedy step is a chain: argmax of the last logits -> encoder
+step -> (global step if the byte ends a patch) -> decoder step -> logits. Only the global step
+depends on the boundary decision, and only through whether its result is kept, so the graph runs
+it on every byte (speculatively) while the entropy model decides the boundary on a second stream;
+the result is committed for rows whose patch did complete. No host decision is needed, so the
+host queues many steps ahead and reads bytes back in chunks. With one byte per patch (the worst
+case) nothing is wasted and the entropy model's time is hidden; at several bytes per patch the
+global step is wasted work on most bytes (see bench/README.md for when that pays).
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, Iterator
+
+import torch
+
+from ..sampling import SamplingParams, make_generators, sample_next
+from .options import DecodeOptions
+from .stepper import IncrementalBLT, StepOutput
+
+_COMPILED: dict = {}
+
+
+def compiled(fns: tuple) -> tuple:
+    """torch.compile'd versions of step functions, compiled once per process and shared."""
+    import torch._inductor.config          # here: importing it costs about a second
+    out = []
+    for fn in fns:
+        if fn not in _COMPILED:
+            # Tune the single-row matrix-vector products like gpt-fast: inductor turns them into
+            # reductions whose launch parameters coordinate descent tunes towards memory bandwidth.
+            torch._inductor.config.coordinate_descent_tuning = True
+            _COMPILED[fn] = torch.compile(fn, dynamic=False)
+        out.append(_COMPILED[fn])
+    return tuple(out)
+
+
+def capture(fn, pool) -> torch.cuda.CUDAGraph:
+    """Run fn once for real on a side stream (warming its kernels), then record it in a graph."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, pool=pool):       # recorded, not executed
+        fn()
+    return graph
+
+
+# ---------------------------------------------------------------------------------- host loop
+def byte_part(inc: IncrementalBLT, next_ids):
+    """Entropy model and encoder steps, patch bookkeeping, and the boundary decision."""
+    H = inc.entropy_step(next_ids)
+    inc.encoder_step(next_ids)
+    inc.decide_boundary(H, next_ids)
+
+
+def patch_part(inc: IncrementalBLT):
+    """Rows whose open patch just completed: pool it, one global step, decoder patch keys."""
+    inc.commit_patch(inc.global_step())
+
+
+def decoder_part(inc: IncrementalBLT):
+    """The decoder step: logits for the next byte."""
+    inc.decoder_step()
+
+
+class StepGraphs:
+    """IncrementalBLT.step as its three parts, as `options` asks: compile runs each through
+    torch.compile (which fuses their many small element-wise kernels: norms, RoPE, residuals,
+    patch bookkeeping); cuda_graphs (on CUDA; ignored elsewhere) runs each for real the first
+    time, captures it, and replays it from then on. The host reads whether any row completed a
+    patch to decide whether the patch part runs."""
+
+    def __init__(self, inc: IncrementalBLT, options: DecodeOptions):
+        self.inc = inc
+        parts = (byte_part, patch_part, decoder_part)
+        self.parts = compiled(parts) if options.compile else parts
+        cuda_graphs = options.cuda_graphs and inc.device.type == "cuda"
+        self.graphs = {} if cuda_graphs else None
+        self.pool = torch.cuda.graph_pool_handle() if cuda_graphs else None
+        self.next_ids = torch.zeros(inc.B, dtype=torch.long, device=inc.device)   # the graphs' input
+
+    def _run(self, name, fn):
+        if self.graphs is None:
+            fn()
+        elif name not in self.graphs:
+            self.graphs[name] = capture(fn, self.pool)
+        else:
+            self.graphs[name].replay()
+
+    @torch.no_grad()
+    def step(self, next_ids: torch.Tensor) -> StepOutput:
+        inc, (byte, patch, decoder) = self.inc, self.parts
+        self.next_ids.copy_(next_ids)
+        self._run("byte", lambda: byte(inc, self.next_ids))
+        if bool(inc.next_start.any()):
+            self._run("patch", lambda: patch(inc))
+        self._run("decoder", lambda: decoder(inc))
+        return inc.output()
+
+
+def host_steps(inc: IncrementalBLT, params: SamplingParams, step: Callable[[torch.Tensor], StepOutput],
+               n_steps: int) -> Iterator[list]:
+    """Sample on the host's schedule, one `step` at a time (inc.step or StepGraphs.step); yields
+    (ids, entropies, next_starts, context_full) as lists over rows."""
+    gens = make_generators(params, inc.B, inc.device)
+    positions = torch.arange(inc.L, device=inc.device)
+    logits = inc.logits
+    for _ in range(n_steps):
+        history = (torch.where(positions[None] < inc.pos[:, None], inc.ids, -1)
+                   if params.repetition_penalty != 1.0 else None)
+        nxt = sample_next(logits, history, params, gens)
+        out = step(nxt)
+        logits = out.logits
+        # one device-to-host copy per step: byte, entropy, whether the next byte opens a patch, and
+        # whether the global context was full for it
+        yield torch.stack([nxt.float(), out.entropy, out.global_step.float(), out.context_full.float()]).tolist()
+
+
+# ---------------------------------------------------------------------------------- speculative greedy
+def _encode_and_global(inc: IncrementalBLT, next_ids):
+    inc.encoder_step(next_ids)
+    return inc.global_step()
+
+
+def _finish(inc: IncrementalBLT, next_ids, H, g):
+    inc.decide_boundary(H, next_ids)
+    inc.commit_patch(g)
+    inc.decoder_step()
+
+
+def _entropy(inc: IncrementalBLT, next_ids):
+    return inc.entropy_step(next_ids)
+
+
+class GreedyGraph:
+    """Greedy decoding of an IncrementalBLT, one whole byte per call of `step` (see the module
+    docstring). Each step appends (byte id, entropy, next byte starts a patch, global context
+    full) to `record` (max_steps, B, 4) at the step's index, on the device. On CUDA the step is
+    one captured graph with the entropy model on a second stream; elsewhere it runs eagerly (the
+    tests' CPU check)."""
+
+    def __init__(self, inc: IncrementalBLT, params: SamplingParams, max_steps: int, compile: bool = False):
+        if not params.greedy or params.repetition_penalty != 1.0:
+            raise ValueError("GreedyGraph decodes greedily without a repetition penalty")
+        self.inc, self.params = inc, params
+        parts = (_entropy, _encode_and_global, _finish)
+        self.parts = compiled(parts) if compile else parts
+        self.record = torch.zeros(max_steps, inc.B, 4, device=inc.device)
+        self.index = torch.zeros(1, dtype=torch.long, device=inc.device)
+        self.cuda = inc.device.type == "cuda"
+        self.side = torch.cuda.Stream() if self.cuda else None
+        self.graph = None
+
+    @torch.no_grad()
+    def _body(self):
+        inc, (entropy, encode_and_global, finish) = self.inc, self.parts
+        nxt = sample_next(inc.logits, None, self.params, None)          # (B,)
+        if self.cuda:
+            main = torch.cuda.current_stream()
+            self.side.wait_stream(main)
+            with torch.cuda.stream(self.side):
+                H = entropy(inc, nxt)                                    # (B,) on the side stream
+            g = encode_and_global(inc, nxt)                              # (B, 1, Cg) meanwhile
+            main.wait_stream(self.side)
+            if not torch.cuda.is_current_stream_capturing():
+                H.record_stream(main)
+        else:
+            H = entropy(inc, nxt)
+            g = encode_and_global(inc, nxt)
+        finish(inc, nxt, H, g)
+        rec = torch.stack([nxt.float(), inc.entropy, inc.next_start.float(), inc.context_full.float()],
+                          dim=-1)                                        # (B, 4)
+        self.record.index_copy_(0, self.index, rec[None])
+        self.index.add_(1)
+
+    def step(self):
+        if not self.cuda:
+            self._body()
+        elif self.graph is None:
+            self.graph = capture(self._body, torch.cuda.graph_pool_handle())
+        else:
+            self.graph.replay()
+
+    def run(self, n_steps: int, chunk: int = 8) -> Iterator[list]:
+        """Queue n_steps steps, `chunk` at a time, and yield each step's (ids, entropies,
+        next_starts, context_full) as lists over rows, reading a chunk back while the next one runs."""
+        host = torch.empty_like(self.record, device="cpu", pin_memory=self.cuda)
+        pending, launched = deque(), 0
+        while launched < n_steps or pending:
+            if launched < n_steps:
+                n = min(chunk, n_steps - launched)
+                for _ in range(n):
+                    self.step()
+                host[launched:launched + n].copy_(self.record[launched:launched + n], non_blocking=self.cuda)
+                done = torch.cuda.Event() if self.cuda else None
+                if done is not None:
+                    done.record()
+                pending.append((launched, n, done))
+                launched += n
+            if len(pending) > 1 or launched >= n_steps:
+                first, n, done = pending.popleft()
+                if done is not None:
+                    done.synchronize()
+                yield from host[first:first + n].permute(0, 2, 1).tolist()
+
+
+# ---------------------------------------------------------------------------------- choice
+def schedule(inc: IncrementalBLT, params: SamplingParams, options: DecodeOptions) -> Iterator[list]:
+    """The steps of `params.max_new_bytes` bytes as `options` asks, each yielded as (ids,
+    entropies, next_starts, context_full) lists over rows. CUDA graphs only on CUDA."""
+    n = params.max_new_bytes
+    if options.speculative:
+        return GreedyGraph(inc, params, n, compile=options.compile).run(n)
+    graphs = options.cuda_graphs and inc.device.type == "cuda"
+    step = StepGraphs(inc, options).step if options.compile or graphs else inc.step
+    return host_steps(inc, params, step, n)

@@ -1,0 +1,327 @@
+"""The incremental BLT: caches and per-row state of B rows being decoded, stepped one byte at a time.
+
+Every part of BLT is causal, so generation can keep caches and do per byte only the work that
+byte needs. After the prompt is prefilled in one pass, each new byte at position t costs:
+
+    entropy model      one token step through its layers (KV cache) -> H[t], which decides at once
+                       whether byte t+1 starts a patch (real-time patching)
+    local encoder      one token step (KV cache); the byte's key/value for the patch
+                       cross-attention are cached and the open patch's max-pool is updated
+    global transformer only when a patch completes: the patch's k slots cross-attend to its cached
+                       bytes, then ONE global step (KV cache over patches), and the decoder's
+                       cross-attention keys/values for that patch are computed once
+    local decoder      one token step (KV cache); byte t cross-attends to the k slots of the last
+                       complete patch
+
+so the big global model runs 1 / (mean patch length) times per byte, and the byte-level parts do
+O(1) FFN work per byte (attention reads O(t) cached keys). The result equals the full forward at
+every step (tests compare logits and bytes with `reference.generate_reference`).
+
+The public step interface, in the order one byte runs it (`step` composes them eagerly; the
+schedules in schedules.py compile, capture or reorder the same calls):
+
+    entropy_step(next_ids) -> H     entropy model step (touches only its own cache)
+    encoder_step(next_ids)          encoder step; the byte joins (or opens) the open patch
+    decide_boundary(H, next_ids)    does the following byte start a patch? -> next_start
+    global_step() -> g              pool the open patch, one global step
+    commit_patch(g)                 rows whose patch completed take g as their latest patch
+    decoder_step()                  decoder step -> logits; the position advances
+
+Rows advance independently (own positions, patches and caches); a row's bytes are the same
+alone or in any batch. State is updated in place, because captured CUDA graphs read these very
+tensors.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from ..entropy import entropy_of_logits
+from ..layers import KVCache, rope_tables
+from ..patching import PatchingParams, boundary_rule, split_long, start_mask
+from .options import KernelConfig
+
+
+def step_mask(pos: torch.Tensor, length: int, window: int | None) -> torch.Tensor:
+    """(B, 1, 1, length) bool: key j visible to a query at pos[b] (j <= pos, within the window)."""
+    j = torch.arange(length, device=pos.device)
+    ok = j[None] <= pos[:, None]
+    if window is not None:
+        ok &= (pos[:, None] - j[None]) < window
+    return ok[:, None, None, :]
+
+
+class StackSteps:
+    """One stack's caches and RoPE tables for single-token steps at per-row positions."""
+
+    def __init__(self, stack, batch, length, dtype, device):
+        self.stack, self.length = stack, length
+        self.caches = stack.new_caches(batch, length, dtype, device)
+        self.cos, self.sin = rope_tables(torch.arange(length, device=device), stack.cfg.head_dim,
+                                         stack.cfg.rope_theta, dtype)
+
+    def rope(self, pos):
+        return self.cos[pos][:, None, None, :], self.sin[pos][:, None, None, :]   # (B, 1, 1, D)
+
+    def mask(self, pos):
+        return step_mask(pos, self.length, self.stack.cfg.sliding_window)
+
+
+@dataclass
+class StepOutput:
+    logits: torch.Tensor        # (B, V) prediction of the next byte
+    entropy: torch.Tensor       # (B,) entropy (nats) after the byte just fed
+    global_step: torch.Tensor   # (B,) bool: this step completed a patch and ran the global model
+    context_full: torch.Tensor  # (B,) bool: a patch completed with the global context full; logits invalid
+
+
+class IncrementalBLT:
+    """Caches and per-row state of B rows of at most `length` positions (BOS + prompt + new
+    bytes); see the module docstring. kernels: run every layer step as the fused Triton kernels
+    with this launch tuning (None: the eager layers)."""
+
+    def __init__(self, model, batch: int, length: int, patching: PatchingParams = PatchingParams(),
+                 kernels: KernelConfig | None = None):
+        cfg = model.config
+        self.model, self.B, self.L = model, batch, length
+        self.patching = p = patching.resolve(cfg)
+        # a tensor, so compiled steps and captured graphs are shared by all thresholds
+        self.threshold_t = None if p.threshold is None else torch.tensor(float(p.threshold), device=model.device)
+        if p.mode.startswith("entropy") and model.entropy_model is None:
+            raise ValueError("this checkpoint has no entropy model; use a non-entropy patching mode")
+        limits = {"local encoder": cfg.encoder.max_seq_len, "local decoder": cfg.decoder.max_seq_len}
+        if model.entropy_model is not None:          # it runs in every mode (entropies are reported)
+            limits["entropy model"] = cfg.entropy_model.max_seq_len
+        for part, limit in limits.items():
+            if length > limit:
+                raise ValueError(f"prompt + max_new_bytes = {length} bytes exceeds the {part}'s context of {limit}")
+        dtype, device = model.lm_head.weight.dtype, model.device
+        self.device = device
+        enc, dec = model.local_encoder, model.local_decoder
+        self.ent = StackSteps(model.entropy_model, batch, length, dtype, device) if model.entropy_model else None
+        self.enc = StackSteps(enc, batch, length, dtype, device)
+        # Patches never outnumber positions + 1; the global model takes at most its context of them.
+        self.glob = StackSteps(model.global_transformer, batch, min(length + 1, cfg.patch_context), dtype, device)
+        self.dec = StackSteps(dec, batch, length, dtype, device)
+        self.mean_pool = enc.pooling == "mean"
+        cross = enc.cross_attn_layers[-1] if enc.cross_attn_layers else None
+        self.enc_kv = KVCache(batch, cross.n_kv_heads, length, cross.head_dim, dtype, device) if cross else None
+        k = cfg.cross_attn_k
+        self.dec_kv = [KVCache(batch, c.n_kv_heads, k, c.head_dim, dtype, device) for c in dec.cross_attn_layers]
+        z = lambda dt: torch.zeros(batch, dtype=dt, device=device)
+        self.ids = torch.zeros(batch, length, dtype=torch.long, device=device)
+        self.pos, self.n_patches, self.patch_start = z(torch.long), z(torch.long), z(torch.long)
+        self.next_start, self.prev_entropy = z(torch.bool), z(torch.float32)
+        self.context_full = z(torch.bool)      # a patch completed with the global context full: stop the row
+        self.pooled = torch.zeros(batch, cfg.encoder.dim, dtype=dtype, device=device)   # max, or sum (mean)
+        self.count = z(torch.long)                                          # bytes in the open patch
+        self.h = torch.zeros(batch, 1, cfg.encoder.dim, dtype=dtype, device=device)
+        self.entropy, self.logits = z(torch.float32), torch.zeros(batch, cfg.vocab_size, device=device)
+        self.kernels = kernels
+        self.dk = _decode_kernels(model) if kernels is not None else None
+
+    def check_patches_ahead(self, positions: int) -> None:
+        """Static and byte patching know every patch ahead: refuse a generation whose positions
+        (BOS + prompt + max_new_bytes) make more patches than the global model's context. Other
+        modes are checked on the prompt at prefill, then stop a row with stop_reason 'context'
+        when a patch completes with the global context full (`commit_patch`)."""
+        p = self.patching
+        if p.mode not in ("static", "byte"):
+            return
+        starts = start_mask(p.mode, positions, patch_size=p.patch_size, max_patch_length=p.max_patch_length,
+                            device=self.device)
+        n, limit = int(starts[0, :positions].sum()), self.model.config.patch_context
+        if n > limit:
+            raise ValueError(f"BOS + prompt + max_new_bytes = {positions} bytes make {n} patches in {p.mode} "
+                             f"mode, more than the global model's context of {limit} patches")
+
+    # ------------------------------------------------------------------ prefill
+    @torch.no_grad()
+    def prefill(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """ids (B, T0) right-padded prompts with true lengths (B,) -> next-byte logits (B, V)."""
+        m, B, p = self.model, self.B, self.patching
+        T0 = ids.shape[1]
+        rows = torch.arange(B, device=self.device)
+        last = lengths - 1                                                  # (B,) last prompt position
+        self.ids[:, :T0] = ids
+        H = None
+        if self.ent is not None:
+            H = entropy_of_logits(m.entropy_model(ids, self.ent.caches))   # (B, T0)
+        starts = start_mask(p.mode, T0, entropies=H, ids=ids, threshold=p.threshold,
+                            patch_size=p.patch_size, max_patch_length=p.max_patch_length)
+        count = starts.long().cumsum(1)                                     # (B, T0+1)
+        n_patches, limit = int(count[:, T0].max()), m.config.patch_context
+        if n_patches > limit:
+            raise ValueError(f"the prompt makes {n_patches} patches in {p.mode} mode, more than the global "
+                             f"model's context of {limit} patches; use a shorter prompt or longer patches")
+        x = m.hash_embeddings.add_to(m.local_encoder.embed_tokens(ids), ids)
+        h, patches = m.local_encoder(x, count[:, :T0] - 1, n_patches, self.enc.caches)
+        if self.enc_kv is not None:
+            self.enc_kv.fill(*m.local_encoder.cross_attn_layers[-1].kv(h))
+        g = m.global_transformer(patches, self.glob.caches)                 # (B, P, Cg)
+        out = m.local_decoder(h, g, count[:, 1:] - 2, self.dec.caches)
+        logits = m.lm_head(out[rows, last]).float()                         # (B, V)
+
+        positions = torch.arange(T0 + 1, device=self.device)
+        self.pos.copy_(lengths)
+        self.next_start.copy_(starts[rows, lengths])
+        if H is not None:
+            self.prev_entropy.copy_(H[rows, last])
+        self.n_patches.copy_(count[rows, lengths] - 1)                      # complete patches
+        self.patch_start.copy_(torch.where(starts, positions, 0).cummax(1).values[rows, last])
+        in_open = (positions[None, :T0] >= self.patch_start[:, None]) & (positions[None, :T0] <= last[:, None])
+        if self.mean_pool:
+            self.pooled.copy_(torch.where(in_open[..., None], h, 0).sum(1))
+        else:
+            self.pooled.copy_(torch.where(in_open[..., None], h, torch.finfo(h.dtype).min).amax(1))
+        self.count.copy_(in_open.sum(1))
+        self._set_decoder_patch(g[rows, self.n_patches - 1][:, None], torch.ones_like(self.next_start))
+        self.logits.copy_(logits)
+        return self.logits
+
+    # ------------------------------------------------------------------ one byte
+    @torch.no_grad()
+    def step(self, next_ids: torch.Tensor) -> StepOutput:
+        """Feed the byte at each row's position (B,) -> logits for the following byte: the step
+        methods below in order, the global step only when some row completed a patch."""
+        H = self.entropy_step(next_ids)
+        self.encoder_step(next_ids)
+        self.decide_boundary(H, next_ids)
+        if bool(self.next_start.any()):
+            self.commit_patch(self.global_step())
+        self.decoder_step()
+        return self.output()
+
+    def output(self) -> StepOutput:
+        """The state a step leaves for the driver (the tensors themselves, updated in place)."""
+        return StepOutput(self.logits, self.entropy, self.next_start, self.context_full)
+
+    def entropy_step(self, next_ids: torch.Tensor) -> torch.Tensor:
+        """Entropy model step at each row's position -> H (B,) nats (zeros without an entropy
+        model). Touches only its own cache, so it may run beside the encoder and global steps
+        (the speculative greedy graph)."""
+        m = self.model
+        if self.ent is None:
+            return torch.zeros(self.B, device=self.device)
+        x = m.entropy_model.embed_tokens(next_ids)[:, None]                 # (B, 1, Ce)
+        x = self._run(self.ent, x, self.pos)
+        return entropy_of_logits(m.entropy_model.lm_head(m.entropy_model.norm(x)))[:, 0]
+
+    def encoder_step(self, next_ids: torch.Tensor) -> None:
+        """Encoder step of the byte (B,); adds it to the open patch, or opens one if it starts a patch."""
+        m, t = self.model, self.pos.clone()
+        rows = torch.arange(self.B, device=self.device)
+        self.ids[rows, t] = next_ids
+        starts_here = self.next_start
+        n = max(m.hash_embeddings.sizes)                                    # bytes t-n+1..t for the n-grams
+        idx = t[:, None] - torch.arange(n - 1, -1, -1, device=self.device)
+        window = torch.where(idx >= 0, self.ids.gather(1, idx.clamp(min=0)), 0)   # (B, n)
+        x = m.hash_embeddings.add_to(m.local_encoder.embed_tokens(window), window)[:, -1:]
+        h = self._run(self.enc, x, t)                                       # (B, 1, C)
+        if self.enc_kv is not None:
+            self.enc_kv.write(t, *m.local_encoder.cross_attn_layers[-1].kv(h))
+        merged = self.pooled + h[:, 0] if self.mean_pool else torch.maximum(self.pooled, h[:, 0])
+        self.pooled.copy_(torch.where(starts_here[:, None], h[:, 0], merged))
+        self.count.copy_(torch.where(starts_here, 1, self.count + 1))
+        self.patch_start.copy_(torch.where(starts_here, t, self.patch_start))
+        self.h.copy_(h)
+
+    def decide_boundary(self, H: torch.Tensor, next_ids: torch.Tensor) -> None:
+        """Real-time patching: does the byte after this one start a patch (i.e. this one ends
+        it)? H (B,) nats from entropy_step -> next_start (B,) bool."""
+        p, pos = self.patching, self.pos + 1
+        rule = boundary_rule(p.mode, pos, h_prev=H, h_prev2=self.prev_entropy, id_prev=next_ids,
+                             threshold=self.threshold_t, patch_size=p.patch_size) | (pos <= 1)
+        self.next_start.copy_(split_long(rule, pos, self.patch_start, p.max_patch_length))
+        self.prev_entropy.copy_(H)
+        self.entropy.copy_(H)
+
+    def global_step(self) -> torch.Tensor:
+        """The open patch (through the byte just fed) pooled and one global step at slot n_patches
+        -> g (B, 1, Cg). Harmless for rows whose patch goes on: nothing reads slot n_patches
+        before the patch that completes next writes it again. A row whose global context is full
+        steps at its last slot instead (never past the cache) and commits nothing from then on."""
+        m, enc = self.model, self.model.local_encoder
+        B, C, k = self.B, self.h.shape[-1], self.model.config.cross_attn_k
+        pooled = self.pooled / self.count[:, None] if self.mean_pool else self.pooled
+        q = enc.patch_embedding_projection(pooled).reshape(B, k, C)         # (B, k, C)
+        if self.enc_kv is not None:
+            j = torch.arange(self.L, device=self.device)
+            in_patch = (j[None] >= self.patch_start[:, None]) & (j[None] <= self.pos[:, None])
+            cross = enc.cross_attn_layers[-1]
+            q = q + cross.attend(q, self.enc_kv.k, self.enc_kv.v, in_patch[:, None, None, :])
+        g = q.reshape(B, 1, k * C)
+        glob = m.global_transformer
+        if glob.token_embedding_projection is not None:
+            g = glob.token_embedding_projection(g)
+        return self._run(self.glob, g, self.n_patches.clamp(max=self.glob.length - 1))   # (B, 1, Cg)
+
+    def commit_patch(self, g: torch.Tensor) -> None:
+        """Rows whose patch completed (next_start) take global output g (B, 1, Cg) as their latest
+        patch; a row with no global slot left takes nothing and is marked context_full (its next
+        logits would be wrong, so the driver stops it)."""
+        fits = self.n_patches < self.glob.length
+        self.context_full.logical_or_(self.next_start & ~fits)
+        commit = self.next_start & fits
+        self._set_decoder_patch(g, commit)
+        self.n_patches.add_(commit.long())
+
+    def decoder_step(self) -> None:
+        """Decoder step of the byte just fed -> logits (B, V) for the following byte; every row's
+        position advances by one."""
+        m, dec, t = self.model, self.model.local_decoder, self.pos.clone()
+        crosses = [(c, kv.k, kv.v) for c, kv in zip(dec.cross_attn_layers, self.dec_kv)]
+        h = self._run(self.dec, self.h, t, crosses)
+        self.logits.copy_(m.lm_head(dec.norm(h))[:, 0].float())
+        self.pos.add_(1)
+
+    # ------------------------------------------------------------------ internals
+    def _set_decoder_patch(self, g, rows_mask):
+        """Decoder cross-attention keys/values of the k slots of global output g (B, 1, Cg)."""
+        dec = self.model.local_decoder
+        slots = dec.patch_embedding_projection(g).reshape(self.B, dec.k, -1)   # (B, k, Cd)
+        keep = rows_mask[:, None, None, None]
+        for cache, cross in zip(self.dec_kv, dec.cross_attn_layers):
+            k, v = cross.kv(slots)
+            cache.k.copy_(torch.where(keep, k, cache.k))
+            cache.v.copy_(torch.where(keep, v, cache.v))
+
+    def _run(self, stack: StackSteps, x, pos, crosses=()):
+        """Every layer of a stack, one step at pos; crosses: (cross-attention, k, v) run before the
+        first layers (the decoder's)."""
+        if self.dk is not None:
+            return _fused_stack(self.dk, self.kernels, stack, x, pos, crosses)
+        (cos, sin), mask = stack.rope(pos), stack.mask(pos)
+        for i, (layer, cache) in enumerate(zip(stack.stack.layers, stack.caches)):
+            if i < len(crosses):
+                cross, k, v = crosses[i]
+                x = x + cross.attend(x, k, v)
+            x = layer(x, cos, sin, mask, cache, pos)
+        return x
+
+
+@torch.compiler.disable          # one opaque call per stack for torch.compile (a graph break per
+def _fused_stack(dk, config: KernelConfig, stack: StackSteps, x, pos, crosses=()):    # layer would recompile per index)
+    """_run's layers as the fused Triton kernels, which read pos (and the window) on the device."""
+    for i, (layer, cache) in enumerate(zip(stack.stack.layers, stack.caches)):
+        if i < len(crosses):
+            cross, k, v = crosses[i]
+            x = dk.cross_step(cross, x, k, v, config)
+        x = dk.block_step(layer, x, pos, cache, stack.cos, stack.sin, stack.stack.cfg.sliding_window, config)
+    return x
+
+
+def _decode_kernels(model):
+    """The fused Triton layer steps (decode_kernels.py): CUDA, or Triton's CPU interpreter."""
+    if model.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError("kernels=True needs a CUDA device (fused Triton kernels)")
+    try:
+        from . import decode_kernels
+    except ImportError as e:
+        raise ValueError(f"kernels=True needs Triton, which comes with torch's CUDA builds: {e}") from e
+    cfg = model.config
+    decode_kernels.check_head_dims({"entropy model": cfg.entropy_model, "local encoder": cfg.encoder,
+                                    "global model": cfg.global_model, "local decoder": cfg.decoder})
+    return decode_kernels
