@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import api, errors, files, pages, settings
+from . import api, errors, figures, files, memory, pages, settings
 from .jsonio import FiniteJSONProvider
 from .models import ModelHolder, Slots
 
@@ -22,10 +22,15 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.merge_slashes = False       # '/data//etc/passwd' is a JSON 404, not a redirect
     app.config.update(settings.load(config))
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_REQUEST_BYTES"]
+    cfg = app.config
+    # Slots of size 0 are sized from the model as it loads: analyses by memory (app/memory.py),
+    # generations by device.
     app.extensions["blt_model"] = ModelHolder(
-        app.config["MODEL"], app.config["DEVICE"],
-        generation=Slots(app.config["GENERATION_SLOTS"], 0, "generation"),
-        analysis=Slots(app.config["ANALYSIS_SLOTS"], app.config["ANALYSIS_WAIT_S"], "analysis"))
+        cfg["MODEL"], cfg["DEVICE"], decode=cfg["DECODE"],
+        generation=Slots(cfg["GENERATION_SLOTS"], 0, "generation"),
+        analysis=Slots(cfg["ANALYSIS_SLOTS"], cfg["ANALYSIS_WAIT_S"], "analysis"),
+        analysis_budget=memory.AnalysisBudget(cfg["ANALYSIS_MEMORY_MB"], cfg["MAX_TEXT_BYTES"], cfg["ANALYSIS_SLOTS"]))
+    app.extensions["blt_figures"] = figures.DocumentCache(cfg["FIGURE_CACHE_MB"] * memory.MIB)
 
     errors.register(app)
     app.register_blueprint(pages.bp)

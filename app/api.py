@@ -14,24 +14,13 @@ from flask import Blueprint, Response, current_app, request, url_for
 
 from blt_core.patching import PatchingParams, patches_from_mask
 
-from . import figures, jsonio, memory, openapi, reports, security, validation as v
+from . import figures, jsonio, openapi, reports, security, validation as v
 from .errors import ApiError, not_found
 from .generation import Generation, prompt_limits
 from .models import ModelHolder, display_name
 from .pages import PLOTLY_VERSION
 
 bp = Blueprint("api", __name__)
-
-
-@bp.record_once
-def per_app_state(state) -> None:
-    """What the API keeps per app: its cache of figure documents, and the rule that sizes the
-    analysis slots as the model loads (ANALYSIS_SLOTS, or as many worst-case analyses as fit in
-    ANALYSIS_MEMORY_MB: app/memory.py)."""
-    app, cfg = state.app, state.app.config
-    app.extensions["blt_figures"] = figures.DocumentCache(cfg["FIGURE_CACHE_MB"] * memory.MIB)
-    app.extensions["blt_model"].analysis_budget = memory.AnalysisBudget(
-        cfg["ANALYSIS_MEMORY_MB"], cfg["MAX_TEXT_BYTES"], cfg["ANALYSIS_SLOTS"])
 
 
 def holder() -> ModelHolder:
@@ -85,7 +74,7 @@ def models():
             "max_patch_length": [1, cfg["MAX_PATCH_LENGTH"]], "patch_size": [1, cfg["MAX_PATCH_SIZE"]],
             "temperature": [0, cfg["MAX_TEMPERATURE"]], "top_k": [0, cfg["MAX_TOP_K"]], "top_p": [0, 1],
             "repetition_penalty": list(cfg["REPETITION_PENALTY_RANGE"]),
-            "max_stop_strings": cfg["MAX_STOP_STRINGS"], "generation_slots": cfg["GENERATION_SLOTS"],
+            "max_stop_strings": cfg["MAX_STOP_STRINGS"], "generation_slots": h.generation.size,
             **h.analysis_budget.limits(h.loaded and h.loaded.model.config), "analysis_wait_s": cfg["ANALYSIS_WAIT_S"],
             "figure_cache_mb": cfg["FIGURE_CACHE_MB"]},
     }

@@ -41,8 +41,9 @@ def not_found(message: str) -> ApiError:
 def _response(err: ApiError):
     response = jsonify(err.body())
     response.status_code = err.status
-    if err.status == 429:
-        response.headers["Retry-After"] = "1"
+    retry_after = {"overloaded": "1", "warming_up": "5"}.get(err.error_type)
+    if retry_after:
+        response.headers["Retry-After"] = retry_after
     return response
 
 

@@ -1,21 +1,30 @@
 """The model the app serves, loaded on first use in the worker process (never in gunicorn's
 master, so CUDA is only touched where the model lives), with bounded concurrency.
 
-States: not_loaded -> loading -> ready, or -> failed (degraded: the load error is kept, model
-endpoints answer 503 with it, /healthz and /api/models report it). `describe()` only reads
-fields, so /healthz never waits on a load or a generation.
+States: not_loaded -> loading -> (warming ->) ready, or -> failed (degraded: the load error is
+kept, model endpoints answer 503 with it, /healthz and /api/models report it). Generation runs
+in a continuous-batching engine (blt_core.generation.batching) on the fastest exact path for
+the device; on CUDA its warm-up (compile, graph capture) runs as part of loading, in the
+background ("warming": analyses are served, generations answer 503 until it is done), so no
+request pays for it. `describe()` only reads fields, so /healthz never waits on a load or a
+generation.
 """
 from __future__ import annotations
 
 import logging
 import re
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from blt_core.default_model import LoadedModel, load_model
+from blt_core.generation import DecodeOptions
+from blt_core.generation.batching import BatchEngine
+from blt_core.patching import PatchingParams
+from blt_core.sampling import SamplingParams
 
 from .errors import ApiError
 from .memory import AnalysisBudget
@@ -65,15 +74,36 @@ def pick_device(requested: str | None) -> str:
     return requested or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+DEFAULT_GENERATION_SLOTS = {"cuda": 8, "cpu": 4}   # batch-1 decoding leaves a GPU >95 % idle
+
+
+def decode_options(decode: str, device: str) -> DecodeOptions:
+    """The engine's options: the fastest exact path for the device, or the eager reference."""
+    if decode not in ("fastest", "eager"):
+        raise ValueError(f"BLT_DECODE must be 'fastest' or 'eager', found {decode!r}")
+    if decode == "eager":
+        return DecodeOptions()
+    fastest = DecodeOptions.fastest(device)
+    return DecodeOptions(cuda_graphs=fastest.cuda_graphs, compile=fastest.compile, kernels=fastest.kernels)
+
+
+def describe_options(options: DecodeOptions) -> str:
+    parts = [name for name, on in (("cuda graphs", options.cuda_graphs), ("torch.compile", options.compile),
+                                   ("fused kernels", options.kernels)) if on]
+    return " + ".join(parts) or "eager"
+
+
 class ModelHolder:
     """analysis_budget sizes analysis slots left at 0 when the model loads (app/memory.py)."""
 
     def __init__(self, name: str | None, device: str | None, generation: Slots, analysis: Slots,
-                 analysis_budget: AnalysisBudget | None = None):
-        self.name, self.requested_device = name, device
+                 analysis_budget: AnalysisBudget | None = None, decode: str = "fastest"):
+        self.name, self.requested_device, self.decode = name, device, decode
         self.generation, self.analysis, self.analysis_budget = generation, analysis, analysis_budget
         self.state, self.error = "not_loaded", None
         self.loaded: LoadedModel | None = None
+        self.engine: BatchEngine | None = None
+        self.warmup_s: float | None = None
         self._load_lock = threading.Lock()
 
     def get(self) -> LoadedModel:
@@ -109,8 +139,34 @@ class ModelHolder:
             return
         if self.analysis.size == 0:      # before `loaded` is set: no request can hold a slot yet
             self.analysis.resize(self.analysis_budget.slots_for(loaded.model.config))
-        self.loaded, self.state = loaded, "ready"
-        log.info("loaded %s on %s", loaded.name, device)
+        if self.generation.size == 0:
+            self.generation.resize(DEFAULT_GENERATION_SLOTS.get(torch.device(device).type, 4))
+        options = decode_options(self.decode, device)
+        self.engine = BatchEngine(loaded.model, self.generation.size, options)
+        warm = options.compile or (options.cuda_graphs and torch.device(device).type == "cuda")
+        self.loaded, self.state = loaded, "warming" if warm else "ready"
+        log.info("loaded %s on %s; generation: %s, %d slots", loaded.name, device, describe_options(options),
+                 self.generation.size)
+        if warm:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Compile and capture the engine's steps before the first request: short generations in
+        which every byte completes a patch (so all three step graphs are made), one alone and two
+        at once (the engine's two batch shapes)."""
+        t0 = time.perf_counter()
+        params = SamplingParams(max_new_bytes=8, stop_at_eos=False)
+        try:
+            for n in (1, 2):
+                streams = [self.engine.submit("warm-up", params, PatchingParams(mode="byte")) for _ in range(n)]
+                for stream in streams:
+                    for _ in stream:
+                        pass
+        except Exception as err:          # the engine still works, paying the compile on first use
+            log.exception("warm-up failed")
+            self.error = public_message(f"warm-up failed: {type(err).__name__}: {err}", self.name)
+        self.warmup_s, self.state = round(time.perf_counter() - t0, 1), "ready"
+        log.info("warm-up done in %.1f s", self.warmup_s)
 
     def describe(self) -> dict:
         """What /healthz and /api/models say about the model; never blocks."""
@@ -118,6 +174,12 @@ class ModelHolder:
                 "loaded": self.loaded is not None, "state": self.state,
                 "error": self.error, "generations_running": self.generation.in_use,
                 "torch_threads": torch.get_num_threads()}
+        if self.engine is not None:
+            info["serving"] = {"path": describe_options(self.engine.options), "batching": "continuous",
+                               "slots": self.engine.slots, "running": self.engine.running(),
+                               "warmup_s": self.warmup_s}
+            if self.engine.model.device.type == "cuda":
+                info["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(self.engine.model.device) / 2**20)
         if self.loaded is not None:
             model = self.loaded.model
             cfg = model.config

@@ -27,7 +27,8 @@ DEFAULTS = {
     "MAX_TEMPERATURE": 10.0,
     "MAX_TOP_K": 260,
     "REPETITION_PENALTY_RANGE": (0.1, 10.0),
-    "GENERATION_SLOTS": 1,          # generations at once; one more gets 429 at once
+    "GENERATION_SLOTS": 0,          # generations batched at once (one more gets 429 at once); 0: 8 on CUDA, 4 on CPU
+    "DECODE": "fastest",            # "fastest" exact path for the device (CUDA: graphs + compile + kernels), or "eager"
     "ANALYSIS_SLOTS": 0,            # entropy/patch/compare requests at once; 0: sized from the memory:
     "ANALYSIS_MEMORY_MB": 96,       # MiB over one worst-case analysis of the model (app/memory.py); 4 on the shipped one
     "ANALYSIS_WAIT_S": 1.0,         # how long an analysis request waits for a slot before 429

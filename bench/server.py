@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-GUNICORN = Path(sys.executable).with_name("gunicorn")
+GUNICORN = Path(sys.executable).with_name("gunicorn")   # the tests skip when gunicorn is not installed here
 
 
 def free_port() -> int:
@@ -25,7 +25,8 @@ class Server:
     def __init__(self, env: dict | None = None, log_path: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.command = [str(GUNICORN), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
+        # `python -m gunicorn`: also where gunicorn was installed with --target (the GPU machine)
+        self.command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
                         "app:create_app()"]
         self.env = {**os.environ, **(env or {})}
         self.log_path = log_path or Path(os.devnull)

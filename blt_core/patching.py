@@ -105,17 +105,21 @@ def boundary_rule(mode: str, p, *, h_prev=None, h_prev2=None, id_prev=None, thre
         return h_prev > threshold
     if mode == "entropy_monotonic":
         return ((h_prev - h_prev2) > threshold) | (p == 2)
-    if mode == "static":
-        return (p - 1) % int(patch_size) == 0
+    if mode == "static":                # patch_size: an int, or one per row (B,)
+        return (p - 1) % (patch_size if torch.is_tensor(patch_size) else int(patch_size)) == 0
     if mode == "space":
         return is_space_like(id_prev)
     return torch.ones_like(p, dtype=torch.bool)
 
 
 def split_long(starts, p, last_start, max_patch_length):
-    """Add the starts that max_patch_length forces: every m-th position after a patch start."""
+    """Add the starts that max_patch_length forces: every m-th position after a patch start.
+    max_patch_length: None (no limit), an int, or one per row (B,) where 0 means no limit."""
     if max_patch_length is None:
         return starts
+    if torch.is_tensor(max_patch_length):
+        limited = max_patch_length > 0
+        return starts | (limited & ((p - last_start) % max_patch_length.clamp(min=1) == 0))
     return starts | ((p - last_start) % int(max_patch_length) == 0)
 
 

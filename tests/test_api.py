@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -184,18 +185,31 @@ def test_stream_validation_errors_are_plain_json(client):
                  "temperature")
 
 
-def test_one_generation_at_a_time_then_freed_on_disconnect(app, client):
+def test_generations_beyond_the_slots_get_429_then_a_disconnect_frees_one(app, client):
     slots = app.extensions["blt_model"].generation
-    held = client.post("/api/generate/stream", json={"prompt": "a", "max_new_bytes": 500}, buffered=False)
-    assert held.status_code == 200 and slots.in_use == 1
-    next(held.iter_encoded())                                          # the client reads one event ...
+    assert slots.size == 4                                             # CPU's default: batched together
+    held = [client.post("/api/generate/stream", json={"prompt": "a", "max_new_bytes": 500}, buffered=False)
+            for _ in range(slots.size)]
+    assert all(h.status_code == 200 for h in held) and slots.in_use == slots.size
+    for h in held:
+        next(h.iter_encoded())                                         # each client reads one event ...
     assert_error(post(client, "/api/generate", GREEDY), 429, "overloaded", "overloaded")
     assert post(client, "/api/generate", GREEDY).headers["Retry-After"] == "1"
-    assert client.get("/healthz").json["model"]["generations_running"] == 1
+    assert client.get("/healthz").json["model"]["generations_running"] == slots.size
     assert post(client, "/api/patch", {"text": "still served"}).status_code == 200
-    held.close()                                                       # ... and goes away
-    assert slots.in_use == 0
+    held[0].close()                                                    # ... and one goes away
+    assert slots.in_use == slots.size - 1
     assert post(client, "/api/generate", GREEDY).status_code == 200
+    for h in held[1:]:
+        h.close()
+    assert slots.in_use == 0
+
+
+def test_the_app_reports_how_it_generates(client):
+    deadline = time.monotonic() + 1                  # rows closed by the test above leave at the next step
+    while (serving := client.get("/healthz").json["model"]["serving"])["running"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert serving == {"path": "eager", "batching": "continuous", "slots": 4, "running": 0, "warmup_s": None}
 
 
 def test_generation_longer_than_the_model_context_is_refused(client):

@@ -11,6 +11,8 @@ import time
 import pytest
 import torch
 
+from blt_core.generation.stepper import IncrementalBLT
+
 from webapp_helpers import SHIPPED_MODEL, assert_error, make_app, sse_events
 
 SHARD_1, SHARD_2 = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
@@ -107,16 +109,17 @@ def out_of_memory(*args, **kwargs):
     raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
 
-def stream_failing_after(model, n_bytes: int):
-    """model.stream whose generation runs out of memory after n_bytes bytes."""
-    real = model.stream
+def steps_failing_after(n_steps: int):
+    """IncrementalBLT.step that runs out of memory on the call after n_steps (the batch engine's
+    steps: every running row fails with it)."""
+    real, calls = IncrementalBLT.step, []
 
-    def stream(*args, **kwargs):
-        for i, item in enumerate(real(*args, **kwargs)):
-            if i == n_bytes:
-                out_of_memory()
-            yield item
-    return stream
+    def step(self, next_ids):
+        calls.append(1)
+        if len(calls) > n_steps:
+            out_of_memory()
+        return real(self, next_ids)
+    return step
 
 
 def assert_still_serving(app, client):
@@ -136,8 +139,8 @@ def test_out_of_memory_in_analysis_is_503_then_served(app, client, model, monkey
 
 
 @pytest.mark.parametrize("url", ["/api/generate", "/api/generate/stream"])
-def test_out_of_memory_at_prefill_is_503_then_served(app, client, model, monkeypatch, url):
-    monkeypatch.setattr(model, "stream", stream_failing_after(model, 0))
+def test_out_of_memory_at_prefill_is_503_then_served(app, client, monkeypatch, url):
+    monkeypatch.setattr(IncrementalBLT, "prefill", out_of_memory)
     assert_error(client.post(url, json={"prompt": "hello"}), 503, "out_of_memory", "ran out of memory")
     monkeypatch.undo()
     assert_still_serving(app, client)
@@ -146,21 +149,22 @@ def test_out_of_memory_at_prefill_is_503_then_served(app, client, model, monkeyp
 @pytest.mark.parametrize("error, status, error_type", [
     (ValueError("temperature must be a number in [0, 100]"), 422, "validation"),
     (torch.cuda.OutOfMemoryError("CUDA out of memory"), 503, "out_of_memory")])
-def test_generation_refused_before_it_starts_frees_its_slot(app, client, model, monkeypatch, error, status,
-                                                            error_type):
-    """blt_core checks sampling options when the stream is made, before any byte (e.g. an
-    operator's BLT_MAX_TEMPERATURE above blt_core's own limit)."""
+def test_generation_refused_before_it_starts_frees_its_slot(app, client, monkeypatch, error, status, error_type):
+    """blt_core checks a request when it is submitted, before any byte (e.g. an operator's
+    BLT_MAX_TEMPERATURE above blt_core's own limit)."""
     def refuse(*args, **kwargs):
         raise error
-    monkeypatch.setattr(model, "stream", refuse)
+    monkeypatch.setattr(app.extensions["blt_model"].engine, "submit", refuse)
     assert_error(client.post("/api/generate", json={"prompt": "hello"}), status, error_type)
     monkeypatch.undo()
     assert_still_serving(app, client)
 
 
-def test_out_of_memory_mid_generation(app, client, model, monkeypatch):
-    monkeypatch.setattr(model, "stream", stream_failing_after(model, 3))
+def test_out_of_memory_mid_generation(app, client, monkeypatch):
+    monkeypatch.setattr(IncrementalBLT, "step", steps_failing_after(3))
     assert_error(client.post("/api/generate", json={"prompt": "hello"}), 503, "out_of_memory", "ran out of memory")
+    monkeypatch.undo()
+    monkeypatch.setattr(IncrementalBLT, "step", steps_failing_after(3))
     events = sse_events(client.post("/api/generate/stream", json={"prompt": "hello"}).get_data(as_text=True))
     assert [name for name, _ in events] == ["byte"] * 3 + ["error"]
     assert events[-1][1] == {"error": "the model ran out of memory", "error_type": "out_of_memory"}

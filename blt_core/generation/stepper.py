@@ -27,17 +27,21 @@ schedules in schedules.py compile, capture or reorder the same calls):
     commit_patch(g)                 rows whose patch completed take g as their latest patch
     decoder_step()                  decoder step -> logits; the position advances
 
-Rows advance independently (own positions, patches and caches); a row's bytes are the same
-alone or in any batch. State is updated in place, because captured CUDA graphs read these very
-tensors.
+Rows advance independently (own positions, patches, caches and patching rule); a row's bytes
+are the same alone or in any batch. State is updated in place, because captured CUDA graphs read
+these very tensors. For continuous batching (batching.py), `load_row` copies a row in from
+another stepper (a prompt prefilled alone), `rows(n)` is a view of the first n rows that steps
+only them, and `park` keeps an idle row stepping harmlessly inside its own caches.
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 
 import torch
 
+from ..config import PATCHING_MODES
 from ..entropy import entropy_of_logits
 from ..layers import KVCache, rope_tables
 from ..patching import PatchingParams, boundary_rule, split_long, start_mask
@@ -69,6 +73,12 @@ class StackSteps:
         return step_mask(pos, self.length, self.stack.cfg.sliding_window)
 
 
+# Per-row state, beside the caches' keys and values: what `load_row` copies and `rows` views.
+ROW_STATE = ("ids", "pos", "n_patches", "patch_start", "next_start", "prev_entropy", "context_full", "pooled",
+             "count", "h", "entropy", "logits", "row_mode", "row_threshold", "row_patch_size", "row_max_length")
+PARKED_PATCH_SIZE = 2 ** 30     # a parked row patches statically at this size: it never completes one
+
+
 @dataclass
 class StepOutput:
     logits: torch.Tensor        # (B, V) prediction of the next byte
@@ -87,8 +97,6 @@ class IncrementalBLT:
         cfg = model.config
         self.model, self.B, self.L = model, batch, length
         self.patching = p = patching.resolve(cfg)
-        # a tensor, so compiled steps and captured graphs are shared by all thresholds
-        self.threshold_t = None if p.threshold is None else torch.tensor(float(p.threshold), device=model.device)
         if p.mode.startswith("entropy") and model.entropy_model is None:
             raise ValueError("this checkpoint has no entropy model; use a non-entropy patching mode")
         limits = {"local encoder": cfg.encoder.max_seq_len, "local decoder": cfg.decoder.max_seq_len}
@@ -119,6 +127,13 @@ class IncrementalBLT:
         self.count = z(torch.long)                                          # bytes in the open patch
         self.h = torch.zeros(batch, 1, cfg.encoder.dim, dtype=dtype, device=device)
         self.entropy, self.logits = z(torch.float32), torch.zeros(batch, cfg.vocab_size, device=device)
+        # Each row's patching rule, as tensors: compiled steps and captured graphs serve every
+        # setting, and rows of one batch may patch differently. max_length 0: no limit.
+        full = lambda value, dt: torch.full((batch,), value, dtype=dt, device=device)
+        self.row_mode = full(PATCHING_MODES.index(p.mode), torch.long)
+        self.row_threshold = full(0.0 if p.threshold is None else float(p.threshold), torch.float32)
+        self.row_patch_size = full(p.patch_size, torch.long)
+        self.row_max_length = full(p.max_patch_length or 0, torch.long)
         self.kernels = kernels
         self.dk = _decode_kernels(model) if kernels is not None else None
 
@@ -230,11 +245,13 @@ class IncrementalBLT:
 
     def decide_boundary(self, H: torch.Tensor, next_ids: torch.Tensor) -> None:
         """Real-time patching: does the byte after this one start a patch (i.e. this one ends
-        it)? H (B,) nats from entropy_step -> next_start (B,) bool."""
-        p, pos = self.patching, self.pos + 1
-        rule = boundary_rule(p.mode, pos, h_prev=H, h_prev2=self.prev_entropy, id_prev=next_ids,
-                             threshold=self.threshold_t, patch_size=p.patch_size) | (pos <= 1)
-        self.next_start.copy_(split_long(rule, pos, self.patch_start, p.max_patch_length))
+        it)? H (B,) nats from entropy_step -> next_start (B,) bool, by each row's own rule."""
+        pos = self.pos + 1
+        rules = torch.stack([boundary_rule(mode, pos, h_prev=H, h_prev2=self.prev_entropy, id_prev=next_ids,
+                                           threshold=self.row_threshold, patch_size=self.row_patch_size)
+                             for mode in PATCHING_MODES])                   # (modes, B)
+        rule = rules.gather(0, self.row_mode[None])[0] | (pos <= 1)
+        self.next_start.copy_(split_long(rule, pos, self.patch_start, self.row_max_length))
         self.prev_entropy.copy_(H)
         self.entropy.copy_(H)
 
@@ -276,6 +293,49 @@ class IncrementalBLT:
         h = self._run(self.dec, self.h, t, crosses)
         self.logits.copy_(m.lm_head(dec.norm(h))[:, 0].float())
         self.pos.add_(1)
+
+    # ------------------------------------------------------------------ rows (continuous batching)
+    def load_row(self, row: int, src: "IncrementalBLT", src_row: int = 0) -> None:
+        """Row src_row of `src` (this stepper or one of the same model with caches no longer than
+        these) becomes row `row`: its caches, state and patching rule."""
+        for (obj, name), (src_obj, _) in zip(self._per_row(), src._per_row()):
+            value = getattr(src_obj, name)[src_row]
+            getattr(obj, name)[row][tuple(slice(0, n) for n in value.shape)] = value
+
+    def rows(self, n: int, kernels: bool = True) -> "IncrementalBLT":
+        """A view of the first n rows: stepping it steps just them, in these very tensors.
+        kernels=False: the view runs its layers through torch (cuBLAS reads each weight once
+        for all rows; the fused kernels are single-row steps)."""
+        view = copy.copy(self)
+        if not kernels:
+            view.dk = view.kernels = None
+        view.B = n
+        for name in ("ent", "enc", "glob", "dec"):
+            stack = getattr(self, name)
+            if stack is not None:
+                setattr(view, name, copy.copy(stack))
+                getattr(view, name).caches = [copy.copy(c) for c in stack.caches]
+        view.enc_kv = copy.copy(self.enc_kv)
+        view.dec_kv = [copy.copy(c) for c in self.dec_kv]
+        for obj, name in view._per_row():
+            setattr(obj, name, getattr(obj, name)[:n])
+        return view
+
+    def park(self, rows: torch.Tensor) -> None:
+        """Idle rows (B,) bool mask: back at position 1, patching statically so they never
+        complete a patch, so a full-batch step writes only into their own caches' first slots."""
+        for name, value in (("pos", 1), ("patch_start", 1), ("count", 1), ("n_patches", 0),
+                            ("row_mode", PATCHING_MODES.index("static")), ("row_patch_size", PARKED_PATCH_SIZE),
+                            ("row_max_length", 0)):
+            getattr(self, name).masked_fill_(rows, value)
+        self.next_start.masked_fill_(rows, False)
+        self.context_full.masked_fill_(rows, False)
+
+    def _per_row(self) -> list[tuple[object, str]]:
+        """(holder, attribute) of every tensor with one row per batch row, in a fixed order."""
+        caches = [c for stack in (self.ent, self.enc, self.glob, self.dec) if stack is not None for c in stack.caches]
+        caches += ([self.enc_kv] if self.enc_kv is not None else []) + list(self.dec_kv)
+        return [(c, name) for c in caches for name in ("k", "v")] + [(self, name) for name in ROW_STATE]
 
     # ------------------------------------------------------------------ internals
     def _set_decoder_patch(self, g, rows_mask):

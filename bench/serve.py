@@ -1,0 +1,163 @@
+"""Serving benchmark: concurrent streaming generations through the real gunicorn server, and the
+library's own figure for the same model and settings in the same run.
+
+    python3 bench/serve.py --model random:blt-1b --streams 1 8 --new-bytes 512 --out bench/results/serve_h100.json
+    python3 bench/serve.py --model models/blt-studio --streams 1 4 --new-bytes 256 --out bench/results/serve_cpu.json
+
+`random:<preset>` saves a seeded random-weight model of that preset (bf16 on CUDA) to a temporary
+directory first, and serves it from there like any checkpoint. For each `--streams` N, N clients
+start together, each POSTs /api/generate/stream (greedy, `--new-bytes` bytes, no EOS stop) and
+reads every event; per round it reports each stream's bytes/s (its bytes over its own wall time,
+prefill included), the aggregate bytes/s (all bytes over the round's wall time), time to the
+first byte p50/p95, the bytes per patch the server reported, and the worker's peak GPU memory
+(/healthz). `--threshold` (nats) or `--patch-bytes` (a threshold solved on the prompt for about
+that many bytes per patch) sets the patching; the library row runs `model.generate` on the same
+checkpoint, prompt and settings in this process after the server has stopped. Traffic goes to
+127.0.0.1 only; every loop is bounded.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import copy_bandwidth, weight_bytes_per_byte  # noqa: E402
+from latency import machine, percentile  # noqa: E402
+from server import Server  # noqa: E402
+
+PROMPT = "Byte Latent Transformer models read raw bytes and "
+
+
+def materialise(name: str, workdir: Path) -> str:
+    """A checkpoint directory for `name`: itself, or a saved seeded random-weight preset."""
+    if not name.startswith("random:"):
+        return name
+    from blt_core import BLT
+    torch.manual_seed(0)
+    model = BLT(name.split(":", 1)[1])
+    if torch.cuda.is_available():
+        model = model.to(torch.bfloat16)
+    out = workdir / name.split(":", 1)[1]
+    model.save_pretrained(out, max_shard_bytes=2**30)
+    return str(out)
+
+
+def stream_once(port: int, body: dict, out: list, start: threading.Barrier) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    start.wait()
+    t0 = time.perf_counter()
+    conn.request("POST", "/api/generate/stream", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    first, done, status = None, None, response.status
+    for _ in range(100_000):
+        line = response.readline()
+        if not line:
+            break
+        if line.startswith(b"event: byte") and first is None:
+            first = time.perf_counter() - t0
+        elif line.startswith(b"data: ") and done is None and b'"stats"' in line:
+            done = json.loads(line[6:])
+        elif line.startswith(b"event: error"):
+            status = "error event"
+    conn.close()
+    out.append({"status": status, "seconds": time.perf_counter() - t0, "first_byte_s": first,
+                "new_bytes": done["stats"]["new_bytes"] if done else 0,
+                "global_steps": done["stats"]["global_steps"] if done else 0})
+
+
+def solve_threshold(model_dir: str, device: str, patch_bytes: float) -> float:
+    """A threshold at the entropy quantile that gives about `patch_bytes` bytes per patch."""
+    from blt_core import BLT
+    model = BLT.from_pretrained(model_dir, device=device)
+    ids = torch.tensor([model.tokenizer.encode(PROMPT * 8)], device=device)
+    threshold = float(torch.quantile(model.entropies(ids).float(), 1 - 1 / patch_bytes))
+    del model
+    return threshold
+
+
+def library_row(model_dir: str, device: str, kw: dict) -> dict:
+    from blt_core import BLT
+    model = BLT.from_pretrained(model_dir, device=device)
+    model.generate(PROMPT, **kw)                       # warm-up: compile and capture for these shapes
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    res = model.generate(PROMPT, **kw)
+    share = res.global_steps / max(1, len(res.bytes))
+    bandwidth = copy_bandwidth(torch.device(device))
+    roof = bandwidth / weight_bytes_per_byte(model, share) if bandwidth else None
+    return {"bytes_per_s": res.timings["bytes_per_s"], "mean_patch_bytes": round(1 / share, 2) if share else None,
+            "roofline_bytes_per_s": roof and round(roof), "share_of_roofline": roof and round(res.timings["bytes_per_s"] / roof, 3)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="models/blt-studio")
+    ap.add_argument("--streams", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--new-bytes", type=int, default=256)
+    ap.add_argument("--threshold", type=float)
+    ap.add_argument("--patch-bytes", type=float, help="solve a threshold for about this many bytes per patch")
+    ap.add_argument("--env", nargs="*", default=[], help="extra KEY=VALUE settings for the server")
+    ap.add_argument("--library-options", default="fastest",
+                    help="'fastest' (DecodeOptions.fastest, what the app picks) or comma-separated DecodeOptions "
+                         "flags, e.g. cuda_graphs,compile")
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    result = {"command": "python3 bench/serve.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "machine": machine(), "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+              "model": args.model, "rounds": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = materialise(args.model, Path(tmp))
+        threshold = args.threshold if args.patch_bytes is None else solve_threshold(model_dir, device, args.patch_bytes)
+        body = {"prompt": PROMPT, "max_new_bytes": args.new_bytes, "temperature": 0, "threshold": threshold}
+        env = {"BLT_MODEL": model_dir, "BLT_MAX_NEW_BYTES": str(max(args.new_bytes, 1024)),
+               "BLT_GENERATION_SLOTS": str(max(args.streams)), **dict(kv.split("=", 1) for kv in args.env)}
+        with Server(env, log_path=Path(tmp) / "server.log") as server:
+            t0 = time.monotonic()
+            while (health := server.get("/healthz"))["status"] in ("loading", "warming"):
+                if time.monotonic() - t0 > 900:
+                    raise SystemExit("the server did not get ready in 900 s")
+                time.sleep(0.5)
+            result["ready_after_s"] = round(time.monotonic() - t0, 1)
+            result["serving"] = health["model"].get("serving")
+            for i, n in enumerate([min(args.streams)] + args.streams):    # round 0 warms up, uncounted
+                out, start = [], threading.Barrier(n)
+                threads = [threading.Thread(target=stream_once, args=(server.port, body, out, start)) for _ in range(n)]
+                t = time.perf_counter()
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+                wall = time.perf_counter() - t
+                firsts = [r["first_byte_s"] for r in out if r["first_byte_s"] is not None]
+                total = sum(r["new_bytes"] for r in out)
+                row = {"streams": n, "statuses": sorted({str(r["status"]) for r in out}),
+                       "aggregate_bytes_per_s": round(total / wall, 1),
+                       "per_stream_bytes_per_s": sorted(round(r["new_bytes"] / r["seconds"], 1) for r in out),
+                       "first_byte_p50_s": firsts and round(percentile(firsts, 0.5), 3),
+                       "first_byte_p95_s": firsts and round(percentile(firsts, 0.95), 3),
+                       "mean_patch_bytes": round(total / max(1, sum(r["global_steps"] for r in out)), 2),
+                       "gpu_peak_mib": server.get("/healthz")["model"].get("gpu_peak_mib")}
+                if i:
+                    result["rounds"].append(row)
+                print(json.dumps(row), flush=True)
+        from blt_core.generation import DecodeOptions
+        options = (DecodeOptions.fastest(device) if args.library_options == "fastest" else
+                   DecodeOptions(**{flag: True for flag in args.library_options.split(",") if flag}))
+        kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, threshold=threshold, options=options)
+        result["library"] = library_row(model_dir, device, kw)
+        print(json.dumps({"library": result["library"]}), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

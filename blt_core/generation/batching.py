@@ -1,0 +1,288 @@
+"""Continuous batching: many generations share one batch of the stepper, joining and leaving
+between byte steps.
+
+One engine thread owns the decoding state, an `IncrementalBLT` of `slots` rows. `submit` queues
+a request and returns its `RowStream` at once. Between two byte steps the engine takes queued
+requests into free rows: it prefills each prompt alone (batch 1, as `generate` would) and copies
+its caches and state into the row. Each step then feeds every running row one byte: each row
+samples with its own parameters and seeded generator, patches by its own rule, and stops on its
+own (max_new_bytes, EOS, a stop string, a full global context) or when its consumer closes the
+stream (a client that hung up), which frees the row at the next step boundary. A row decodes
+the same bytes as it would alone: layers treat rows independently and sampling runs per row.
+
+Running rows are kept at the front of the batch. Without CUDA graphs a step runs eagerly on
+just those rows (`IncrementalBLT.rows`). With CUDA graphs (of compiled parts, as `options` asks)
+there are two captured shapes: one row, with the fused kernels when asked (the fastest batch-1
+step), and all `slots` rows through torch's layers, whose matrix products read each weight once
+for every row (the fused kernels are single-row steps, which would read them once per row). A
+step runs the smaller shape that holds every running row; its idle rows are parked at position
+1, where their writes touch only their own caches. The speculative greedy graph is not
+used here: it runs bytes ahead without the host, so no row could join between them.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+
+import torch
+
+from ..patching import PatchingParams
+from ..sampling import SamplingParams, make_generators, sample_next
+from ..tokenizer import ByteTokenizer
+from .driver import GenerationResult, RowState, cache_length
+from .options import DecodeOptions
+from .schedules import StepGraphs
+from .stepper import IncrementalBLT
+
+log = logging.getLogger(__name__)
+_END = object()
+_ENGINES: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_engines() -> None:
+    """Stop every engine thread before the interpreter tears torch down under it."""
+    for engine in list(_ENGINES):
+        engine.stop()
+
+
+@dataclass
+class _Request:
+    prompt: str | bytes
+    ids: list[int]
+    params: SamplingParams
+    patching: PatchingParams
+    events: queue.Queue = field(default_factory=queue.Queue)
+    closed: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class _Row:
+    request: _Request
+    state: RowState
+    generators: list | None
+    next_starts_patch: bool          # the byte this row generates next opens a patch
+    prefill_s: float
+    started: float = field(default_factory=time.perf_counter)
+    index: int = 0
+
+
+class RowStream:
+    """One request's events: ByteEvents as the engine makes them, then the GenerationResult.
+    An error of the request (a prompt the model cannot take: ValueError) is raised from the
+    iteration; `close()` stops the generation and frees its row."""
+
+    def __init__(self, engine: "BatchEngine", request: _Request):
+        self._engine, self._request, self._done = engine, request, False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        item = self._request.events.get()
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        if isinstance(item, GenerationResult):
+            self._done = True
+        return item
+
+    def close(self) -> None:
+        if not self._request.closed.is_set():
+            self._request.closed.set()
+            self._engine.wake()
+
+
+class BatchEngine:
+    def __init__(self, model, slots: int, options: DecodeOptions = DecodeOptions()):
+        if slots < 1:
+            raise ValueError(f"slots must be at least 1, found {slots}")
+        self.model, self.slots, self.options = model, slots, options
+        self.graphs = options.cuda_graphs and model.device.type == "cuda"
+        self.inc: IncrementalBLT | None = None
+        self.step_graphs: dict[int, StepGraphs] = {}         # CUDA graphs: rows -> the step of that shape
+        self._views: dict[int, IncrementalBLT] = {}
+        self.rows: list[_Row] = []
+        self._queue: deque[_Request] = deque()
+        self._cv = threading.Condition()
+        self._stopped = False
+        self.steps = 0
+        self._thread = threading.Thread(target=self._loop, name="batch-engine", daemon=True)
+        self._thread.start()
+        _ENGINES.add(self)
+
+    # ------------------------------------------------------------------ consumer side
+    def submit(self, prompt, params: SamplingParams, patching: PatchingParams = PatchingParams()) -> RowStream:
+        """Queue a generation; its events come from the returned stream. Raises ValueError at once
+        for a prompt + max_new_bytes longer than the model's byte context."""
+        request = _Request(prompt, ByteTokenizer().encode(prompt), params, patching.resolve(self.model.config))
+        context = self.model.config.byte_context
+        if len(request.ids) + params.max_new_bytes > context:
+            raise ValueError(f"prompt + max_new_bytes = {len(request.ids) + params.max_new_bytes} bytes exceeds "
+                             f"the model's context of {context} bytes")
+        with self._cv:
+            if self._stopped:
+                raise RuntimeError("the batch engine is stopped")
+            self._queue.append(request)
+            self._cv.notify()
+        return RowStream(self, request)
+
+    def wake(self) -> None:
+        with self._cv:
+            self._cv.notify()
+
+    def running(self) -> int:
+        return len(self.rows)
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+        self._thread.join(timeout=10)
+
+    # ------------------------------------------------------------------ engine thread
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                if not self._queue and not self.rows and not self.graphs:
+                    self.inc, self._views = None, {}       # idle: give the caches' memory back
+                while not self._stopped and not self._queue and not self.rows:
+                    self._cv.wait()
+                if self._stopped:
+                    break
+            try:
+                with torch.no_grad():
+                    self._admit()
+                    self._retire_closed()
+                    if self.rows:
+                        self._step()
+            except Exception as err:                   # e.g. out of memory: fail the running rows
+                log.exception("batched generation failed")
+                for row in self.rows:
+                    row.request.events.put(err)
+                self.rows, self.inc, self.step_graphs, self._views = [], None, {}, {}
+        for row in self.rows:
+            row.request.events.put(RuntimeError("the batch engine stopped"))
+        for request in self._queue:
+            request.events.put(RuntimeError("the batch engine stopped"))
+
+    def _admit(self) -> None:
+        while len(self.rows) < self.slots:
+            with self._cv:
+                if not self._queue:
+                    return
+                request = self._queue.popleft()
+            if request.closed.is_set():
+                continue
+            try:
+                row, solo = self._prefill(request)
+            except Exception as err:        # a prompt it cannot take, or out of memory: only it fails
+                if not isinstance(err, ValueError):
+                    log.exception("prefill failed")
+                request.events.put(err)
+                continue
+            self._reserve(solo.L)
+            self.inc.load_row(len(self.rows), solo, 0)
+            self.rows.append(row)
+
+    def _prefill(self, request: _Request) -> tuple[_Row, IncrementalBLT]:
+        """The prompt alone in a batch of 1, exactly as `generate` prefills it."""
+        params, model = request.params, self.model
+        length = cache_length(model, len(request.ids), params.max_new_bytes)
+        solo = IncrementalBLT(model, 1, length, request.patching)
+        solo.check_patches_ahead(len(request.ids) + params.max_new_bytes)
+        t0 = time.perf_counter()
+        solo.prefill(torch.tensor([request.ids], device=model.device),
+                     torch.tensor([len(request.ids)], device=model.device))
+        row = _Row(request, RowState(params), make_generators(params, 1, model.device),
+                   bool(solo.next_start[0]), time.perf_counter() - t0)
+        return row, solo
+
+    def _reserve(self, length: int) -> None:
+        """A batch whose caches hold `length` positions: with CUDA graphs always the model's whole
+        byte context (one set of shapes); otherwise grown to the longest running row's need."""
+        if self.graphs:
+            length = self.model.config.byte_context
+        if self.inc is not None and self.inc.L >= length:
+            return
+        kernels = self.options.kernel_config if self.options.kernels else None
+        grown = IncrementalBLT(self.model, self.slots, length, kernels=kernels)
+        for i in range(len(self.rows)):
+            grown.load_row(i, self.inc, i)
+        self.inc, self._views, self.step_graphs = grown, {}, {}
+        if self.graphs:
+            for n in sorted({1, self.slots}):
+                self._views[n] = grown.rows(n, kernels=n == 1)
+                self.step_graphs[n] = StepGraphs(self._views[n], self.options)
+
+    def _retire_closed(self) -> None:
+        for i in reversed(range(len(self.rows))):
+            if self.rows[i].request.closed.is_set():
+                self._free(i)
+
+    def _free(self, i: int) -> None:
+        """Free row i; the last running row moves into its place (running rows stay in front)."""
+        last = len(self.rows) - 1
+        if i != last:
+            self.inc.load_row(i, self.inc, last)
+            self.rows[i] = self.rows[last]
+        self.rows.pop()
+
+    def _step(self) -> None:
+        n = len(self.rows)
+        if self.graphs:
+            shape = 1 if n == 1 else self.slots
+            batch = self._views[shape]
+            if n < shape:
+                batch.park(torch.arange(shape, device=batch.device) >= n)
+            step = self.step_graphs[shape].step
+        else:
+            batch = self._views.get(n) or self._views.setdefault(n, self.inc.rows(n))
+            step = batch.step
+        nxt = self._sample(batch)
+        out = step(nxt)
+        self.steps += 1
+        host = torch.stack([nxt.float(), out.entropy, out.global_step.float(), out.context_full.float()])
+        ids, entropies, global_steps, full = host[:, :n].tolist()
+        for i in reversed(range(n)):
+            row = self.rows[i]
+            event = row.state.push(int(ids[i]), entropies[i], row.next_starts_patch, bool(global_steps[i]),
+                                   row.index, context_full=bool(full[i]))
+            row.next_starts_patch, row.index = bool(global_steps[i]), row.index + 1
+            if event is not None:
+                row.request.events.put(event)
+            if row.state.done:
+                decode_s = time.perf_counter() - row.started
+                row.request.events.put(row.state.result(row.request.prompt, row.prefill_s, decode_s))
+                self._free(i)
+
+    def _sample(self, batch: IncrementalBLT) -> torch.Tensor:
+        """The next byte of every row in the batch (B,): running rows by their own parameters
+        (greedy rows without a repetition penalty together, in one argmax), idle rows a filler."""
+        nxt = torch.full((batch.B,), 4, dtype=torch.long, device=batch.device)
+        greedy = [i for i, r in enumerate(self.rows) if r.state.params.greedy and r.state.params.repetition_penalty == 1.0
+                  and r.state.params.stop_at_eos]
+        if greedy:
+            idx = torch.tensor(greedy, device=batch.device)
+            nxt[idx] = sample_next(batch.logits[idx], None, self.rows[greedy[0]].state.params, None)
+        positions = None
+        for i, row in enumerate(self.rows):
+            if i in greedy:
+                continue
+            params, history = row.state.params, None
+            if params.repetition_penalty != 1.0:
+                positions = positions if positions is not None else torch.arange(batch.L, device=batch.device)
+                history = torch.where(positions[None] < batch.pos[i:i + 1, None], batch.ids[i:i + 1], -1)
+            nxt[i] = sample_next(batch.logits[i:i + 1], history, params, row.generators)[0]
+        return nxt

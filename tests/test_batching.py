@@ -1,0 +1,140 @@
+"""Continuous batching (blt_core/generation/batching.py) on the shipped model, on CPU: every row
+of a shared batch gets exactly what it gets alone (greedy and seeded sampling, every patching
+mode, different prompt lengths, rows joining and leaving mid-generation), a closed stream frees
+its row at once, and a request the model cannot take fails alone."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+
+from blt_core import BLT
+from blt_core.generation import DecodeOptions, GenerationResult
+from blt_core.generation.batching import BatchEngine
+from blt_core.patching import PatchingParams
+from blt_core.sampling import SamplingParams
+
+from webapp_helpers import SHIPPED_MODEL
+
+PROMPTS = ["The ", "def parse(text):\n    ", "Bytes, not tokens: a longer prompt than the others, " * 3]
+MODES = [PatchingParams(), PatchingParams(mode="entropy_monotonic", threshold=0.4),
+         PatchingParams(mode="static", patch_size=3), PatchingParams(mode="space"),
+         PatchingParams(mode="byte"), PatchingParams(threshold=1.0, max_patch_length=2)]
+SAMPLINGS = [SamplingParams(max_new_bytes=24, stop_at_eos=False),
+             SamplingParams(max_new_bytes=20, temperature=0.9, top_k=40, seed=7),
+             SamplingParams(max_new_bytes=16, temperature=1.3, top_p=0.8, seed=3, repetition_penalty=1.3),
+             SamplingParams(max_new_bytes=30, temperature=0.7, seed=11, stop=("e",))]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return BLT.from_pretrained(SHIPPED_MODEL)
+
+
+@pytest.fixture
+def engine(model):
+    engine = BatchEngine(model, slots=4)
+    yield engine
+    engine.stop()
+
+
+def drain(stream) -> tuple[list, GenerationResult]:
+    events = list(stream)
+    return events[:-1], events[-1]
+
+
+def same_as_alone(model, prompt, params, patching, events, result):
+    alone = model.generate(prompt, patching=patching, **vars(params))
+    assert result.bytes == alone.bytes and result.stop_reason == alone.stop_reason
+    assert result.patch_starts == alone.patch_starts and result.global_steps == alone.global_steps
+    assert result.entropies == pytest.approx(alone.entropies, abs=1e-4)
+    assert b"".join(bytes([e.byte]) for e in events)[:len(result.bytes)] == result.bytes
+
+
+@pytest.mark.parametrize("params", SAMPLINGS, ids=["greedy", "top_k", "top_p+penalty", "stop"])
+def test_rows_of_a_batch_equal_each_alone(model, engine, params):
+    streams = [engine.submit(p, params) for p in PROMPTS]
+    for prompt, stream in zip(PROMPTS, streams):
+        same_as_alone(model, prompt, params, PatchingParams(), *drain(stream))
+
+
+def test_every_patching_mode_in_one_batch(model):
+    engine = BatchEngine(model, slots=len(MODES))
+    try:
+        params = SamplingParams(max_new_bytes=20, temperature=0.8, seed=5)
+        streams = [engine.submit(PROMPTS[i % 3], params, patching) for i, patching in enumerate(MODES)]
+        for i, (patching, stream) in enumerate(zip(MODES, streams)):
+            same_as_alone(model, PROMPTS[i % 3], params, patching, *drain(stream))
+    finally:
+        engine.stop()
+
+
+def test_rows_join_and_leave_mid_generation(model, engine):
+    long = SamplingParams(max_new_bytes=60, temperature=0.9, seed=1)
+    short = SamplingParams(max_new_bytes=8, stop_at_eos=False)
+    first = engine.submit(PROMPTS[0], long)
+    head = [next(first) for _ in range(10)]               # it runs alone for ten bytes
+    second = engine.submit(PROMPTS[1], short)              # joins, and leaves long before the first
+    third_events = None
+    second_events, second_result = drain(second)
+    third = engine.submit(PROMPTS[2], short)               # takes a row while the first still runs
+    third_events, third_result = drain(third)
+    rest, first_result = drain(first)
+    same_as_alone(model, PROMPTS[0], long, PatchingParams(), head + rest, first_result)
+    same_as_alone(model, PROMPTS[1], short, PatchingParams(), second_events, second_result)
+    same_as_alone(model, PROMPTS[2], short, PatchingParams(), third_events, third_result)
+
+
+def test_more_requests_than_slots_wait_their_turn(model):
+    engine = BatchEngine(model, slots=2)
+    try:
+        params = SamplingParams(max_new_bytes=12, stop_at_eos=False)
+        streams = [engine.submit(p, params) for p in PROMPTS * 2]
+        for prompt, stream in zip(PROMPTS * 2, streams):
+            same_as_alone(model, prompt, params, PatchingParams(), *drain(stream))
+    finally:
+        engine.stop()
+
+
+def test_closing_a_stream_frees_its_row_at_once(engine):
+    stream = engine.submit("Once", SamplingParams(max_new_bytes=1000, stop_at_eos=False))
+    next(stream)
+    assert engine.running() == 1
+    t0 = time.monotonic()
+    stream.close()
+    while engine.running():
+        assert time.monotonic() - t0 < 1.0, "the row is still decoding 1 s after its stream closed"
+        time.sleep(0.01)
+
+
+def test_a_request_the_model_cannot_take_fails_alone(model, engine):
+    with pytest.raises(ValueError, match="context of 4096 bytes"):
+        engine.submit("x" * 4000, SamplingParams(max_new_bytes=200))
+    ok = engine.submit("The ", SamplingParams(max_new_bytes=40, stop_at_eos=False))
+    # 3000 bytes in 1-byte static patches overflow the global model's 2048 patches
+    bad = engine.submit("y" * 3000, SamplingParams(max_new_bytes=10), PatchingParams(mode="static", patch_size=1))
+    with pytest.raises(ValueError, match="global model's context"):
+        next(bad)
+    assert drain(ok)[1].stop_reason == "max_new_bytes"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_cuda_fast_path_batched_equals_eager_alone():
+    """CUDA graphs of compiled parts with the fused kernels, 4 rows of mixed sampling and patching
+    in one batch, joining at different times, against each alone on the eager path (float32)."""
+    model = BLT.from_pretrained(SHIPPED_MODEL, device="cuda")
+    fastest = DecodeOptions.fastest("cuda")
+    engine = BatchEngine(model, slots=4, options=replace(fastest, speculative=False))
+    try:
+        jobs = [(PROMPTS[i % 3], SAMPLINGS[i % 4], MODES[i]) for i in range(6)]
+        streams = [engine.submit(*job) for job in jobs[:3]]
+        next(streams[0])
+        streams += [engine.submit(*job) for job in jobs[3:]]
+        for (prompt, params, patching), stream in zip(jobs, streams):
+            events, result = drain(stream)
+            alone = model.generate(prompt, patching=patching, **vars(params))
+            assert result.bytes == alone.bytes and result.patch_starts == alone.patch_starts
+    finally:
+        engine.stop()
