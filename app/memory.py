@@ -2,7 +2,8 @@
 may run at once.
 
     worker peak <= resident (Python, torch, the app, the weights)
-                   + generation slots x one generation's prefill
+                   + one generation's prefill (the engine prefills one request at a time)
+                   + generation slots x one row's caches, twice while the batch grows
                    + analysis slots x analysis_peak_bytes
                    + the figure cache bound (FIGURE_CACHE_MB)
 
