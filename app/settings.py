@@ -34,7 +34,7 @@ DEFAULTS = {
     "ANALYSIS_WAIT_S": 1.0,         # how long an analysis request waits for a slot before 429
     "FIGURE_CACHE_MB": 16,          # built figure documents kept (MiB), least recently used dropped
     # Serving (app/bridge.py, app/worker.py): threads run views only; sockets wait on the event loop.
-    "REQUEST_THREADS": 8,           # views running at once (each waits for a model slot or computes)
+    "REQUEST_THREADS": 16,          # views at once: more than generation + analysis slots, so streams never starve analyses
     "HEAD_TIMEOUT_S": 10.0,         # a connection's first request line and headers must arrive in time
     "READ_TIMEOUT_S": 15.0,         # the whole request body must arrive in time (else 408)
     "WRITE_TIMEOUT_S": 30.0,        # a client that reads nothing for this long is dropped

@@ -170,3 +170,35 @@ def test_out_of_memory_mid_generation(app, client, monkeypatch):
     assert events[-1][1] == {"error": "the model ran out of memory", "error_type": "out_of_memory"}
     monkeypatch.undo()
     assert_still_serving(app, client)
+
+
+def test_while_the_fast_path_warms_up_generations_wait_and_analyses_are_served(monkeypatch):
+    """On CUDA the engine's compile and capture run as part of loading; meanwhile /healthz says
+    'warming' and which path will serve, generations get 503 warming_up with Retry-After, and
+    analyses are served. Simulated on CPU: the warm-up waits for the test's signal."""
+    import threading
+
+    from app import models
+    from blt_core.generation import DecodeOptions
+
+    release, real_warm_up = threading.Event(), models.ModelHolder._warm_up
+    monkeypatch.setattr(models, "decode_options", lambda decode, device: DecodeOptions(compile=True))
+    monkeypatch.setattr(models.ModelHolder, "_warm_up", lambda self: (release.wait(30), real_warm_up(self)))
+    app = make_app()
+    client = app.test_client()
+    app.extensions["blt_model"].load_in_background()
+    deadline = time.monotonic() + 30
+    while client.get("/healthz").json["status"] != "warming":
+        assert time.monotonic() < deadline, "the model never reported warming"
+        time.sleep(0.05)
+    assert client.get("/healthz").json["model"]["serving"]["path"] == "torch.compile"
+    response = client.post("/api/generate", json={"prompt": "hello", "max_new_bytes": 4})
+    assert_error(response, 503, "warming_up", "warming up")
+    assert response.headers["Retry-After"] == "5"
+    assert client.post("/api/patch", json={"text": "served while warming"}).status_code == 200
+    release.set()
+    while client.get("/healthz").json["status"] != "ok":
+        assert time.monotonic() < deadline, "the warm-up never finished"
+        time.sleep(0.05)
+    assert client.get("/healthz").json["model"]["serving"]["warmup_s"] is not None
+    assert client.post("/api/generate", json={"prompt": "hello", "max_new_bytes": 4}).status_code == 200
