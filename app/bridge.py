@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
 
+from .errors import ApiError
+
 log = logging.getLogger(__name__)
 
 FILE_BLOCK = 65536          # bytes per chunk of a file response (werkzeug's default is 8 kB)
@@ -44,14 +46,6 @@ class _FileWrapper:
 
     def close(self):
         self.file.close()
-
-
-class ClientError(Exception):
-    """A request the bridge answers itself, before the app sees it."""
-
-    def __init__(self, status: int, error_type: str, message: str):
-        super().__init__(message)
-        self.status, self.error_type, self.message = status, error_type, message
 
 
 class WSGIBridge:
@@ -91,11 +85,11 @@ class WSGIBridge:
     async def _http(self, scope, receive, send):
         try:
             body = await asyncio.wait_for(self._read_body(scope, receive), self.read_timeout)
-        except ClientError as err:
+        except ApiError as err:
             await self._error(send, err)
             return
         except asyncio.TimeoutError:
-            await self._error(send, ClientError(408, "request_timeout",
+            await self._error(send, ApiError(408, "request_timeout",
                                                 f"the request body did not arrive within {self.read_timeout:g} s"))
             return
         if body is None:
@@ -135,8 +129,8 @@ class WSGIBridge:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _too_large(self) -> ClientError:
-        return ClientError(413, "payload_too_large", f"request body is larger than the limit of {self.max_body} bytes")
+    def _too_large(self) -> ApiError:
+        return ApiError(413, "payload_too_large", f"request body is larger than the limit of {self.max_body} bytes")
 
     def _environ(self, scope, body: bytes) -> dict:
         server = scope.get("server") or ("127.0.0.1", 80)
@@ -195,8 +189,8 @@ class WSGIBridge:
             pass
         gone.set()
 
-    async def _error(self, send, err: ClientError):
-        body = json.dumps({"error": err.message, "error_type": err.error_type}).encode()
+    async def _error(self, send, err: ApiError):
+        body = json.dumps(err.body()).encode()
         headers = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode()),
                    (b"Connection", b"close"), *self.headers]
         await send({"type": "http.response.start", "status": err.status, "headers": headers})

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 JSON_PREFIXES = ("/api/", "/healthz", "/visualizations/", "/images/", "/data/")
 
 # werkzeug's errors by status -> our error_type
-HTTP_ERROR_TYPES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-                    413: "payload_too_large", 415: "unsupported_media_type", 429: "overloaded"}
+HTTP_ERROR_TYPES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+                    413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
+                    429: "overloaded", 431: "headers_too_large", 501: "not_implemented"}
 
 
 class ApiError(Exception):

@@ -13,9 +13,9 @@ BYTE_TABLE = {"bytes": BYTES, "chars": list(TEXT), "char_index": list(range(len(
 LENGTHS, STARTS = [1, 4, 2, 1, 1, 1, 1], [0, 1, 5, 7, 8, 9, 10]
 
 
-ERROR_TYPES = ["validation", "invalid_json", "not_found", "method_not_allowed", "payload_too_large",
-               "unsupported_media_type", "overloaded", "model_unavailable", "out_of_memory", "png_unavailable",
-               "internal"]
+ERROR_TYPES = ["validation", "invalid_json", "bad_request", "not_found", "method_not_allowed", "request_timeout",
+               "payload_too_large", "uri_too_long", "unsupported_media_type", "headers_too_large", "overloaded",
+               "model_unavailable", "warming_up", "out_of_memory", "png_unavailable", "not_implemented", "internal"]
 ERROR_EXAMPLES = {
     "400": ("Body is not UTF-8 JSON", {"error": "request body is not valid JSON: Expecting value: line 1 column 1 "
                                                 "(char 0)", "error_type": "invalid_json"}),

@@ -20,9 +20,8 @@ from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
 
 from .bridge import WSGIBridge
+from .errors import HTTP_ERROR_TYPES
 
-ERROR_TYPES = {400: "bad_request", 408: "request_timeout", 413: "payload_too_large", 414: "uri_too_long",
-               431: "headers_too_large", 501: "not_implemented"}
 
 
 class StudioProtocol(ASGIProtocol):
@@ -37,7 +36,7 @@ class StudioProtocol(ASGIProtocol):
             self._keepalive_handle = self.worker.loop.call_later(self.head_timeout_s, self._keepalive_timeout)
 
     def _send_error_response(self, status, message, extra_headers=()):
-        body = json.dumps({"error": message[:200], "error_type": ERROR_TYPES.get(status, "http_error")}).encode()
+        body = json.dumps({"error": message[:200], "error_type": HTTP_ERROR_TYPES.get(status, "http_error")}).encode()
         head = [f"HTTP/1.1 {status} {_reason(status)}", "Content-Type: application/json",
                 f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in extra_headers),
                 *(f"{k}: {v}" for k, v in self.security_headers.items()), "Connection: close"]

@@ -41,7 +41,6 @@ from .schedules import StepGraphs
 from .stepper import IncrementalBLT
 
 log = logging.getLogger(__name__)
-_END = object()
 _ENGINES: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -88,9 +87,6 @@ class RowStream:
         if self._done:
             raise StopIteration
         item = self._request.events.get()
-        if item is _END:
-            self._done = True
-            raise StopIteration
         if isinstance(item, BaseException):
             self._done = True
             raise item
@@ -117,7 +113,6 @@ class BatchEngine:
         self._queue: deque[_Request] = deque()
         self._cv = threading.Condition()
         self._stopped = False
-        self.steps = 0
         self._thread = threading.Thread(target=self._loop, name="batch-engine", daemon=True)
         self._thread.start()
         _ENGINES.add(self)
@@ -252,7 +247,6 @@ class BatchEngine:
             step = batch.step
         nxt = self._sample(batch)
         out = step(nxt)
-        self.steps += 1
         host = torch.stack([nxt.float(), out.entropy, out.global_step.float(), out.context_full.float()])
         ids, entropies, global_steps, full = host[:, :n].tolist()
         for i in reversed(range(n)):
