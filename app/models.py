@@ -15,6 +15,7 @@ import logging
 import re
 import threading
 import time
+from dataclasses import replace
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,8 +84,7 @@ def decode_options(decode: str, device: str) -> DecodeOptions:
         raise ValueError(f"BLT_DECODE must be 'fastest' or 'eager', found {decode!r}")
     if decode == "eager":
         return DecodeOptions()
-    fastest = DecodeOptions.fastest(device)
-    return DecodeOptions(cuda_graphs=fastest.cuda_graphs, compile=fastest.compile, kernels=fastest.kernels)
+    return replace(DecodeOptions.fastest(device), speculative=False)    # the engine steps rows on the host
 
 
 def describe_options(options: DecodeOptions) -> str:
