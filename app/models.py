@@ -76,6 +76,7 @@ def pick_device(requested: str | None) -> str:
 
 
 DEFAULT_GENERATION_SLOTS = {"cuda": 8, "cpu": 4}   # batch-1 decoding leaves a GPU >95 % idle
+WARM_UP_PROMPT = "The warm-up compiles and captures the generation step before the first request. "
 
 
 def decode_options(decode: str, device: str) -> DecodeOptions:
@@ -131,6 +132,11 @@ class ModelHolder:
         device = pick_device(self.requested_device)
         try:
             loaded = load_model(self.name, device=device)
+            if torch.device(device).type == "cuda":
+                # cuDNN's attention plans anew for every sequence length it meets: 0.3-1.6 s on
+                # each new prompt or text length, where flash attention needs no plan
+                # (bench/results/first_byte_h200_blt1b.json).
+                torch.backends.cuda.enable_cudnn_sdp(False)
         except Exception as err:  # any load failure (missing dir, corrupt file, OOM) degrades the app
             log.exception("could not load model %s", self.name or "(default)")
             self.error = public_message(f"{self.name or 'default model'} could not be loaded on {device}: "
@@ -153,12 +159,13 @@ class ModelHolder:
     def _warm_up(self) -> None:
         """Compile and capture the engine's steps before the first request: short generations in
         which every byte completes a patch (so all three step graphs are made), one alone and two
-        at once (the engine's two batch shapes)."""
+        at once (the engine's two batch shapes); then one with the default patching and sampling,
+        as a first request comes."""
         t0 = time.perf_counter()
         params = SamplingParams(max_new_bytes=8, stop_at_eos=False)
         try:
-            for n in (1, 2):
-                streams = [self.engine.submit("warm-up", params, PatchingParams(mode="byte")) for _ in range(n)]
+            for n, patching in ((1, PatchingParams(mode="byte")), (2, PatchingParams(mode="byte")), (1, PatchingParams())):
+                streams = [self.engine.submit(WARM_UP_PROMPT, params, patching) for _ in range(n)]
                 for stream in streams:
                     for _ in stream:
                         pass

@@ -7,6 +7,7 @@ to the activation dtype, RoPE rotating adjacent pairs (x[2i], x[2i+1]), not the 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -139,9 +140,23 @@ class Attention(nn.Module):
             cache.fill(k, v)
         if isinstance(mask, SlidingWindow):
             y = windowed_attend(q, k, v, mask.size)
+        elif isinstance(mask, CachedAttention):                            # one query per row
+            y = mask.fn(q.reshape(B, -1), k, v, mask.pos, self.n_heads, mask.window or 0)
+            y = y.view(B, self.n_heads, 1, self.head_dim)
         else:
             y = attend(q, k, v, mask, is_causal=mask is None and pos is None)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
+
+
+@dataclass(frozen=True)
+class CachedAttention:
+    """Marks a decoding step whose attention is `fn(q (B, H * D), k, v, pos (B,), n_heads,
+    window or 0) -> (B, H * D)`: a kernel that reads only each row's valid cached keys
+    (generation/decode_kernels.cached_attention), where a masked SDPA would read the whole cache
+    of every row, however short its text."""
+    fn: Callable
+    pos: torch.Tensor
+    window: int | None
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,41 @@ def test_stack_beyond_the_window_equals_dense_mask():
     for layer in stack.layers:
         dense = layer(dense, cos, sin, causal_mask(200, 200, 64, x.device))
     torch.testing.assert_close(blocked, dense, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("window", [None, 3])
+def test_a_cached_attention_step_equals_the_masked_step(window):
+    """A decoding step whose attention is given as a per-row function (the CUDA kernel's place,
+    here a plain reference over each row's valid keys) equals the dense masked step."""
+    from blt_core.generation.stepper import step_mask
+    from blt_core.layers import Attention, CachedAttention, KVCache, rope_tables
+
+    torch.manual_seed(0)
+    cfg = StackConfig(dim=32, n_layers=1, n_heads=4, n_kv_heads=2, intermediate_size=64,
+                      sliding_window=window)
+    attn = Attention(cfg).eval()
+    B, L = 3, 10
+    pos = torch.tensor([2, 7, 9])
+    cos, sin = rope_tables(pos, cfg.head_dim, 10000.0, torch.float32)
+    cos, sin = cos[:, None, None], sin[:, None, None]
+    x = torch.randn(B, 1, cfg.dim)
+
+    def reference(q, k, v, pos, n_heads, window):      # q (B, H * D), one row at a time
+        rows = []
+        for b in range(q.shape[0]):
+            lo = max(0, int(pos[b]) + 1 - window) if window else 0
+            kb, vb = k[b:b + 1, :, lo:pos[b] + 1], v[b:b + 1, :, lo:pos[b] + 1]
+            rows.append(attend(q[b].view(1, n_heads, 1, -1), kb, vb).reshape(1, -1))
+        return torch.cat(rows)
+
+    caches = []
+    for _ in range(2):
+        cache = KVCache(B, cfg.n_kv_heads, L, cfg.head_dim, torch.float32, "cpu")
+        torch.manual_seed(1)
+        cache.k.normal_(), cache.v.normal_()
+        caches.append(cache)
+    with torch.no_grad():
+        dense = attn(x, cos, sin, step_mask(pos, L, window), caches[0], pos)
+        given = attn(x, cos, sin, CachedAttention(reference, pos, window), caches[1], pos)
+    torch.testing.assert_close(given, dense)
+    torch.testing.assert_close(caches[1].k, caches[0].k)

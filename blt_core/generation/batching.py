@@ -14,7 +14,8 @@ Running rows are kept at the front of the batch. Without CUDA graphs a step runs
 just those rows (`IncrementalBLT.rows`). With CUDA graphs (of compiled parts, as `options` asks)
 there are two captured shapes: one row, with the fused kernels when asked (the fastest batch-1
 step), and all `slots` rows through torch's layers, whose matrix products read each weight once
-for every row (the fused kernels are single-row steps, which would read them once per row). A
+for every row (the fused kernels are single-row steps, which would read them once per row), with
+the kernels' attention, which reads each row's cached keys only up to its own position. A
 step runs the smaller shape that holds every running row; its idle rows are parked at position
 1, where their writes touch only their own caches. The speculative greedy graph is not
 used here: it runs bytes ahead without the host, so no row could join between them.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import atexit
 import logging
 import queue
+import sys
 import threading
 import time
 import weakref
@@ -41,6 +43,7 @@ from .schedules import StepGraphs
 from .stepper import IncrementalBLT
 
 log = logging.getLogger(__name__)
+SWITCH_INTERVAL_S = 0.0002
 _ENGINES: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -94,6 +97,10 @@ class RowStream:
             self._done = True
         return item
 
+    def ready(self) -> bool:
+        """Whether the next event is already made (a consumer can send what is ready together)."""
+        return not self._done and not self._request.events.empty()
+
     def close(self) -> None:
         if not self._request.closed.is_set():
             self._request.closed.set()
@@ -106,6 +113,12 @@ class BatchEngine:
             raise ValueError(f"slots must be at least 1, found {slots}")
         self.model, self.slots, self.options = model, slots, options
         self.graphs = options.cuda_graphs and model.device.type == "cuda"
+        if self.graphs:
+            # The engine thread lets go of the GIL at every wait for the GPU (twice a step); at
+            # Python's default 5 ms switch interval a busy request thread (writing the last
+            # bytes to a client) then keeps it for up to 5 ms more, which capped 8 streams at
+            # half the engine's speed (bench/results/serve_h200_blt1b*.json).
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.inc: IncrementalBLT | None = None
         self.step_graphs: dict[int, StepGraphs] = {}         # CUDA graphs: rows -> the step of that shape
         self._views: dict[int, IncrementalBLT] = {}
@@ -267,7 +280,9 @@ class BatchEngine:
         nxt = torch.full((batch.B,), 4, dtype=torch.long, device=batch.device)
         greedy = [i for i, r in enumerate(self.rows) if r.state.params.greedy and r.state.params.repetition_penalty == 1.0
                   and r.state.params.stop_at_eos]
-        if greedy:
+        if len(greedy) == len(self.rows):           # the common case: a slice, no index copied to the device
+            nxt[:len(greedy)] = sample_next(batch.logits[:len(greedy)], None, self.rows[0].state.params, None)
+        elif greedy:
             idx = torch.tensor(greedy, device=batch.device)
             nxt[idx] = sample_next(batch.logits[idx], None, self.rows[greedy[0]].state.params, None)
         positions = None

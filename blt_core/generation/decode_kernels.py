@@ -420,6 +420,20 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, 
     return y
 
 
+@torch.library.custom_op("blt_studio::cached_attention", mutates_args=())
+def cached_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor, n_heads: int,
+                     window: int) -> torch.Tensor:
+    """`attention` at pos within `window` keys (0: no window) as one opaque operator, so compiled
+    torch layers call it without a graph break: the batched step's attention (layers.CachedAttention),
+    which reads each row's keys up to its own position instead of the whole cache."""
+    return attention(q.contiguous(), k, v, n_heads, pos, window or None)
+
+
+@cached_attention.register_fake
+def _(q, k, v, pos, n_heads, window):
+    return torch.empty_like(q)
+
+
 @torch.compiler.disable          # compiled step parts call these as opaque steps (a graph break each)
 def block_step(layer, x, pos, cache, cos, sin, window=None, config: KernelConfig = DEFAULT):
     """One decoding step of `layers.Block` for x (B, 1, C) at positions pos (B,), writing the

@@ -43,7 +43,7 @@ import torch
 
 from ..config import PATCHING_MODES
 from ..entropy import entropy_of_logits
-from ..layers import KVCache, rope_tables
+from ..layers import CachedAttention, KVCache, rope_tables
 from ..patching import PatchingParams, boundary_rule, split_long, start_mask
 from .options import KernelConfig
 
@@ -136,6 +136,7 @@ class IncrementalBLT:
         self.row_max_length = full(p.max_patch_length or 0, torch.long)
         self.kernels = kernels
         self.dk = _decode_kernels(model) if kernels is not None else None
+        self.attention_kernel = None     # rows(n, kernels=False): torch layers around the kernels' attention
 
     def check_patches_ahead(self, positions: int) -> None:
         """Static and byte patching know every patch ahead: refuse a generation whose positions
@@ -305,9 +306,11 @@ class IncrementalBLT:
     def rows(self, n: int, kernels: bool = True) -> "IncrementalBLT":
         """A view of the first n rows: stepping it steps just them, in these very tensors.
         kernels=False: the view runs its layers through torch (cuBLAS reads each weight once
-        for all rows; the fused kernels are single-row steps)."""
+        for all rows; the fused kernels are single-row steps), but where this stepper has the
+        kernels, their attention, which reads each row's cached keys only up to its position."""
         view = copy.copy(self)
         if not kernels:
+            view.attention_kernel = self.dk.cached_attention if self.dk is not None else None
             view.dk = view.kernels = None
         view.B = n
         for name in ("ent", "enc", "glob", "dec"):
@@ -353,7 +356,9 @@ class IncrementalBLT:
         first layers (the decoder's)."""
         if self.dk is not None:
             return _fused_stack(self.dk, self.kernels, stack, x, pos, crosses)
-        (cos, sin), mask = stack.rope(pos), stack.mask(pos)
+        cos, sin = stack.rope(pos)
+        mask = (CachedAttention(self.attention_kernel, pos, stack.stack.cfg.sliding_window)
+                if self.attention_kernel is not None else stack.mask(pos))
         for i, (layer, cache) in enumerate(zip(stack.stack.layers, stack.caches)):
             if i < len(crosses):
                 cross, k, v = crosses[i]

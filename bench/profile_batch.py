@@ -1,0 +1,104 @@
+"""Where the time of a batched byte step goes: the continuous-batching engine's step shapes (one
+row with the fused kernels; `rows` rows through torch's layers, with their attention as a masked
+SDPA over the whole cache or as the kernels' attention, which reads each row's keys only up to its
+position), each timed as the engine runs it (sample, step graphs, one read-back per step), then
+the top CUDA kernels of each.
+
+    python3 bench/profile_batch.py --preset blt-1b --rows 8 --steps 64 --out bench/results/profile_batch_h200.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from profile_generate import _kernel_rows  # noqa: E402
+from blt_core import BLT, preset  # noqa: E402
+from blt_core.generation import DecodeOptions, IncrementalBLT, KernelConfig  # noqa: E402
+from blt_core.generation.schedules import StepGraphs  # noqa: E402
+
+OPTIONS = DecodeOptions(cuda_graphs=True, compile=True, kernels=True)
+
+
+def batch(model, rows: int, prompt: int):
+    """A stepper of `rows` rows over the whole byte context, each row a random prompt prefilled
+    alone and loaded in, as the engine does."""
+    inc = IncrementalBLT(model, rows, model.config.byte_context, kernels=KernelConfig())
+    gen = torch.Generator().manual_seed(0)
+    for r in range(rows):
+        ids = torch.randint(4, 260, (1, prompt + 13 * r), generator=gen).cuda()
+        solo = IncrementalBLT(model, 1, ids.shape[1] + 8)
+        solo.prefill(ids, torch.tensor([ids.shape[1]], device="cuda"))
+        inc.load_row(r, solo, 0)
+    return inc
+
+
+@torch.no_grad()
+def run_shape(inc, name, view, steps):
+    """`steps` engine-like steps of view (greedy), after warm-up: ms per step, bytes/s over its
+    rows, global steps per byte, and the kernels of the timed steps."""
+    graphs = StepGraphs(view, OPTIONS)
+    nxt = torch.zeros(view.B, dtype=torch.long, device="cuda")
+
+    def one():
+        nxt.copy_(view.logits.argmax(-1))
+        out = graphs.step(nxt)
+        return torch.stack([nxt.float(), out.entropy, out.global_step.float()]).tolist()
+
+    t0 = time.perf_counter()
+    for _ in range(8):                               # compile and capture every part
+        one()
+    warm = time.perf_counter() - t0
+    torch.cuda.synchronize()
+    t0, globals_ = time.perf_counter(), 0
+    for _ in range(steps):
+        globals_ += sum(one()[2])
+    ms = 1000 * (time.perf_counter() - t0) / steps
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            one()
+        torch.cuda.synchronize()
+    per_stream, top = _kernel_rows(prof, steps)
+    row = {"shape": name, "rows": view.B, "ms_per_step": round(ms, 3),
+           "bytes_per_s": round(1000 * view.B / ms, 1), "global_steps_per_byte": round(globals_ / steps / view.B, 3),
+           "warmup_s": round(warm, 1), "mean_position": round(float(view.pos.float().mean()), 1),
+           "streams": per_stream, "top_us_per_step": top[:12]}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="blt-1b")
+    ap.add_argument("--rows", type=int, default=8)
+    ap.add_argument("--prompt", type=int, default=64, help="prompt bytes of row 0 (row r: + 13 r)")
+    ap.add_argument("--steps", type=int, default=64)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    model = BLT(preset(args.preset)).to("cuda", torch.bfloat16).eval()
+    results = []
+    inc = batch(model, args.rows, args.prompt)
+    results.append(run_shape(inc, "1 row, fused kernels", inc.rows(1), args.steps))
+    inc = batch(model, args.rows, args.prompt)
+    results.append(run_shape(inc, f"{args.rows} rows, torch layers + kernel attention",
+                             inc.rows(args.rows, kernels=False), args.steps))
+    inc = batch(model, args.rows, args.prompt)
+    sdpa = inc.rows(args.rows, kernels=False)
+    sdpa.attention_kernel = None
+    results.append(run_shape(inc, f"{args.rows} rows, torch layers + masked SDPA", sdpa, args.steps))
+    doc = {"command": "python3 " + " ".join(sys.argv), "device": torch.cuda.get_device_name(),
+           "torch": torch.__version__, "preset": args.preset, "results": results}
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
