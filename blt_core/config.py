@@ -140,6 +140,15 @@ PRESETS = {
         StackConfig(128, 2, 4, intermediate_size=352, max_seq_len=4096),
         _entropy_stack(128, 4, 4, 352, max_seq_len=4096, window=512),
         hash_vocab=4099, hash_ngram_sizes=(3, 4, 5, 6)),
+    # The shipped default model since the broad corpus (models/blt-studio): a wider, deeper global
+    # model, a third decoder layer and twice the hash rows for many scripts, in bf16 within the
+    # old model's 28 MB; the entropy model stays blt-studio's (it sets /api/patch's CPU latency).
+    "blt-studio-m": lambda: _blt(
+        StackConfig(128, 1, 4, intermediate_size=352, max_seq_len=4096),
+        StackConfig(320, 5, 5, intermediate_size=864, max_seq_len=2048),
+        StackConfig(128, 3, 4, intermediate_size=352, max_seq_len=4096),
+        _entropy_stack(128, 4, 4, 352, max_seq_len=4096, window=512),
+        hash_vocab=8209, hash_ngram_sizes=(3, 4, 5, 6)),
     "blt-small": lambda: _blt(
         StackConfig(256, 1, 4, intermediate_size=704, max_seq_len=4096),
         StackConfig(512, 6, 8, intermediate_size=1408, max_seq_len=2048),
