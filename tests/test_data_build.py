@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blt_core.data.build import MIN_DEDUPE_BYTES, build, is_heldout, order_key
+from blt_core.data.build import MIN_DEDUPE_BYTES, build, is_heldout, order_key, sample_key
 from blt_core.data.cli import main
 from blt_core.data.pack import pack, unpack
 from blt_core.data.packages import MissingPackages, Package, Packages
@@ -99,6 +99,16 @@ def test_rebuild_gives_identical_files(corpus, packages, tmp_path):
 
 def test_sampled_source_stops_at_its_budget_and_keeps_unseen_text(corpus):
     manifest, folder = corpus
+    sample_order = sorted(range(40), key=lambda i: sample_key(f"go/f{i}.go"))
+    train = documents(folder / "train.bin")
+
+    def files(docs):
+        return {int(d[4:].split(b".")[0]) for d in docs if d.startswith(b"// f")}
+    taken = files(train) | files(documents(folder / "heldout.bin"))
+    unseen = files(documents(folder / "heldout_unseen_code_go.bin"))
+    assert taken == set(sample_order[:len(taken)]) and unseen == set(sample_order[len(taken):len(taken) + len(unseen)])
+    positions = [i for i, d in enumerate(train) if d.startswith(b"// f")]
+    assert max(positions) > len(train) / 2            # the sample is spread through train.bin, not at its start
     go = next(s for s in manifest["sources"] if s["name"] == "go")
     one_file = len("// f0.go\npackage p0\n" + "var x0 = 0\n" * 40)
     assert 5_000 <= go["train_bytes"] + go["heldout_bytes"] < 5_000 + 2 * one_file
@@ -183,3 +193,4 @@ def test_cli_pack_and_unpack(random_corpus, tmp_path, capsys):
     parts = json.loads(capsys.readouterr().out)["parts"]
     assert main(["unpack", "--parts", str(tmp_path / "c"), "--out", str(tmp_path / "u"), "--only", "1", "2"]) == 0
     assert (tmp_path / "u" / "train.bin").stat().st_size == parts[0]["bytes"] + parts[1]["bytes"]
+    assert f"parts [1, 2] of {len(parts)}" in capsys.readouterr().out

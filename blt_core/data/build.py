@@ -11,9 +11,10 @@ Rules (each a constant below, all recorded in the manifest):
   first, so no paragraph of them appears in training or in the split held-out text.
 - Split: a document is held out when the first byte of sha256(`<source>/<id>`) is below the
   source's `heldout_byte` (5 of 256: about 2 %), so rebuilds give the same split.
-- Sampled sources (`budget`) take their documents in the order of sha256(`order:<source>/<id>`)
+- Sampled sources (`budget`) take their documents in the order of sha256(`sample:<source>/<id>`)
   until the budget; the next `unseen_budget` bytes become never-seen text.
-- train.bin holds the training documents in that hash order across all sources, so any prefix of
+- train.bin holds the training documents in the order of sha256(`order:<source>/<id>`) across all
+  sources (another hash than the sample's, so a sample is not all at the start), so any prefix of
   it is a shuffled sample of the whole (what `pack` relies on).
 """
 from __future__ import annotations
@@ -42,7 +43,13 @@ def is_heldout(document_id: str, heldout_byte: int = 5) -> bool:
 
 
 def order_key(document_id: str) -> bytes:
+    """Where a training document goes in train.bin."""
     return hashlib.sha256(f"order:{document_id}".encode()).digest()
+
+
+def sample_key(document_id: str) -> bytes:
+    """In which order a sampled source's documents are taken."""
+    return hashlib.sha256(f"sample:{document_id}".encode()).digest()
 
 
 class Deduper:
@@ -77,7 +84,7 @@ def pieces(source: Source, packages: Packages):
                 yield doc_id, doc.label or source.label, part
     if source.budget is None:
         return generate()
-    return iter(sorted(generate(), key=lambda piece: order_key(piece[0])))
+    return iter(sorted(generate(), key=lambda piece: sample_key(piece[0])))
 
 
 def build(sources: list[Source], packages: Packages, out: Path, progress: bool = True) -> dict:
@@ -125,7 +132,8 @@ def build(sources: list[Source], packages: Packages, out: Path, progress: bool =
         records.append({"name": source.name, "what": source.what, "label": source.label, "licence": source.licence,
                         "packages": [{"registry": p.registry, "name": p.name, "version": packages.info(p)["version"]}
                                      for p in source.packages],
-                        "budget": source.budget, "unseen": source.unseen, "left_out": source.left_out, **stats})
+                        "budget": source.budget, "unseen": source.unseen, "heldout_byte": source.heldout_byte,
+                        "dedupe": source.dedupe, "left_out": source.left_out, **stats})
         bar.set_postfix(MB=f"{sum(r['bytes'] for r in records) / 1e6:.0f}")
 
     if out.exists():

@@ -72,5 +72,19 @@ def main(argv=None) -> int:
     except (MissingPackages, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=1) if args.json else json.dumps(result)[:2000], file=sys.stdout)
+    print(json.dumps(result, indent=1) if args.json else "\n".join(describe(args.command, result)))
     return 0
+
+
+def describe(command: str, result: dict) -> list[str]:
+    """The result in a few lines for a person (--json gives all of it)."""
+    if command == "prepare":
+        return [f"{name}: {r['train_bytes']:,} training bytes ({r['train_documents']:,} documents), "
+                f"{r['heldout_bytes']:,} held out, {r['unseen_bytes']:,} never seen, in {r['build_seconds']} s"
+                for name, r in result.items() if name == "broad"]
+    if command == "pack":
+        return [f"{p['file']}: {p['xz_bytes']:,} bytes ({p['bytes']:,} of training text, {p['documents']:,} "
+                f"documents)" for p in result["parts"]] + \
+               [f"{result['heldout']['file']}: {result['heldout']['xz_bytes']:,} bytes (the held-out files)"]
+    return [f"{result['corpus']}: parts {result['parts']} of {result['of_parts']}, {result['train_bytes']:,} training "
+            f"bytes ({result['train_share']:.0%} of the split)"]
