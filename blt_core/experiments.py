@@ -100,7 +100,8 @@ def languages(model_dir: str, corpora: str, seq_len: int, max_bytes: int, device
         if f.stat().st_size <= seq_len:
             continue
         ev = bits_per_byte(model, ByteCorpus(f, seq_len), device, max_bytes)
-        rows.append({"language": lang, "script": SCRIPTS.get(lang, "?"), "corpus": f.parent.name,
+        script = SCRIPTS.get(lang.removeprefix("unseen_"), "?")        # heldout_unseen_<label>: never-seen text
+        rows.append({"language": lang, "script": script, "corpus": f.parent.name,
                      "bpb": ev["bpb"], "mean_patch_bytes": ev["mean_patch_bytes"], "bytes": ev["bytes"],
                      "model": model_dir})
     return rows

@@ -8,7 +8,9 @@ import torch
 
 from blt_core import BLT, preset
 from blt_core.checkpoint import load_byte_lm
-from blt_core.data import SEPARATOR, ByteCorpus, is_heldout, strip_roff
+from blt_core.data import SEPARATOR, ByteCorpus
+from blt_core.data.small import is_heldout
+from blt_core.data.text import strip_roff
 from blt_core.eval import bits_per_byte
 from blt_core.flops import blt_flops_per_byte, byte_lm_flops_per_byte
 from blt_core.tokenizer import BOS_ID, EOS_ID
@@ -128,18 +130,19 @@ def test_scaling_runs_every_variant(entropy_run, tmp_path):
 
 def test_prepare_writes_splits_and_per_language_heldout(tmp_path, monkeypatch):
     from blt_core import data
+    from blt_core.data import small
     docs = [(f"/usr/share/man/{lang}/man1/page{i}.1.gz", "manpages-l10n", f"{lang} text {i}")
             for lang in ("de", "ru") for i in range(400)]
-    monkeypatch.setattr(data, "CORPORA", {"multilingual": lambda: iter(docs)})
-    manifest = data.prepare(tmp_path)["multilingual"]
+    monkeypatch.setattr(small, "CORPORA", {"multilingual": lambda: iter(docs)})
+    manifest = small.prepare(tmp_path)["multilingual"]
     folder = tmp_path / "multilingual"
-    held = [p for p, _, _ in docs if data.is_heldout(p)]
+    held = [p for p, _, _ in docs if small.is_heldout(p)]
     assert 0 < len(held) < 40 and manifest["documents"] == 800
     assert (folder / "heldout.bin").read_bytes().count(bytes([data.SEPARATOR])) == len(held)
     for lang in ("de", "ru"):
         expected = sum(1 for p in held if f"/{lang}/" in p)
         assert (folder / f"heldout_{lang}.bin").read_bytes().count(bytes([data.SEPARATOR])) == expected
-    assert data.language_of("code", "/x.py") == "python" and data.SCRIPTS["ru"] == "Cyrillic"
+    assert small.language_of("code", "/x.py") == "python" and data.SCRIPTS["ru"] == "Cyrillic"
 
 
 def test_pooling_ablation_equalises_flops(entropy_run, tmp_path):

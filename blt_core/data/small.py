@@ -1,6 +1,6 @@
-"""Training corpora from public text that installs offline, and byte windows for training.
+"""The project's first three corpora, read from installed Debian packages (the shipped model's data).
 
-    python -m blt_core.data prepare --out data/corpora        # needs the Debian packages below
+    python -m blt_core.data prepare --corpora english code multilingual --out data/corpora
 
 Three corpora, each a folder with `train.bin` and `heldout.bin`: the documents' UTF-8 bytes, each
 followed by the byte 0xFF (never valid in UTF-8), which reads back as EOS. A document goes to the
@@ -18,28 +18,22 @@ its package, licence and size; `data/SOURCES.md` is its human summary.
                   followed by its translation
 
 Debian packages: python3.11-doc manpages-de manpages-fr manpages-es manpages-ru manpages-ja
-manpages-zh iso-codes (`apt-get install ...`). English prose is limited to the ~11 MB of the
-Python documentation: no larger English prose collection installs offline here as plain text
-(the Bible packages hold it in program-specific compressed formats).
+manpages-zh iso-codes (`apt-get install ...`). English here is only the ~11 MB of the Python
+documentation; the broad corpus (`prepare` without `--corpora`) is the larger, general one.
 """
 from __future__ import annotations
 
-import argparse
 import gettext
 import gzip
 import hashlib
 import json
-import re
 import sys
 import sysconfig
 from pathlib import Path
 
-import numpy as np
-import torch
+from .text import strip_roff
+from .windows import SEPARATOR
 
-from .tokenizer import BOS_ID, EOS_ID, OFFSET
-
-SEPARATOR = 0xFF
 HELDOUT_BYTE = 5        # sha256(path)[0] < 5 -> held out (5/256 ~ 2 %)
 ISO_HELDOUT_BYTE = 26   # iso-codes chunks: 26/256 ~ 10 %, so each language has some held-out text
 MAN_LANGUAGES = {"de": "German", "fr": "French", "es": "Spanish", "ru": "Russian", "ja": "Japanese",
@@ -67,18 +61,6 @@ def code_documents():
         if "site-packages" in f.parts or "test" in f.parts[len(root.parts):len(root.parts) + 1]:
             continue
         yield str(f), "python-stdlib", f.read_text(errors="replace")
-
-
-_ROFF = [(re.compile(r"^\.\\\".*$", re.M), ""), (re.compile(r"^\.(SH|SS)\s+", re.M), "\n"),
-         (re.compile(r"^\.[A-Za-z]+\s?", re.M), ""), (re.compile(r"\\f[BIRP]|\\\(.{2}|\\[&-]|\\e"), ""),
-         (re.compile(r"\n{3,}"), "\n\n")]
-
-
-def strip_roff(text: str) -> str:
-    """Man page source -> readable text (macros and font escapes removed)."""
-    for pattern, repl in _ROFF:
-        text = pattern.sub(repl, text)
-    return text.strip()
 
 
 def multilingual_documents():
@@ -123,10 +105,12 @@ def is_heldout(path: str, source: str = "") -> bool:
     return hashlib.sha256(path.encode()).digest()[0] < (ISO_HELDOUT_BYTE if source == "iso-codes" else HELDOUT_BYTE)
 
 
-def prepare(out: Path, max_bytes: int | None = None) -> dict:
-    """Write every corpus under `out`; returns the manifest."""
+def prepare(out: Path, max_bytes: int | None = None, names=None) -> dict:
+    """Write every corpus (or those in `names`) under `out`; returns the manifest."""
     manifest = {}
     for name, documents in CORPORA.items():
+        if names is not None and name not in names:
+            continue
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         stats = {"train": 0, "heldout": 0, "documents": 0, "sources": {}, "heldout_by_language": {}}
@@ -151,7 +135,7 @@ def prepare(out: Path, max_bytes: int | None = None) -> dict:
             stats["heldout_by_language"][lang] = len(data)
         if stats["documents"] == 0:
             raise SystemExit(f"corpus {name!r}: no documents found; install the Debian packages named in "
-                             f"blt_core/data.py (apt-get install python3.11-doc manpages-de ...)")
+                             f"blt_core/data/small.py (apt-get install python3.11-doc manpages-de ...)")
         manifest[name] = stats
         print(f"{name}: {stats['documents']} documents, {stats['train']:,} train bytes, "
               f"{stats['heldout']:,} held-out bytes", file=sys.stderr)
@@ -159,51 +143,38 @@ def prepare(out: Path, max_bytes: int | None = None) -> dict:
     return manifest
 
 
-# ------------------------------------------------------------------------------- training data
-class ByteCorpus:
-    """Random windows of a .bin split: each row is BOS + seq_len bytes (0xFF read as EOS), as ids."""
+# The section of data/SOURCES.md about these corpora (measured on the build of 2026-11-23).
+SOURCES_MD = """\
+## The first three corpora (english, code, multilingual)
 
-    def __init__(self, path, seq_len: int, seed: int = 0):
-        self.data = np.memmap(path, dtype=np.uint8, mode="r")
-        if len(self.data) <= seq_len:
-            raise ValueError(f"{path} holds {len(self.data)} bytes, fewer than seq_len + 1 = {seq_len + 1}")
-        self.seq_len = seq_len
-        self.rng = np.random.default_rng(seed)
+The shipped model's data, read from installed Debian packages (`blt_core/data/small.py`).
+Rebuild with `python -m blt_core.data prepare --corpora english code multilingual --out data/corpora` after
+`apt-get install python3.11-doc manpages-de manpages-fr manpages-es manpages-ru manpages-ja manpages-zh iso-codes`
+(Debian 12). Each corpus folder holds `train.bin` and `heldout.bin` (documents' UTF-8 bytes, each
+followed by 0xFF); a document is held out when the first byte of the SHA-256 of its source path
+is below 5 (about 2 %; below 26, about 10 %, for the short iso-codes chunks of 10 names), so the
+split never changes between rebuilds. Held-out documents are also written per language
+(`heldout_<lang>.bin`) for the per-language evaluation. Sizes below are from the
+build of 2026-11-23 (`data/corpora/manifest.json` is written by every build).
 
-    def __len__(self) -> int:
-        return len(self.data)
+| corpus | source (package, version) | licence | text bytes | train / held-out bytes (documents) |
+|---|---|---|---|---|
+| english | Python 3.11 documentation sources, `/usr/share/doc/python3.11/html/_sources/**/*.rst.txt` (python3.11-doc 3.11.2-6+deb12u9) | PSF License 2.0 | 11.0 MB | 10,918,395 / 130,377 (497) |
+| code | CPython 3.11.7 standard library `*.py` (ships with Python; tests excluded) | PSF License 2.0 | 14.4 MB | 14,128,882 / 273,528 (963) |
+| multilingual | manual pages in German, French, Spanish, Russian, Japanese, Chinese (manpages-de/-fr/-es/-ru 4.18.1-1, manpages-ja 0.5.0.0.20221215, manpages-zh 1.6.4.0-1), roff markup stripped | GPL-3+ translations of pages under their own free licences | 44.3 MB | 45,907,597 / 1,184,987 (12,058 documents, with the next row) |
+| multilingual | iso-codes 4.15.0-1 translations of country, language, currency and script names into Arabic, Hindi, Greek, Hebrew, Korean, Thai, Bengali, Tamil, Ukrainian, Persian (parallel: English name, then translation) | LGPL-2.1+ | 2.8 MB | (see above) |
 
-    def to_ids(self, chunk: np.ndarray) -> torch.Tensor:
-        ids = torch.from_numpy(chunk.astype(np.int64)) + OFFSET
-        ids[torch.from_numpy(chunk == SEPARATOR)] = EOS_ID
-        return ids
+Scripts in the multilingual corpus: Latin, Cyrillic, Han, Kana, Arabic, Devanagari, Greek, Hebrew,
+Hangul, Thai, Bengali, Tamil.
 
-    def batch(self, batch_size: int) -> torch.Tensor:
-        """(batch_size, seq_len + 1) ids: BOS then seq_len bytes from a random offset."""
-        starts = self.rng.integers(0, len(self.data) - self.seq_len, batch_size)
-        rows = [self.to_ids(np.asarray(self.data[s:s + self.seq_len])) for s in starts]
-        bos = torch.full((batch_size, 1), BOS_ID, dtype=torch.long)
-        return torch.cat([bos, torch.stack(rows)], dim=1)
+What limits it: English prose is only the ~11 MB of the Python documentation (technical prose).
+The public-domain Bible packages (bible-kjv-text, sword-text-web) store their text in
+program-specific compressed formats that need extra tools to extract, and no larger plain-text
+English collection installs from the reachable registries. The man pages are the only sizeable
+running text in other languages; the iso-codes part is short names, not sentences.
 
-    def sequential(self, max_bytes: int | None = None):
-        """Consecutive non-overlapping windows covering the split (evaluation), each (1, seq_len+1)."""
-        end = len(self.data) if max_bytes is None else min(len(self.data), max_bytes)
-        for s in range(0, end - 1, self.seq_len):
-            chunk = np.asarray(self.data[s:min(s + self.seq_len, end)])
-            yield torch.cat([torch.tensor([BOS_ID]), self.to_ids(chunk)])[None]
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m blt_core.data", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="build the corpora")
-    p.add_argument("--out", default="data/corpora")
-    p.add_argument("--max-bytes", type=int, help="stop each corpus after this many bytes")
-    args = ap.parse_args(argv)
-    prepare(Path(args.out), args.max_bytes)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+Held-out bytes per language (build of 2026-11-23): en 130,377; python 273,528; de 367,289;
+ru 181,728; uk 112,307; fr 109,550; ja 104,943; zh_CN 101,436; ta 66,494; th 32,484; es 31,840;
+bn 20,914; el 16,028; ko 9,414; fa 8,289; he 8,193; hi 7,553; ar 6,525. The iso-codes languages
+(ar, hi, fa, he, ko, el, bn, th, ta) have only a few kB each: their per-language figures are noisy.
+"""
