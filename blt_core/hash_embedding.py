@@ -56,7 +56,12 @@ class HashNgramEmbedding(nn.Module):
         return rows
 
     def add_to(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """x (B, T, C) byte embeddings + every table's embedding, added one table at a time."""
-        for rows in self.table_rows(ids):
-            x = x + nn.functional.embedding(rows, self.weight)
+        """x (B, T, C) byte embeddings + every table's embedding, added one table at a time.
+        The rows of all tables are looked up together: one lookup's backward writes one dense
+        gradient of the fused table, where a lookup per table wrote (and autograd summed) one
+        each (blt-base: 6 x 1.2 GB per backward; the sums are the same, bit for bit)."""
+        rows = torch.stack(self.table_rows(ids), dim=-1)                     # (B, T, tables)
+        embedded = nn.functional.embedding(rows, self.weight)                # (B, T, tables, C)
+        for k in range(embedded.shape[2]):
+            x = x + embedded[:, :, k]
         return x
