@@ -22,12 +22,16 @@ _POWERS: dict = {}
 
 def _powers(prime: int, n: int, device) -> torch.Tensor:
     """prime**i for i < n as wrapped signed int64, made once per device (no host copy in the hot
-    path, which CUDA graph capture forbids)."""
+    path, which CUDA graph capture forbids). Under torch.compile a constant of the graph instead:
+    a guard on the cache would recompile the graph once the first call has filled it."""
+    def make():
+        vals = [pow(prime, i, 1 << 64) for i in range(n)]
+        return torch.tensor([v - (1 << 64) if v >= 1 << 63 else v for v in vals], dtype=torch.int64, device=device)
+    if torch.compiler.is_compiling():
+        return make()
     key = (prime, n, str(device))
     if key not in _POWERS:
-        vals = [pow(prime, i, 1 << 64) for i in range(n)]
-        _POWERS[key] = torch.tensor([v - (1 << 64) if v >= 1 << 63 else v for v in vals], dtype=torch.int64,
-                                    device=device)
+        _POWERS[key] = make()
     return _POWERS[key]
 
 
