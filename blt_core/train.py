@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.profiler import record_function
 from tqdm import tqdm
 
 from .batches import RankBatches
@@ -182,7 +183,8 @@ class Trainer:
     def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step over the next global batch. Returns this rank's mean loss (nats)
         and the number of patches its rows were cut into (BLT; else 0), as device scalars: no
-        host sync here."""
+        host sync here, except for the patch count a compiled BLT rounds up. Its phases are
+        named for torch.profiler (patching, forward_backward, optimizer)."""
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.step_count, self.tc)
         ids = next(self.batches)                                         # (B / world, T+1)
@@ -192,20 +194,21 @@ class Trainer:
         for i, part in enumerate(parts):
             starts, n_patches = None, None
             if self.is_blt:
-                with torch.no_grad(), self.autocast:
+                with record_function("patching"), torch.no_grad(), self.autocast:
                     starts = self.start_mask(part[:, :-1])               # (b, T+1)
                 patches += starts[:, :-1].sum()
                 if self.compiled:
                     n_patches = -(-int(starts.sum(1).max()) // self.tc.patch_bucket) * self.tc.patch_bucket
             weight = part.shape[0] / ids.shape[0]
-            with self.dist.grad_sync(self.loss, enabled=i == len(parts) - 1):
+            with record_function("forward_backward"), self.dist.grad_sync(self.loss, enabled=i == len(parts) - 1):
                 with self.autocast:
                     loss = self.loss_fn(part, starts, n_patches)
                 (loss * weight).backward()
             loss_sum += loss.detach() * weight
-        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
+        with record_function("optimizer"):
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
         self.step_count += 1
         return loss_sum, patches
 
