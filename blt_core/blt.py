@@ -87,12 +87,13 @@ class LocalDecoder(Stack):
         B, T, C = h.shape
         P = patches.shape[1]
         kv = self.patch_embedding_projection(patches).reshape(B, P * self.k, C)   # (B, P*k, C)
-        cross_mask = group_mask(dec_ids, _slot_patch_ids(P, self.k, B, h.device), h.dtype)
+        slots = dec_ids[..., None] * self.k + torch.arange(self.k, device=h.device)  # (B, T, k): patch dec(t)'s
         cos, sin = self.rope(T, h.device, h.dtype)
         mask = causal_mask(T, T, self.cfg.sliding_window, h.device)
         for i, layer in enumerate(self.layers):
             if i < len(self.cross_attn_layers):
-                h = h + self.cross_attn_layers[i](h, kv, cross_mask)
+                cross = self.cross_attn_layers[i]
+                h = h + cross.attend_selected(h, *cross.kv(kv), slots)
             h = layer(h, cos, sin, mask, None if caches is None else caches[i])
         return self.norm(h)
 
