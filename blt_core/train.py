@@ -182,27 +182,30 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step over the next global batch. Returns this rank's mean loss (nats)
-        and the number of patches its rows were cut into (BLT; else 0), as device scalars: no
-        host sync here, except for the patch count a compiled BLT rounds up. Its phases are
-        named for torch.profiler (patching, forward_backward, optimizer)."""
+        and the number of patches its rows were cut into (BLT; else 0), as device scalars. The
+        only host sync is the patch counts a compiled BLT rounds up, read once per step for all
+        micro-batches, so their forwards and backwards queue back to back. Phases are named for
+        torch.profiler (patching, forward_backward, optimizer)."""
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.step_count, self.tc)
         ids = next(self.batches)                                         # (B / world, T+1)
         parts = ids.split(self.micro_batch)
-        loss_sum = torch.zeros((), device=self.device)
+        starts, n_patches = [None] * len(parts), [None] * len(parts)
         patches = torch.zeros((), dtype=torch.long, device=self.device)
+        if self.is_blt:
+            with record_function("patching"), torch.no_grad(), self.autocast:
+                mask = self.start_mask(ids[:, :-1])                      # (B / world, T+1)
+            patches = mask[:, :-1].sum()
+            starts = mask.split(self.micro_batch)
+            if self.compiled:
+                bucket = self.tc.patch_bucket
+                n_patches = [-(-n // bucket) * bucket for n in torch.stack([s.sum(1).max() for s in starts]).tolist()]
+        loss_sum = torch.zeros((), device=self.device)
         for i, part in enumerate(parts):
-            starts, n_patches = None, None
-            if self.is_blt:
-                with record_function("patching"), torch.no_grad(), self.autocast:
-                    starts = self.start_mask(part[:, :-1])               # (b, T+1)
-                patches += starts[:, :-1].sum()
-                if self.compiled:
-                    n_patches = -(-int(starts.sum(1).max()) // self.tc.patch_bucket) * self.tc.patch_bucket
             weight = part.shape[0] / ids.shape[0]
             with record_function("forward_backward"), self.dist.grad_sync(self.loss, enabled=i == len(parts) - 1):
                 with self.autocast:
-                    loss = self.loss_fn(part, starts, n_patches)
+                    loss = self.loss_fn(part, starts[i], n_patches[i])
                 (loss * weight).backward()
             loss_sum += loss.detach() * weight
         with record_function("optimizer"):
