@@ -87,12 +87,13 @@ class LocalDecoder(Stack):
         B, T, C = h.shape
         P = patches.shape[1]
         kv = self.patch_embedding_projection(patches).reshape(B, P * self.k, C)   # (B, P*k, C)
-        cross_mask = group_mask(dec_ids, _slot_patch_ids(P, self.k, B, h.device), h.dtype)
+        slots = dec_ids[..., None] * self.k + torch.arange(self.k, device=h.device)  # (B, T, k): patch dec(t)'s
         cos, sin = self.rope(T, h.device, h.dtype)
         mask = causal_mask(T, T, self.cfg.sliding_window, h.device)
         for i, layer in enumerate(self.layers):
             if i < len(self.cross_attn_layers):
-                h = h + self.cross_attn_layers[i](h, kv, cross_mask)
+                cross = self.cross_attn_layers[i]
+                h = h + cross.attend_selected(h, *cross.kv(kv), slots)
             h = layer(h, cos, sin, mask, None if caches is None else caches[i])
         return self.norm(h)
 
@@ -123,15 +124,19 @@ class BLT(nn.Module):
             starts = self.start_mask(input_ids)
         return self.logits(input_ids, starts)
 
-    def logits(self, ids: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-        """ids (B, T), start mask (B, T+1) -> logits (B, T, vocab) float32."""
+    def logits(self, ids: torch.Tensor, starts: torch.Tensor, n_patches: int | None = None) -> torch.Tensor:
+        """ids (B, T), start mask (B, T+1) -> logits (B, T, vocab) float32. n_patches: the length
+        of the patch axis, at least the most patches of any row (the default); a longer axis only
+        adds empty patches after every real one, which no logit can see (the global model is
+        causal, no byte reads them), so a trainer can round it up to keep compiled shapes few."""
         T = ids.shape[1]
         if T == 0:
             raise ValueError("input_ids is empty: need at least one position")
         count = starts.long().cumsum(1)                                  # (B, T+1)
         patch_ids = count[:, :T] - 1                                     # (B, T)
         dec_ids = count[:, 1:] - 2                                       # (B, T)
-        n_patches = int(count[:, T].max())
+        if n_patches is None:
+            n_patches = int(count[:, T].max())
         x = self.hash_embeddings.add_to(self.local_encoder.embed_tokens(ids), ids)   # (B, T, Ce)
         h, patches = self.local_encoder(x, patch_ids, n_patches)         # (B, T, Ce), (B, P, k*Ce)
         g = self.global_transformer(patches)                             # (B, P, Cg)

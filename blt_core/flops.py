@@ -5,9 +5,13 @@ A transformer stack costs, per token it processes, 2 FLOPs per non-embedding wei
 add) plus attention: 2 * n_layers * context * dim for the query-key and value products over a
 causal context of `context` tokens (half the window on average is counted as the full window, as
 Chinchilla does). Training costs 3x the forward (backward = 2x forward); a frozen entropy model
-only runs forward.
+only runs forward. Model FLOPs utilisation (MFU) is these FLOPs per second over the devices' bf16
+peak (`peak_tflops`): work the accounting does not count (padding, masked attention) is not
+credited.
 """
 from __future__ import annotations
+
+import torch
 
 from .config import BLTConfig, StackConfig
 
@@ -46,11 +50,31 @@ def blt_flops_per_byte(cfg: BLTConfig, mean_patch_bytes: float, context_bytes: i
     return parts
 
 
-def blt_training_flops(cfg: BLTConfig, n_bytes: float, mean_patch_bytes: float, context_bytes: int) -> float:
-    """Training FLOPs: 3x forward for the trained parts, 1x for the frozen entropy model."""
-    p = blt_flops_per_byte(cfg, mean_patch_bytes, context_bytes)
+def blt_training_flops(cfg: BLTConfig, n_bytes: float, mean_patch_bytes: float, context_bytes: int,
+                       include_entropy_model: bool = True) -> float:
+    """Training FLOPs: 3x forward for the trained parts, 1x for the frozen entropy model
+    (include_entropy_model=False: patching that does not run it, e.g. static or space)."""
+    p = blt_flops_per_byte(cfg, mean_patch_bytes, context_bytes, include_entropy_model)
     return n_bytes * (3 * (p["total"] - p["entropy_model"]) + p["entropy_model"])
 
 
 def byte_lm_training_flops(cfg: StackConfig, n_bytes: float, context: int) -> float:
     return 3 * n_bytes * byte_lm_flops_per_byte(cfg, context)
+
+
+# Dense bf16 tensor-core peaks (no sparsity), TFLOP/s per GPU, by a substring of the device name;
+# the first match wins, so the more specific names come first.
+PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0),
+                    ("A100", 312.0))
+
+
+def peak_tflops(device, override: float | None = None) -> float | None:
+    """bf16 peak TFLOP/s of one device, for MFU: the override if given, else from the name of a
+    CUDA device in PEAK_BF16_TFLOPS; None (MFU not reported) for the CPU or an unknown GPU."""
+    if override is not None:
+        return override
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_BF16_TFLOPS if key in name), None)

@@ -22,12 +22,16 @@ _POWERS: dict = {}
 
 def _powers(prime: int, n: int, device) -> torch.Tensor:
     """prime**i for i < n as wrapped signed int64, made once per device (no host copy in the hot
-    path, which CUDA graph capture forbids)."""
+    path, which CUDA graph capture forbids). Under torch.compile a constant of the graph instead:
+    a guard on the cache would recompile the graph once the first call has filled it."""
+    def make():
+        vals = [pow(prime, i, 1 << 64) for i in range(n)]
+        return torch.tensor([v - (1 << 64) if v >= 1 << 63 else v for v in vals], dtype=torch.int64, device=device)
+    if torch.compiler.is_compiling():
+        return make()
     key = (prime, n, str(device))
     if key not in _POWERS:
-        vals = [pow(prime, i, 1 << 64) for i in range(n)]
-        _POWERS[key] = torch.tensor([v - (1 << 64) if v >= 1 << 63 else v for v in vals], dtype=torch.int64,
-                                    device=device)
+        _POWERS[key] = make()
     return _POWERS[key]
 
 
@@ -56,7 +60,12 @@ class HashNgramEmbedding(nn.Module):
         return rows
 
     def add_to(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """x (B, T, C) byte embeddings + every table's embedding, added one table at a time."""
-        for rows in self.table_rows(ids):
-            x = x + nn.functional.embedding(rows, self.weight)
+        """x (B, T, C) byte embeddings + every table's embedding, added one table at a time.
+        The rows of all tables are looked up together: one lookup's backward writes one dense
+        gradient of the fused table, where a lookup per table wrote (and autograd summed) one
+        each (blt-base: 6 x 1.2 GB per backward; the sums are the same, bit for bit)."""
+        rows = torch.stack(self.table_rows(ids), dim=-1)                     # (B, T, tables)
+        embedded = nn.functional.embedding(rows, self.weight)                # (B, T, tables, C)
+        for k in range(embedded.shape[2]):
+            x = x + embedded[:, :, k]
         return x

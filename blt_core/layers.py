@@ -286,6 +286,23 @@ class CrossAttention(nn.Module):
         """x (B, Tq, C) queries, kv (B, Tk, C), mask (B, 1, Tq, Tk) additive."""
         return self.attend(x, *self.kv(kv), mask)
 
+    def attend_selected(self, x, k, v, keys):
+        """x (B, Tq, C) queries, each attending only to its own n keys: keys (B, Tq, n) indexes
+        k, v (B, Hkv, Tk, D). The same as `attend` under a mask that admits exactly those keys
+        (the masked ones get weight exactly 0 there), without the (Tq, Tk) scores and mask: the
+        local decoder's bytes each see the k slots of one patch out of thousands."""
+        B, Tq, n = keys.shape
+        H, D = self.n_heads, self.head_dim
+        q = self.q_proj(self.q_norm(x)).view(B, Tq, H, D).transpose(1, 2)              # (B, H, Tq, D)
+        index = keys.reshape(B, 1, Tq * n, 1).expand(-1, k.shape[1], -1, D)
+        k = k.gather(2, index).view(B, -1, Tq, n, D)                                  # (B, Hkv, Tq, n, D)
+        v = v.gather(2, index).view(B, -1, Tq, n, D)
+        if k.shape[1] != H:
+            k, v = k.repeat_interleave(H // k.shape[1], dim=1), v.repeat_interleave(H // v.shape[1], dim=1)
+        scores = (q[:, :, :, None] * k).sum(-1, dtype=torch.float32) * D ** -0.5      # (B, H, Tq, n)
+        y = (scores.softmax(-1)[..., None] * v).sum(3).to(q.dtype)                    # (B, H, Tq, D)
+        return x + self.o_proj(y.transpose(1, 2).reshape(B, Tq, -1))
+
 
 def group_mask(query_groups: torch.Tensor, key_groups: torch.Tensor, dtype) -> torch.Tensor:
     """Additive mask (B, 1, Tq, Tk): 0 where query and key belong to the same group, else the

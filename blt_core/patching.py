@@ -28,6 +28,7 @@ carries the four options together; `resolve` fills the unset ones from a model's
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -83,7 +84,7 @@ def _check(mode, threshold, patch_size, max_patch_length):
         raise ValueError(f"patching mode must be one of {PATCHING_MODES}, found {mode!r}")
     if mode.startswith("entropy") and threshold is None:
         raise ValueError(f"mode {mode!r} needs a threshold (nats)")
-    if threshold is not None and not torch.isfinite(torch.tensor(float(threshold))):
+    if threshold is not None and not math.isfinite(float(threshold)):
         raise ValueError(f"threshold must be a finite number, found {threshold!r}")
     if mode == "static" and (patch_size is None or int(patch_size) < 1):
         raise ValueError(f"static patching needs patch_size >= 1, found {patch_size!r}")

@@ -1,16 +1,23 @@
 """Training: the entropy model, the BLT (patched by a frozen entropy model in real time), and a
-byte-level transformer baseline of the global model's shape.
+byte-level transformer baseline of the global model's shape, on one process or data-parallel.
 
     python -m blt_core.train entropy --preset blt-tiny --data data/corpora/english --steps 2000 --out runs/entropy
     python -m blt_core.train blt --preset blt-tiny --entropy-model runs/entropy --target-patch-bytes 4 \
         --data data/corpora/english --steps 2000 --out runs/blt
     python -m blt_core.train bytes --preset blt-tiny --data data/corpora/english --steps 2000 --out runs/bytes
+    torchrun --nproc_per_node=2 -m blt_core.train blt ...      # the same run on 2 GPUs (DDP)
 
 Each run folder gets the model (HF format: BltForCausalLM for `blt`, BltPatcher for the others),
-`trainer_state.pt` (optimizer, step, random state: `--resume` continues from it), `log.jsonl`
-(one line per log interval and evaluation) and `run.json` (the configuration and command).
-AdamW with warmup and cosine decay, gradient clipping 1.0, bf16 autocast and optional
-torch.compile on CUDA, a tqdm bar with loss, bytes/s and ETA.
+`trainer_state.pt` (optimizer, step, data generator and random state: `--resume` continues from
+it, on any number of processes), `log.jsonl` (one line per log interval, with bytes/s, TFLOP/s
+and MFU, and one per evaluation) and `run.json` (the configuration and command); only rank 0
+writes them. AdamW (fused on CUDA) with warmup and cosine decay, gradient clipping 1.0, bf16
+autocast, TF32 and optional torch.compile on CUDA, a tqdm bar with loss, bytes/s, MFU and ETA.
+
+`--batch-size` is the global batch in rows of `--seq-len` bytes: every process takes its share of
+the same batch (blt_core/batches.py), in micro-batches of `--micro-batch` rows whose gradients
+add up before the step, so the run takes the same steps on the same bytes at any world size and
+micro-batch size, and the logged loss is the mean over the whole batch.
 """
 from __future__ import annotations
 
@@ -25,16 +32,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from torch.profiler import record_function
 from tqdm import tqdm
 
+from .batches import RankBatches
 from .blt import BLT
 from .checkpoint import load_byte_lm, save_byte_lm
 from .config import preset
 from .data import ByteCorpus
+from .distributed import Distributed
 from .entropy import EntropyModel
 from .eval import bits_per_byte, solve_threshold
-from .flops import blt_training_flops, byte_lm_training_flops
+from .flops import blt_training_flops, byte_lm_training_flops, peak_tflops
 
 
 @dataclass
@@ -44,7 +55,8 @@ class TrainConfig:
     data: str = "data/corpora/english"
     out: str = "runs/run"
     steps: int = 1000
-    batch_size: int = 16
+    batch_size: int = 16                   # global: rows per step over all processes
+    micro_batch: int | None = None         # rows per forward/backward on a process (None: its whole share)
     seq_len: int = 512
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
@@ -56,6 +68,8 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     compile: bool = False
+    patch_bucket: int = 64                 # blt, compiled: patch axis rounded up to a multiple (few shapes)
+    peak_tflops: float | None = None       # bf16 peak of one device for MFU (None: from the GPU's name)
     entropy_model: str | None = None       # blt: checkpoint of the trained entropy model
     patching_mode: str = "entropy"         # blt
     threshold: float | None = None         # blt: entropy threshold (nats)
@@ -87,10 +101,19 @@ def build_model(tc: TrainConfig, device):
     return model
 
 
-def loss_of(model, ids: torch.Tensor) -> torch.Tensor:
-    """Mean next-byte cross-entropy (nats) of ids (B, T+1): predict ids[:, 1:] from ids[:, :-1]."""
-    logits = model(ids[:, :-1])
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+class NextByteLoss(nn.Module):
+    """Mean next-byte cross-entropy (nats) of ids (B, T+1): predict ids[:, 1:] from ids[:, :-1].
+    A BLT reads its patches from the start mask `starts` (B, T+1), computed beforehand without
+    gradients. This is the module DDP wraps and torch.compile compiles: all that backward runs."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids, starts=None, n_patches=None):
+        x = ids[:, :-1]
+        logits = self.model.logits(x, starts, n_patches) if starts is not None else self.model(x)
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
 
 
 def lr_at(step: int, tc: TrainConfig) -> float:
@@ -107,86 +130,198 @@ def save(model, tc: TrainConfig, out: Path):
         save_byte_lm(model, out)
 
 
+class Trainer:
+    """One process's part of a run: the model, its optimizer and its batches. `step()` is one
+    optimizer step over the next global batch; `state()` what `--resume` needs (the same on every
+    rank, so rank 0 saves it and any world size loads it)."""
+
+    def __init__(self, tc: TrainConfig, dist: Distributed, resume: bool = False):
+        self.tc, self.dist = tc, dist
+        device = self.device = dist.device
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        torch.manual_seed(tc.seed)
+        random.seed(tc.seed)
+        np.random.seed(tc.seed)
+        self.model = model = build_model(tc, device).to(device)
+        self.is_blt = isinstance(model, BLT)
+        self.heldout = ByteCorpus(Path(tc.data) / "heldout.bin", tc.seq_len)
+        if self.is_blt and model.config.patching_mode.startswith("entropy"):
+            threshold = tc.threshold
+            if threshold is None:
+                if tc.target_patch_bytes is None:
+                    raise ValueError("a BLT with entropy patching needs --threshold or --target-patch-bytes")
+                threshold = dist.broadcast(solve_threshold(model, self.heldout, tc.target_patch_bytes, device)
+                                           if dist.is_main else None)
+            model.config.patching_threshold = threshold
+        local_rows = tc.batch_size // dist.world_size
+        self.micro_batch = tc.micro_batch or local_rows
+        if tc.batch_size % dist.world_size or local_rows % self.micro_batch:
+            raise ValueError(f"--batch-size {tc.batch_size} must split into {dist.world_size} process(es) of "
+                             f"whole micro-batches of {self.micro_batch} rows")
+        self.batches = RankBatches(ByteCorpus(Path(tc.data) / "train.bin", tc.seq_len, seed=tc.seed),
+                                   tc.batch_size, dist.rank, dist.world_size, device)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in self.params if p.dim() >= 2]
+        no_decay = [p for p in self.params if p.dim() < 2]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                                      {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95),
+                                     fused=device.type == "cuda")
+        self.step_count = 0
+        if resume and (Path(tc.out) / "trainer_state.pt").is_file():
+            self.load_state(torch.load(Path(tc.out) / "trainer_state.pt", map_location=device, weights_only=False))
+        self.compiled = tc.compile and device.type == "cuda"
+        self.loss = dist.wrap(NextByteLoss(model))
+        self.loss_fn = torch.compile(self.loss, dynamic=False) if self.compiled else self.loss
+        self.start_mask = (torch.compile(model.start_mask, dynamic=False) if self.compiled and self.is_blt
+                           else getattr(model, "start_mask", None))
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+        self.peak_tflops = peak_tflops(device, tc.peak_tflops)
+
+    # ------------------------------------------------------------------ one step
+    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step over the next global batch. Returns this rank's mean loss (nats)
+        and the number of patches its rows were cut into (BLT; else 0), as device scalars. The
+        only host sync is the patch counts a compiled BLT rounds up, read once per step for all
+        micro-batches, so their forwards and backwards queue back to back. Phases are named for
+        torch.profiler (patching, forward_backward, optimizer)."""
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(self.step_count, self.tc)
+        ids = next(self.batches)                                         # (B / world, T+1)
+        parts = ids.split(self.micro_batch)
+        starts, n_patches = [None] * len(parts), [None] * len(parts)
+        patches = torch.zeros((), dtype=torch.long, device=self.device)
+        if self.is_blt:
+            with record_function("patching"), torch.no_grad(), self.autocast:
+                mask = self.start_mask(ids[:, :-1])                      # (B / world, T+1)
+            patches = mask[:, :-1].sum()
+            starts = mask.split(self.micro_batch)
+            if self.compiled:
+                bucket = self.tc.patch_bucket
+                n_patches = [-(-n // bucket) * bucket for n in torch.stack([s.sum(1).max() for s in starts]).tolist()]
+        loss_sum = torch.zeros((), device=self.device)
+        for i, part in enumerate(parts):
+            weight = part.shape[0] / ids.shape[0]
+            with record_function("forward_backward"), self.dist.grad_sync(self.loss, enabled=i == len(parts) - 1):
+                with self.autocast:
+                    loss = self.loss_fn(part, starts[i], n_patches[i])
+                (loss * weight).backward()
+            loss_sum += loss.detach() * weight
+        with record_function("optimizer"):
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+        self.step_count += 1
+        return loss_sum, patches
+
+    def training_flops(self, n_bytes: float, mean_patch_bytes: float | None) -> float:
+        """FLOPs of training on n_bytes (blt_core/flops.py), the entropy model's forward counted
+        when the patching runs it."""
+        if not self.is_blt:
+            return byte_lm_training_flops(self.model.cfg, n_bytes, self.tc.seq_len)
+        cfg = self.model.config
+        return blt_training_flops(cfg, n_bytes, mean_patch_bytes, self.tc.seq_len,
+                                  include_entropy_model=cfg.patching_mode.startswith("entropy"))
+
+    def throughput(self, loss_sum: torch.Tensor, patches: torch.Tensor, steps: int, seconds: float) -> dict:
+        """Loss and speed over `steps` steps that took `seconds` (every rank calls this: it
+        reduces over ranks). bytes/s and TFLOP/s are global; MFU over world_size devices' peak
+        (None when the peak is unknown, e.g. on the CPU)."""
+        n_bytes = steps * self.tc.batch_size * self.tc.seq_len
+        loss = float(self.dist.mean(loss_sum / steps))
+        mean_patch = n_bytes / max(1, int(self.dist.sum(patches))) if self.is_blt else None
+        tflops = self.training_flops(n_bytes, mean_patch) / seconds / 1e12
+        peak = self.peak_tflops * self.dist.world_size if self.peak_tflops else None
+        row = {"loss": loss, "bpb": loss / math.log(2), "bytes_per_s": round(n_bytes / seconds),
+               "tflops": float(f"{tflops:.4g}"), "mfu": float(f"{tflops / peak:.4g}") if peak else None}
+        if self.is_blt:
+            row["mean_patch_bytes"] = round(mean_patch, 3)
+        return row
+
+    # ------------------------------------------------------------------ resume
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step_count,
+                "data_rng": self.batches.state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+                "world_size": self.dist.world_size}
+
+    def load_state(self, state: dict):
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step_count = state["step"]
+        self.batches.load_state(state["data_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+
+    def close(self):
+        self.batches.close()
+
+
 def train(tc: TrainConfig, resume: bool = False, argv: list[str] | None = None) -> dict:
+    """Run (or with `resume`, continue) a training run; returns the last evaluation. Under
+    torchrun every process calls this; see the module docstring."""
+    dist = Distributed.from_env(tc.device)
+    trainer = None
+    try:
+        trainer = Trainer(tc, dist, resume)
+        return _run(trainer, argv)
+    finally:
+        if trainer is not None:
+            trainer.close()
+        dist.close()
+
+
+def _run(trainer: Trainer, argv: list[str] | None) -> dict:
+    tc, dist, model = trainer.tc, trainer.dist, trainer.model
     out = Path(tc.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(tc.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch.manual_seed(tc.seed)
-    random.seed(tc.seed)
-    np.random.seed(tc.seed)
-    model = build_model(tc, device).to(device)
-    train_data = ByteCorpus(Path(tc.data) / "train.bin", tc.seq_len, seed=tc.seed)
-    heldout = ByteCorpus(Path(tc.data) / "heldout.bin", tc.seq_len)
-    if isinstance(model, BLT) and model.config.patching_mode.startswith("entropy"):
-        threshold = tc.threshold
-        if threshold is None:
-            if tc.target_patch_bytes is None:
-                raise ValueError("a BLT with entropy patching needs --threshold or --target-patch-bytes")
-            threshold = solve_threshold(model, heldout, tc.target_patch_bytes, device)
-        model.config.patching_threshold = threshold
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95),
-                            fused=device.type == "cuda")
-    step = 0
-    state_file = out / "trainer_state.pt"
-    if resume and state_file.is_file():
-        state = torch.load(state_file, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = state["step"]
-        train_data.rng.bit_generator.state = state["data_rng"]
-        torch.set_rng_state(state["torch_rng"])
-    run_info = {"train_config": asdict(tc), "command": " ".join(["python -m blt_core.train"] + (argv or [])),
-                "parameters": sum(p.numel() for p in params), "device": str(device)}
-    if isinstance(model, BLT):
-        run_info["model_config"] = asdict(model.config)
-    (out / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
-    step_fn = torch.compile(loss_of) if tc.compile and device.type == "cuda" else loss_of
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    log = open(out / "log.jsonl", "a")
-    bytes_per_step = tc.batch_size * tc.seq_len
-    bar = tqdm(total=tc.steps, initial=step, desc=f"train {tc.kind}", unit="step", dynamic_ncols=True)
-    t_last, bytes_since, losses = time.perf_counter(), 0, []
+    launcher = (f"torchrun --nproc_per_node={dist.world_size} -m blt_core.train" if dist.parallel
+                else "python -m blt_core.train")
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        run_info = {"train_config": asdict(tc), "command": " ".join([launcher] + (argv or [])),
+                    "parameters": sum(p.numel() for p in trainer.params), "device": str(dist.device),
+                    "world_size": dist.world_size, "micro_batch": trainer.micro_batch}
+        if trainer.is_blt:
+            run_info["model_config"] = asdict(model.config)
+        (out / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
+    log = open(out / "log.jsonl", "a") if dist.is_main else None
+    bar = tqdm(total=tc.steps, initial=trainer.step_count, desc=f"train {tc.kind}", unit="step",
+               dynamic_ncols=True, disable=not dist.is_main)
+    zeros = lambda dtype: torch.zeros((), dtype=dtype, device=dist.device)
+    loss_sum, patches, steps_since, t_last = zeros(torch.float32), zeros(torch.long), 0, time.perf_counter()
     result = {}
     model.train()
-    while step < tc.steps:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, tc)
-        ids = train_data.batch(tc.batch_size).to(device)
-        with autocast:
-            loss = step_fn(model, ids)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        step += 1
-        losses.append(loss.item())
-        bytes_since += bytes_per_step
+    while trainer.step_count < tc.steps:
+        step_loss, step_patches = trainer.step()
+        loss_sum, patches, steps_since = loss_sum + step_loss, patches + step_patches, steps_since + 1
+        step = trainer.step_count
         if step % tc.log_every == 0 or step == tc.steps:
-            now = time.perf_counter()
-            rate = bytes_since / (now - t_last)
-            row = {"step": step, "loss": float(np.mean(losses)), "bpb": float(np.mean(losses)) / math.log(2),
-                   "lr": lr_at(step - 1, tc), "bytes_per_s": round(rate), "bytes_seen": step * bytes_per_step}
-            log.write(json.dumps(row) + "\n")
-            log.flush()
-            bar.set_postfix(loss=f"{row['loss']:.3f}", bytes_s=f"{rate:,.0f}")
-            t_last, bytes_since, losses = now, 0, []
+            speed = trainer.throughput(loss_sum, patches, steps_since, time.perf_counter() - t_last)
+            row = {"step": step, **speed, "lr": lr_at(step - 1, tc), "bytes_seen": step * tc.batch_size * tc.seq_len}
+            if log is not None:
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+            mfu = f"{row['mfu']:.1%}" if row["mfu"] is not None else "-"
+            bar.set_postfix(loss=f"{row['loss']:.3f}", bytes_s=f"{row['bytes_per_s']:,}",
+                            tflops=f"{row['tflops']:.3g}", mfu=mfu)
+            loss_sum, patches, steps_since, t_last = zeros(torch.float32), zeros(torch.long), 0, time.perf_counter()
         bar.update(1)
         if step % tc.eval_every == 0 or step == tc.steps:
-            model.eval()
-            result = evaluate_run(model, tc, heldout, device, step)
-            log.write(json.dumps(result) + "\n")
-            log.flush()
-            model.train()
-            save(model, tc, out)
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                        "data_rng": train_data.rng.bit_generator.state, "torch_rng": torch.get_rng_state()},
-                       state_file)
+            if dist.is_main:
+                model.eval()
+                result = evaluate_run(model, tc, trainer.heldout, dist.device, step)
+                model.train()
+                log.write(json.dumps(result) + "\n")
+                log.flush()
+                save(model, tc, out)
+                torch.save(trainer.state(), out / "trainer_state.pt")
+            result = dist.broadcast(result)
+            t_last = time.perf_counter()                 # the evaluation is not training time
     bar.close()
-    log.close()
+    if log is not None:
+        log.close()
     return result
 
 
@@ -216,9 +351,9 @@ def main(argv=None) -> int:
             ap.add_argument(flag, action="store_true")
         else:
             kind = {int: int, float: float}.get(type(value), str)
-            if name in ("threshold", "target_patch_bytes"):
+            if name in ("threshold", "target_patch_bytes", "peak_tflops"):
                 kind = float
-            if name in ("max_patch_length", "patch_size"):
+            if name in ("max_patch_length", "patch_size", "micro_batch"):
                 kind = int
             ap.add_argument(flag, type=kind, default=value)
     ap.add_argument("--resume", action="store_true", help="continue from OUT/trainer_state.pt")
@@ -229,7 +364,8 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(result))
+    if Distributed.rank_from_env() == 0:
+        print(json.dumps(result))
     return 0
 
 
