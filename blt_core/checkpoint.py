@@ -81,7 +81,9 @@ def to_hf_state(model, prefixes=PREFIXES) -> dict[str, torch.Tensor]:
 
 def load_hf_state(model, tensors: dict, device=None, dtype=None, where: str = "checkpoint", prefixes=PREFIXES):
     """Strictly load transformers-named tensors into `model` (built on any device, e.g. meta):
-    every missing, unexpected or mis-shaped tensor is named. dtype None keeps the tensors'."""
+    every missing, unexpected or mis-shaped tensor is named. dtype None keeps the tensors', except
+    that half-precision weights load as float32 on the CPU (where bf16 matrix products are slow
+    and round every intermediate: a checkpoint shipped in bf16 for size runs in float32)."""
     layout = hf_layout(model, prefixes)
     parts, unexpected, wrong = {}, [], []
     for hf_name, tensor in tensors.items():
@@ -98,9 +100,11 @@ def load_hf_state(model, tensors: dict, device=None, dtype=None, where: str = "c
     if problems:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise CheckpointError(f"{where}: {shown}")
+    device = torch.device(device or "cpu")
     if dtype is None:
         dtype = next(t.dtype for t in tensors.values() if t.is_floating_point())
-    device = torch.device(device or "cpu")
+        if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+            dtype = torch.float32
     state = {}
     for ours, pieces in parts.items():
         pieces = [t.to(device=device, dtype=dtype) for _, t in sorted(pieces, key=lambda p: p[0])]

@@ -74,6 +74,7 @@ class TrainConfig:
     patching_mode: str = "entropy"         # blt
     threshold: float | None = None         # blt: entropy threshold (nats)
     target_patch_bytes: float | None = None  # blt: solve the threshold for this mean patch size
+    threshold_data: str | None = None      # blt: the .bin split it is solved on (default: DATA/heldout.bin)
     max_patch_length: int | None = None
     patch_size: int | None = None          # blt: static patch size (default: the preset's)
     encoder_pooling: str = "cross_attention"  # blt: or "mean" (the pooling ablation)
@@ -152,7 +153,8 @@ class Trainer:
             if threshold is None:
                 if tc.target_patch_bytes is None:
                     raise ValueError("a BLT with entropy patching needs --threshold or --target-patch-bytes")
-                threshold = dist.broadcast(solve_threshold(model, self.heldout, tc.target_patch_bytes, device)
+                sample = ByteCorpus(tc.threshold_data, tc.seq_len) if tc.threshold_data else self.heldout
+                threshold = dist.broadcast(solve_threshold(model, sample, tc.target_patch_bytes, device)
                                            if dist.is_main else None)
             model.config.patching_threshold = threshold
         local_rows = tc.batch_size // dist.world_size
