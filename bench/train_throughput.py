@@ -149,7 +149,8 @@ def main(argv=None) -> dict:
         "trainable_parameters": sum(p.numel() for p in trainer.params),
         "hash_table_parameters": cfg.n_hash_tables * cfg.hash_vocab * cfg.encoder.dim if args.kind == "blt" else 0,
         "world_size": dist.world_size,
-        "device": torch.cuda.get_device_name(dist.device) if dist.device.type == "cuda" else platform.processor() or "cpu",
+        "device": (torch.cuda.get_device_name(dist.device) if dist.device.type == "cuda"
+                   else platform.processor() or "cpu"),
         "torch": torch.__version__, "batch_size": args.batch_size, "micro_batch": trainer.micro_batch,
         "seq_len": args.seq_len, "patching": args.patching if args.kind == "blt" else None,
         "compile": trainer.compiled, "warmup_steps": args.warmup, "warmup_s": round(warmup_s, 1),

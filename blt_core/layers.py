@@ -282,15 +282,17 @@ class CrossAttention(nn.Module):
         P = slots.shape[1] // k
         keys, values = self.kv(states)                                                    # (B, Hkv, T, D)
         if keys.shape[1] != H:
-            keys, values = keys.repeat_interleave(H // keys.shape[1], 1), values.repeat_interleave(H // values.shape[1], 1)
+            rep = H // keys.shape[1]
+            keys, values = keys.repeat_interleave(rep, dim=1), values.repeat_interleave(rep, dim=1)
         q = self.q_proj(self.q_norm(slots)).view(B, P, k, H, D).permute(0, 3, 1, 2, 4)   # (B, H, P, k, D)
         per_byte = patch_ids[:, None, :, None].expand(B, H, T, k)                          # (B, H, T, k)
         q = q.gather(2, per_byte[..., None].expand(-1, -1, -1, -1, D))                    # each byte's patch's queries
-        scores = (q * keys[:, :, :, None]).sum(-1, dtype=_at_least_float32(q)) * D ** -0.5  # (B, H, T, k)
+        acc = _at_least_float32(q)                      # exact products of bf16 values, summed in float32
+        scores = (q.to(acc) * keys[:, :, :, None].to(acc)).sum(-1) * D ** -0.5            # (B, H, T, k)
         top = scores.new_zeros(B, H, P, k).scatter_reduce(2, per_byte, scores.detach(), "amax", include_self=False)
         weights = (scores - top.gather(2, per_byte)).exp()                                # the top one is exactly 1
         total = weights.new_zeros(B, H, P, k).scatter_add(2, per_byte, weights)           # >= 1 unless empty
-        mixed = (weights[..., None] * values[:, :, :, None]).to(weights.dtype)            # (B, H, T, k, D)
+        mixed = weights[..., None] * values[:, :, :, None]                                # (B, H, T, k, D)
         y = mixed.new_zeros(B, H, P, k, D).scatter_add(2, per_byte[..., None].expand(-1, -1, -1, -1, D), mixed)
         y = (y / total.clamp(min=1)[..., None]).to(slots.dtype)                          # (B, H, P, k, D)
         return slots + self.o_proj(y.permute(0, 2, 3, 1, 4).reshape(B, P * k, H * D))
@@ -307,12 +309,15 @@ class CrossAttention(nn.Module):
         k = k.gather(2, index).view(B, -1, Tq, n, D)                                  # (B, Hkv, Tq, n, D)
         v = v.gather(2, index).view(B, -1, Tq, n, D)
         if k.shape[1] != H:
-            k, v = k.repeat_interleave(H // k.shape[1], dim=1), v.repeat_interleave(H // v.shape[1], dim=1)
-        scores = (q[:, :, :, None] * k).sum(-1, dtype=_at_least_float32(q)) * D ** -0.5  # (B, H, Tq, n)
+            rep = H // k.shape[1]
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        acc = _at_least_float32(q)                      # exact products of bf16 values, summed in float32
+        scores = (q[:, :, :, None].to(acc) * k.to(acc)).sum(-1) * D ** -0.5            # (B, H, Tq, n)
         y = (scores.softmax(-1)[..., None] * v).sum(3).to(q.dtype)                    # (B, H, Tq, D)
         return x + self.o_proj(y.transpose(1, 2).reshape(B, Tq, -1))
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.dtype:
-    """Attention scores and softmax in float32 for bf16/fp16 activations, as SDPA's kernels do."""
+    """Attention scores and softmax in float32 for bf16/fp16 activations, as SDPA's kernels
+    accumulate them (float64 stays float64)."""
     return torch.promote_types(x.dtype, torch.float32)
