@@ -132,9 +132,7 @@ def main(argv=None) -> dict:
             dist.barrier()
             t = time.perf_counter()
             loss, patches = run_steps(trainer, args.steps)
-            synchronize(dist.device)
-            seconds = time.perf_counter() - t
-            speed = trainer.throughput(loss, patches, args.steps, seconds)
+            speed = trainer.throughput(loss, patches, args.steps, since=t)      # waits for every device
             report = profile(trainer, args.profile, args.trace if dist.is_main else None) if args.profile else None
         finally:
             trainer.close()
@@ -151,12 +149,13 @@ def main(argv=None) -> dict:
         "trainable_parameters": sum(p.numel() for p in trainer.params),
         "hash_table_parameters": cfg.n_hash_tables * cfg.hash_vocab * cfg.encoder.dim if args.kind == "blt" else 0,
         "world_size": dist.world_size,
-        "device": torch.cuda.get_device_name(dist.device) if dist.device.type == "cuda" else platform.processor() or "cpu",
+        "device": (torch.cuda.get_device_name(dist.device) if dist.device.type == "cuda"
+                   else platform.processor() or "cpu"),
         "torch": torch.__version__, "batch_size": args.batch_size, "micro_batch": trainer.micro_batch,
         "seq_len": args.seq_len, "patching": args.patching if args.kind == "blt" else None,
         "compile": trainer.compiled, "warmup_steps": args.warmup, "warmup_s": round(warmup_s, 1),
-        "steps": args.steps, "seconds": round(seconds, 3), "step_ms": round(1e3 * seconds / args.steps, 1),
-        **speed, "peak_tflops_per_device": trainer.peak_tflops,
+        "steps": args.steps, **speed, "step_ms": round(1e3 * speed["seconds"] / args.steps, 1),
+        "peak_tflops_per_device": trainer.peak_tflops,
         "peak_memory_gib": round(torch.cuda.max_memory_allocated(dist.device) / 2**30, 2)
         if dist.device.type == "cuda" else None,
         "command": " ".join([launcher] + list(sys.argv[1:] if argv is None else argv)),

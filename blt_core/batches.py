@@ -44,6 +44,8 @@ class RankBatches:
 
     def _draw(self):
         pin = self.device.type == "cuda"
+        if pin:   # pinning from this thread must not open a context on GPU 0 for every rank
+            torch.cuda.set_device(self.device)
         try:
             while not self._stop.is_set():
                 rows = self.corpus.batch(self.global_batch)[self.rows]        # (B / world, T+1)

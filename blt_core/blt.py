@@ -21,15 +21,10 @@ from .config import BLTConfig, preset
 from .entropy import EntropyModel
 from .generation import DecodeOptions, generate, stream
 from .hash_embedding import HashNgramEmbedding
-from .layers import CrossAttention, RMSNorm, Stack, causal_mask, group_mask
+from .layers import CrossAttention, RMSNorm, Stack, causal_mask
 from .patching import Patches, PatchingParams, mask_from_lengths, patches_from_mask, start_mask
 from .sampling import SamplingParams
 from .tokenizer import ByteTokenizer
-
-
-def _slot_patch_ids(n_patches: int, k: int, batch: int, device) -> torch.Tensor:
-    """(B, P*k): the patch each cross-attention slot belongs to (slot r of patch j is row j*k+r)."""
-    return torch.arange(n_patches, device=device).repeat_interleave(k).expand(batch, -1)
 
 
 class LocalEncoder(Stack):
@@ -54,8 +49,7 @@ class LocalEncoder(Stack):
             include_self=False)
         q = self.patch_embedding_projection(pooled).reshape(B, n_patches * self.k, C)  # (B, P*k, C)
         if self.cross_attn_layers:
-            mask = group_mask(_slot_patch_ids(n_patches, self.k, B, x.device), patch_ids, x.dtype)
-            q = q + self.cross_attn_layers[-1](q, x, mask)
+            q = q + self.cross_attn_layers[-1].attend_patches(q, x, patch_ids, self.k)
         return x, q.reshape(B, n_patches, self.k * C)
 
 

@@ -250,7 +250,11 @@ class Stack(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """Queries attend to a separate sequence through an additive mask; no RoPE.
+    """Queries attend to a separate sequence; no RoPE. Three forms of one attention: `attend`
+    (queries over given keys, optionally masked: a decoding step over its cache), `attend_patches`
+    (the encoder's patch slots over their own patch's bytes) and `attend_selected` (the decoder's
+    bytes over the k slots of their patch); the last two compute only the pairs that a group mask
+    (transformers' form) would admit, which is the same attention.
 
     Returns queries + o_proj(attention): transformers' BLT adds the residual inside the layer and
     the caller adds it once more, so a BLT cross-attention step computes 2q + o(attn). Kept exactly
@@ -282,15 +286,37 @@ class CrossAttention(nn.Module):
         y = attend(q, k, v, mask)                                          # (B, H, Tq, D)
         return x + self.o_proj(y.transpose(1, 2).reshape(B, Tq, -1))
 
-    def forward(self, x, kv, mask):
-        """x (B, Tq, C) queries, kv (B, Tk, C), mask (B, 1, Tq, Tk) additive."""
-        return self.attend(x, *self.kv(kv), mask)
+    def attend_patches(self, slots, states, patch_ids, k_per_patch: int):
+        """slots (B, P*k, C): the k queries of each of P patches; states (B, T, C): byte states,
+        patch_ids (B, T): the patch of each byte. Each slot attends to its own patch's bytes
+        only, as a softmax per patch over its bytes computed per byte (O(T k C)) rather than
+        over all (P*k, T) pairs under a mask. A patch without bytes (only ever after every real
+        patch, where no logit reads it) gets 0, where transformers' mask gives all bytes' mean."""
+        B, T, _ = states.shape
+        H, D, k = self.n_heads, self.head_dim, k_per_patch
+        P = slots.shape[1] // k
+        keys, values = self.kv(states)                                                    # (B, Hkv, T, D)
+        if keys.shape[1] != H:
+            rep = H // keys.shape[1]
+            keys, values = keys.repeat_interleave(rep, dim=1), values.repeat_interleave(rep, dim=1)
+        q = self.q_proj(self.q_norm(slots)).view(B, P, k, H, D).permute(0, 3, 1, 2, 4)   # (B, H, P, k, D)
+        per_byte = patch_ids[:, None, :, None].expand(B, H, T, k)                          # (B, H, T, k)
+        q = q.gather(2, per_byte[..., None].expand(-1, -1, -1, -1, D))                    # each byte's patch's queries
+        acc = _at_least_float32(q)                      # exact products of bf16 values, summed in float32
+        scores = (q.to(acc) * keys[:, :, :, None].to(acc)).sum(-1) * D ** -0.5            # (B, H, T, k)
+        top = scores.new_zeros(B, H, P, k).scatter_reduce(2, per_byte, scores.detach(), "amax", include_self=False)
+        weights = (scores - top.gather(2, per_byte)).exp()                                # the top one is exactly 1
+        total = weights.new_zeros(B, H, P, k).scatter_add(2, per_byte, weights)           # >= 1 unless empty
+        mixed = weights[..., None] * values[:, :, :, None]                                # (B, H, T, k, D)
+        y = mixed.new_zeros(B, H, P, k, D).scatter_add(2, per_byte[..., None].expand(-1, -1, -1, -1, D), mixed)
+        y = (y / total.clamp(min=1)[..., None]).to(slots.dtype)                          # (B, H, P, k, D)
+        return slots + self.o_proj(y.permute(0, 2, 3, 1, 4).reshape(B, P * k, H * D))
 
     def attend_selected(self, x, k, v, keys):
         """x (B, Tq, C) queries, each attending only to its own n keys: keys (B, Tq, n) indexes
         k, v (B, Hkv, Tk, D). The same as `attend` under a mask that admits exactly those keys
-        (the masked ones get weight exactly 0 there), without the (Tq, Tk) scores and mask: the
-        local decoder's bytes each see the k slots of one patch out of thousands."""
+        (the others get weight exactly 0 there), without the (Tq, Tk) scores and mask: the local
+        decoder's bytes each see the k slots of one patch out of thousands."""
         B, Tq, n = keys.shape
         H, D = self.n_heads, self.head_dim
         q = self.q_proj(self.q_norm(x)).view(B, Tq, H, D).transpose(1, 2)              # (B, H, Tq, D)
@@ -298,15 +324,15 @@ class CrossAttention(nn.Module):
         k = k.gather(2, index).view(B, -1, Tq, n, D)                                  # (B, Hkv, Tq, n, D)
         v = v.gather(2, index).view(B, -1, Tq, n, D)
         if k.shape[1] != H:
-            k, v = k.repeat_interleave(H // k.shape[1], dim=1), v.repeat_interleave(H // v.shape[1], dim=1)
-        scores = (q[:, :, :, None] * k).sum(-1, dtype=torch.float32) * D ** -0.5      # (B, H, Tq, n)
+            rep = H // k.shape[1]
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        acc = _at_least_float32(q)                      # exact products of bf16 values, summed in float32
+        scores = (q[:, :, :, None].to(acc) * k.to(acc)).sum(-1) * D ** -0.5            # (B, H, Tq, n)
         y = (scores.softmax(-1)[..., None] * v).sum(3).to(q.dtype)                    # (B, H, Tq, D)
         return x + self.o_proj(y.transpose(1, 2).reshape(B, Tq, -1))
 
 
-def group_mask(query_groups: torch.Tensor, key_groups: torch.Tensor, dtype) -> torch.Tensor:
-    """Additive mask (B, 1, Tq, Tk): 0 where query and key belong to the same group, else the
-    dtype's minimum (a query with no key left attends uniformly, never NaN, as in transformers)."""
-    same = query_groups[:, :, None] == key_groups[:, None, :]
-    mask = torch.full(same.shape, torch.finfo(dtype).min, dtype=dtype, device=same.device)
-    return mask.masked_fill_(same, 0.0)[:, None]                        # in place: one (Tq, Tk) float
+def _at_least_float32(x: torch.Tensor) -> torch.dtype:
+    """Attention scores and softmax in float32 for bf16/fp16 activations, as SDPA's kernels
+    accumulate them (float64 stays float64)."""
+    return torch.promote_types(x.dtype, torch.float32)

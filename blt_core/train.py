@@ -226,17 +226,20 @@ class Trainer:
         return blt_training_flops(cfg, n_bytes, mean_patch_bytes, self.tc.seq_len,
                                   include_entropy_model=cfg.patching_mode.startswith("entropy"))
 
-    def throughput(self, loss_sum: torch.Tensor, patches: torch.Tensor, steps: int, seconds: float) -> dict:
-        """Loss and speed over `steps` steps that took `seconds` (every rank calls this: it
-        reduces over ranks). bytes/s and TFLOP/s are global; MFU over world_size devices' peak
-        (None when the peak is unknown, e.g. on the CPU)."""
+    def throughput(self, loss_sum: torch.Tensor, patches: torch.Tensor, steps: int, since: float) -> dict:
+        """Loss and speed of the last `steps` steps, begun at time.perf_counter() `since`. Every
+        rank calls this: the reductions over ranks wait for all of them and their devices, so the
+        time is taken after them. bytes/s and TFLOP/s are global; MFU is over world_size devices'
+        peak (None when the peak is unknown, e.g. on the CPU)."""
         n_bytes = steps * self.tc.batch_size * self.tc.seq_len
         loss = float(self.dist.mean(loss_sum / steps))
         mean_patch = n_bytes / max(1, int(self.dist.sum(patches))) if self.is_blt else None
+        seconds = time.perf_counter() - since
         tflops = self.training_flops(n_bytes, mean_patch) / seconds / 1e12
         peak = self.peak_tflops * self.dist.world_size if self.peak_tflops else None
-        row = {"loss": loss, "bpb": loss / math.log(2), "bytes_per_s": round(n_bytes / seconds),
-               "tflops": float(f"{tflops:.4g}"), "mfu": float(f"{tflops / peak:.4g}") if peak else None}
+        row = {"loss": loss, "bpb": loss / math.log(2), "seconds": round(seconds, 3),
+               "bytes_per_s": round(n_bytes / seconds), "tflops": float(f"{tflops:.4g}"),
+               "mfu": float(f"{tflops / peak:.4g}") if peak else None}
         if self.is_blt:
             row["mean_patch_bytes"] = round(mean_patch, 3)
         return row
@@ -300,7 +303,7 @@ def _run(trainer: Trainer, argv: list[str] | None) -> dict:
         loss_sum, patches, steps_since = loss_sum + step_loss, patches + step_patches, steps_since + 1
         step = trainer.step_count
         if step % tc.log_every == 0 or step == tc.steps:
-            speed = trainer.throughput(loss_sum, patches, steps_since, time.perf_counter() - t_last)
+            speed = trainer.throughput(loss_sum, patches, steps_since, since=t_last)
             row = {"step": step, **speed, "lr": lr_at(step - 1, tc), "bytes_seen": step * tc.batch_size * tc.seq_len}
             if log is not None:
                 log.write(json.dumps(row) + "\n")
@@ -311,6 +314,7 @@ def _run(trainer: Trainer, argv: list[str] | None) -> dict:
             loss_sum, patches, steps_since, t_last = zeros(torch.float32), zeros(torch.long), 0, time.perf_counter()
         bar.update(1)
         if step % tc.eval_every == 0 or step == tc.steps:
+            t_eval = time.perf_counter()
             if dist.is_main:
                 model.eval()
                 result = evaluate_run(model, tc, trainer.heldout, dist.device, step)
@@ -320,7 +324,7 @@ def _run(trainer: Trainer, argv: list[str] | None) -> dict:
                 save(model, tc, out)
                 torch.save(trainer.state(), out / "trainer_state.pt")
             result = dist.broadcast(result)
-            t_last = time.perf_counter()                 # the evaluation is not training time
+            t_last += time.perf_counter() - t_eval       # the evaluation is not training time
     bar.close()
     if log is not None:
         log.close()

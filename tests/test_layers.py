@@ -1,8 +1,9 @@
-"""Block-wise sliding-window attention equals one dense masked call."""
+"""Block-wise sliding-window attention, and the patch cross-attentions computed per group,
+equal one dense masked call."""
 import pytest
 import torch
 
-from blt_core.layers import Stack, attend, causal_mask, windowed_attend
+from blt_core.layers import CrossAttention, Stack, attend, causal_mask, windowed_attend
 from blt_core.config import StackConfig
 
 
@@ -73,3 +74,57 @@ def test_a_cached_attention_step_equals_the_masked_step(window):
         given = attn(x, cos, sin, CachedAttention(reference, pos, window), caches[1], pos)
     torch.testing.assert_close(given, dense)
     torch.testing.assert_close(caches[1].k, caches[0].k)
+
+def dense_group_attention(cross, queries, states, query_groups, key_groups):
+    """transformers' form: every query over every key, an additive mask admitting its own group."""
+    same = query_groups[:, :, None] == key_groups[:, None, :]
+    mask = torch.zeros(same.shape, dtype=queries.dtype).masked_fill(~same, torch.finfo(queries.dtype).min)
+    return cross.attend(queries, *cross.kv(states), mask[:, None])
+
+
+def patched_bytes(T=60, k=2, empty=2):
+    """Random patches of T bytes: patch_ids (B, T), and the patch of each of P*k slots, the last
+    `empty` patches without bytes (as the trainer's padded patch axis has)."""
+    starts = torch.rand(2, T) < 0.3
+    starts[:, 0] = True
+    patch_ids = starts.long().cumsum(1) - 1
+    P = int(patch_ids.max()) + 1 + empty
+    return patch_ids, torch.arange(P).repeat_interleave(k).expand(2, -1), P
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 2])
+def test_patch_slots_over_their_bytes_equal_the_masked_dense_attention(n_kv_heads):
+    """The encoder's form (each slot over its patch's bytes), output and gradients, float64;
+    slots of empty patches (0 instead of the mean of all bytes) left out, as no logit reads them."""
+    torch.manual_seed(n_kv_heads)
+    cross = CrossAttention(StackConfig(64, 1, 4, n_kv_heads=n_kv_heads)).double()
+    patch_ids, slot_patch, P = patched_bytes()
+    slots = torch.randn(2, P * 2, 64, dtype=torch.double, requires_grad=True)
+    states = torch.randn(2, 60, 64, dtype=torch.double, requires_grad=True)
+    real = (slot_patch <= patch_ids.max(1, keepdim=True).values)[..., None]
+    weights = torch.randn(2, P * 2, 64, dtype=torch.double) * real
+    dense = dense_group_attention(cross, slots, states, slot_patch, patch_ids)
+    grouped = cross.attend_patches(slots, states, patch_ids, 2)
+    torch.testing.assert_close(grouped * real, dense * real, atol=1e-12, rtol=0)
+    assert (grouped[~real.expand_as(grouped)] == slots[~real.expand_as(slots)]).all()   # empty patch: 0 + slot
+    inputs = [slots, states, *cross.parameters()]
+    for a, b in zip(torch.autograd.grad((grouped * weights).sum(), inputs),
+                    torch.autograd.grad((dense * weights).sum(), inputs)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 2])
+def test_bytes_over_their_patch_slots_equal_the_masked_dense_attention(n_kv_heads):
+    """The decoder's form (each byte over the k slots of one patch), output and gradients, float64."""
+    torch.manual_seed(n_kv_heads)
+    cross = CrossAttention(StackConfig(64, 1, 4, n_kv_heads=n_kv_heads)).double()
+    patch_ids, slot_patch, P = patched_bytes()
+    h = torch.randn(2, 60, 64, dtype=torch.double, requires_grad=True)
+    slots = torch.randn(2, P * 2, 64, dtype=torch.double, requires_grad=True)
+    selected = cross.attend_selected(h, *cross.kv(slots), patch_ids[..., None] * 2 + torch.arange(2))
+    dense = dense_group_attention(cross, h, slots, patch_ids, slot_patch)
+    torch.testing.assert_close(selected, dense, atol=1e-12, rtol=0)
+    weights, inputs = torch.randn_like(dense), [h, slots, *cross.parameters()]
+    for a, b in zip(torch.autograd.grad((selected * weights).sum(), inputs),
+                    torch.autograd.grad((dense * weights).sum(), inputs)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
