@@ -30,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
         generation=Slots(cfg["GENERATION_SLOTS"], 0, "generation"),
         analysis=Slots(cfg["ANALYSIS_SLOTS"], cfg["ANALYSIS_WAIT_S"], "analysis"),
         analysis_budget=memory.AnalysisBudget(cfg["ANALYSIS_MEMORY_MB"], cfg["MAX_TEXT_BYTES"], cfg["ANALYSIS_SLOTS"]))
+    app.extensions["blt_corpus"] = Slots(cfg["CORPUS_SLOTS"], 0, "corpus")
     app.extensions["blt_figures"] = figures.DocumentCache(cfg["FIGURE_CACHE_MB"] * memory.MIB)
 
     errors.register(app)
