@@ -24,6 +24,7 @@ PAGES = [
     ("explore", "/", "Explore", "explore.html"),
     ("generate", "/generate", "Generate", "generate.html"),
     ("compare", "/compare", "Compare", "compare.html"),
+    ("corpus", "/corpus", "Corpus", "corpus.html"),
     ("scaling", "/scaling", "Scaling", "scaling.html"),
     ("figures", "/figures", "Figures", "figures.html"),
     ("api_docs", "/api", "API", "api.html"),

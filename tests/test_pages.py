@@ -12,7 +12,7 @@ import pytest
 from app import create_app
 from app.pages import plotly_csp_style_src
 
-PAGES = {"/": "Explore", "/generate": "Generate", "/compare": "Compare", "/scaling": "Scaling",
+PAGES = {"/": "Explore", "/generate": "Generate", "/compare": "Compare", "/corpus": "Corpus", "/scaling": "Scaling",
          "/figures": "Figures", "/api": "API"}
 STATIC_JS = Path(__file__).resolve().parents[1] / "static" / "js"
 
