@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import api, errors, figures, files, memory, pages, settings
+from . import api, errors, figures, files, memory, pages, settings, static_files
 from .jsonio import FiniteJSONProvider
 from .models import ModelHolder, Slots
 
@@ -34,6 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["blt_figures"] = figures.DocumentCache(cfg["FIGURE_CACHE_MB"] * memory.MIB)
 
     errors.register(app)
+    static_files.register(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(files.bp)

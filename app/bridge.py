@@ -24,9 +24,12 @@ import io
 import json
 import logging
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
+
+from blt_core import bpe
 
 from .api import CORPUS_PATHS
 from .errors import ApiError
@@ -77,6 +80,7 @@ class WSGIBridge:
                 # the worker (never gunicorn's master) loads the model as it starts, in the
                 # background: requests are served meanwhile, /healthz reports the state
                 self.app.extensions["blt_model"].load_in_background()
+                threading.Thread(target=bpe.load_all, name="bpe-load", daemon=True).start()   # ~2 s, 59 MiB
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for pool in (self.pool, self.health_pool):

@@ -249,3 +249,9 @@ def encoding(name: str) -> Encoding:
         raise ValueError(f"unknown tokenizer {name!r}; known: {', '.join(VOCABULARIES)}")
     vocab = VOCABULARIES[name]
     return Encoding(vocab, load_ranks(vocab))
+
+
+def load_all() -> None:
+    """Load every vocabulary now (a server's worker does at its start, so no request waits)."""
+    for name in VOCABULARIES:
+        encoding(name)

@@ -1,6 +1,6 @@
-"""blt_core.bpe against tiktoken itself: the same vocabulary files, loaded by tiktoken's own loader
-under the sha256 it pins, and tiktoken's own encoding definitions (pattern, special tokens) from
-tiktoken_ext.openai_public; nothing is downloaded. Token ids must be equal on every text."""
+"""blt_core.bpe against tiktoken itself (tests/bpe_reference.py: the same vocabulary files, loaded
+by tiktoken's own loader under the sha256 it pins, and tiktoken's own encoding definitions);
+nothing is downloaded. Token ids must be equal on every text."""
 from __future__ import annotations
 
 import lzma
@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import tiktoken
-import tiktoken.load
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tiktoken_ext import openai_public
 
 from blt_core import bpe
+from bpe_reference import tiktoken_encodings
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = list(bpe.VOCABULARIES)
@@ -33,25 +32,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, tiktoken.Encoding]:
-    """tiktoken's encodings, built by tiktoken_ext.openai_public from the shipped files."""
-    folder = tmp_path_factory.mktemp("tiktoken")
-    local = {}
-    for name in NAMES:
-        local[name] = folder / f"{name}.tiktoken"
-        local[name].write_bytes(lzma.decompress((bpe.VOCAB_DIR / f"{name}.tiktoken.xz").read_bytes()))
-
-    def load(url, expected_hash):
-        name = url.rsplit("/", 1)[1].removesuffix(".tiktoken")
-        return tiktoken.load.load_tiktoken_bpe(str(local[name]), expected_hash)      # checks the pinned hash
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TIKTOKEN_CACHE_DIR", "")                 # no cache: read the local file
-    mp.setattr(openai_public, "load_tiktoken_bpe", load)
-    try:
-        return {name: tiktoken.Encoding(**getattr(openai_public, name)()) for name in NAMES}
-    finally:
-        mp.undo()
+def reference() -> dict[str, tiktoken.Encoding]:
+    return tiktoken_encodings()
 
 
 def test_shipped_files_are_tiktokens_own(reference):

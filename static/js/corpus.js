@@ -96,7 +96,7 @@ function render(report, name) {
 
 function unitsTable(report) {
   const { mode, threshold } = report.patching;
-  const head = ["", "count", "bytes per unit", "vs BLT patches"];
+  const head = ["unit", "count", "bytes per unit", "vs BLT patches"];
   $("units-table").tHead.replaceChildren(el("tr", {}, ...head.map((h) => el("th", { scope: "col", textContent: h }))));
   const row = (label, count, unit, perUnit) => el("tr", {},
     el("th", { scope: "row", textContent: label }),

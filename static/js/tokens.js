@@ -18,7 +18,7 @@ function summaryTable(result) {
     el("td", { className: "num", textContent: `${count} ${unit}` }),
     el("td", { className: "num", textContent: fmt(perUnit) }),
     el("td", { className: "num", textContent: ratio }));
-  const head = el("thead", {}, el("tr", {}, ...["", "count", "bytes per unit", "vs BLT patches"].map(
+  const head = el("thead", {}, el("tr", {}, ...["unit", "count", "bytes per unit", "vs BLT patches"].map(
     (label) => el("th", { scope: "col", textContent: label }))));
   const rows = [row("BLT", `(${setting}, model default)`, stats.patches, "patches", stats.mean_patch_bytes, "1.00×")];
   for (const t of result.tokenizers) {
@@ -68,11 +68,13 @@ export async function renderTokenPanel(container, text, { shown = DEFAULT_SHOWN,
     el("p", { className: "muted", textContent: "The same text under BPE vocabularies of widely used models "
       + "(tiktoken's files, encoded on the server), beside the BLT's patches. A chip is one token; where BPE "
       + "splits a character between tokens, they share one outlined chip so characters stay whole." }),
-    el("div", { className: "table-scroll" }, summaryTable(result)),
+    el("div", { className: "table-scroll", tabIndex: 0, role: "region", ariaLabel: "tokens and patches table" },
+      summaryTable(result)),
     el("label", { className: "pick" }, "Show the tokens of ", picker),
     chipsBox,
     el("p", { className: "muted" }, "JSON twin: ", el("a", { href: "/api#post-api-tokenize", textContent:
       "POST /api/tokenize" })));
+  container.renderedText = text;     // which text the panel shows (read by the browser tests)
   container.dataset.tokens = JSON.stringify(Object.fromEntries(result.tokenizers.map((t) => [t.name, t.tokens])));
   return result;
 }
