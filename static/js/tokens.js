@@ -8,6 +8,7 @@ import { fetchJSON } from "./api.js";
 import { CHIP_COLORS, el, fmt, visible } from "./ui.js";
 
 const DEFAULT_SHOWN = "cl100k_base";
+const TYPING_PAUSE_MS = 1000;
 
 /** The panel's summary table: one row for the BLT's patches, one per vocabulary. */
 function summaryTable(result) {
@@ -90,11 +91,12 @@ function follow(container) {
     if (source.value === rendered) return;
     rendered = source.value;
     inflight?.abort();
-    inflight = new AbortController();
+    const mine = new AbortController();
+    inflight = mine;
     container.setAttribute("aria-busy", "true");
     try {
       await renderTokenPanel(container, source.value, { shown: container.querySelector("select")?.value
-        ?? DEFAULT_SHOWN, signal: inflight.signal });
+        ?? DEFAULT_SHOWN, signal: mine.signal });
       delete container.dataset.error;
     } catch (err) {
       if (err.name === "AbortError") return;
@@ -102,15 +104,22 @@ function follow(container) {
       container.replaceChildren(el("h2", { textContent: "Beside real tokenizers" }),
         el("p", { className: "muted", textContent: `No tokens: ${err.message}` }));
     } finally {
-      container.removeAttribute("aria-busy");
+      if (inflight === mine) container.removeAttribute("aria-busy");
     }
   };
+  // after typing stops for TYPING_PAUSE_MS: the page's own analysis of the text goes first, and
+  // a burst of keystrokes costs one request
   source.addEventListener("input", () => {
     clearTimeout(timer);
-    timer = setTimeout(update, 250);
+    timer = setTimeout(() => {
+      timer = null;
+      update();
+    }, TYPING_PAUSE_MS);
   });
   // examples and permalinks set the text without an input event: look again now and then
-  setInterval(update, 700);
+  setInterval(() => {
+    if (timer === null) update();
+  }, TYPING_PAUSE_MS);
   update();
 }
 
