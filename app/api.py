@@ -196,7 +196,11 @@ def corpus_stream():
     text, options = _corpus_request()
     model = holder().get().model
     stack = ExitStack()
-    _corpus_slots(stack)
+    try:
+        _corpus_slots(stack)
+    except BaseException:                  # the corpus slot taken, the analysis slot not: give it back
+        stack.close()
+        raise
     steps, total = corpus.analysis(model, text, **options), len(text.encode("utf-8"))
 
     def events():

@@ -137,6 +137,21 @@ def test_a_second_corpus_at_once_gets_429(app, client):
     assert client.post("/api/corpus", data=b"abc", content_type=TEXT_PLAIN).status_code == 200
 
 
+def test_a_corpus_refused_for_want_of_an_analysis_slot_frees_its_corpus_slot():
+    app = make_app(ANALYSIS_SLOTS=1, ANALYSIS_WAIT_S=0.0)
+    client = app.test_client()
+    analysis = app.extensions["blt_model"]
+    analysis.get()
+    analysis.analysis.acquire()
+    try:
+        for url in ("/api/corpus", "/api/corpus/stream"):
+            assert_error(client.post(url, data=b"abc", content_type=TEXT_PLAIN), 429, "overloaded", "analysis")
+    finally:
+        analysis.analysis.release()
+    assert app.extensions["blt_corpus"].in_use == 0
+    assert client.post("/api/corpus/stream", data=b"abc", content_type=TEXT_PLAIN).status_code == 200
+
+
 def test_models_reports_the_corpus_limits_and_tokenizers(client):
     info = client.get("/api/models").json
     assert info["limits"]["max_corpus_bytes"] == 20_000 and info["limits"]["corpus_slots"] == 1
