@@ -78,6 +78,7 @@ async function analyse(event) {
 }
 
 function render(report, name) {
+  $("results").hidden = false;          // first: Plotly sizes the histogram to its visible box
   $("stat-bytes").textContent = report.bytes.toLocaleString("en");
   $("stat-bpb").textContent = fmt(report.bits_per_byte, 3);
   $("stat-patches").textContent = report.patches.toLocaleString("en");
@@ -90,7 +91,6 @@ function render(report, name) {
     + `bytes ranked by the BLT's mean bits per byte; the model reads ${report.window_bytes}-byte windows, each `
     + "from a fresh start, so a window's first bytes cost more.";
   offerDownloads(report, name);
-  $("results").hidden = false;
   document.body.dataset.corpus = "done";
 }
 

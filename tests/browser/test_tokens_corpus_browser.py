@@ -10,6 +10,7 @@ import json
 import pytest
 
 from bpe_reference import tiktoken_encodings
+from test_pages_browser import screenshot
 
 TOKEN_PANEL = "#tokens[data-tokens]"
 
@@ -86,6 +87,8 @@ def test_corpus_pasted_downloads_equal_the_api(page):
     assert page.inner_text("#stat-bytes") == f"{expected['bytes']:,}"
     assert page.locator("#most li").count() == len(expected["passages"]["most_predictable"])
     assert page.locator("#histogram.js-plotly-plot svg.main-svg").count() > 0
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "corpus")
 
     rows = list(csv.DictReader(io.StringIO(analysed(page, "#download-csv"))))
     value = {(r["section"], r["item"], r["unit"]): r for r in rows}
