@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import api, errors, figures, files, memory, pages, settings
+from . import api, errors, figures, files, memory, pages, settings, static_files
 from .jsonio import FiniteJSONProvider
 from .models import ModelHolder, Slots
 
@@ -30,9 +30,11 @@ def create_app(config: dict | None = None) -> Flask:
         generation=Slots(cfg["GENERATION_SLOTS"], 0, "generation"),
         analysis=Slots(cfg["ANALYSIS_SLOTS"], cfg["ANALYSIS_WAIT_S"], "analysis"),
         analysis_budget=memory.AnalysisBudget(cfg["ANALYSIS_MEMORY_MB"], cfg["MAX_TEXT_BYTES"], cfg["ANALYSIS_SLOTS"]))
+    app.extensions["blt_corpus"] = Slots(cfg["CORPUS_SLOTS"], 0, "corpus")
     app.extensions["blt_figures"] = figures.DocumentCache(cfg["FIGURE_CACHE_MB"] * memory.MIB)
 
     errors.register(app)
+    static_files.register(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(files.bp)

@@ -4,7 +4,7 @@ The contract, with an example for every endpoint, is app/openapi.py (served at /
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from flask import Blueprint, Response, current_app, request, url_for
 
+from blt_core import bpe, corpus
 from blt_core.patching import PatchingParams, patches_from_mask
 
 from . import figures, jsonio, openapi, reports, security, validation as v
@@ -21,6 +22,8 @@ from .models import ModelHolder, display_name
 from .pages import PLOTLY_VERSION
 
 bp = Blueprint("api", __name__)
+
+CORPUS_PATHS = ("/api/corpus", "/api/corpus/stream")     # bodies up to MAX_CORPUS_BYTES (app/bridge.py)
 
 
 def holder() -> ModelHolder:
@@ -66,6 +69,7 @@ def models():
         defaults, prompt = None, dict.fromkeys(("context_bytes", "context_patches", "max_prompt_bytes"))
     return {
         "model": h.describe(), "modes": list(v.MODES), "defaults": defaults,
+        "tokenizers": [{"name": t.name, "label": t.label, "vocab_size": t.n_tokens} for t in bpe.VOCABULARIES.values()],
         "limits": {
             "max_request_bytes": cfg["MAX_REQUEST_BYTES"], "max_text_bytes": cfg["MAX_TEXT_BYTES"],
             **prompt, "max_prompt_bytes_rule": "min(max_text_bytes, context_bytes - 1 - max_new_bytes)",
@@ -75,6 +79,7 @@ def models():
             "temperature": [0, cfg["MAX_TEMPERATURE"]], "top_k": [0, cfg["MAX_TOP_K"]], "top_p": [0, 1],
             "repetition_penalty": list(cfg["REPETITION_PENALTY_RANGE"]),
             "max_stop_strings": cfg["MAX_STOP_STRINGS"], "generation_slots": h.generation.size,
+            "max_corpus_bytes": cfg["MAX_CORPUS_BYTES"], "corpus_slots": cfg["CORPUS_SLOTS"],
             **h.analysis_budget.limits(h.loaded and h.loaded.model.config), "analysis_wait_s": cfg["ANALYSIS_WAIT_S"],
             "figure_cache_mb": cfg["FIGURE_CACHE_MB"]},
     }
@@ -132,6 +137,91 @@ def compare():
             lengths, starts = reports.byte_patches(patches_from_mask(mask[0].cpu()))
             modes[mode] = {"patch_lengths": lengths, "patch_starts": starts, "stats": reports.patch_stats(lengths)}
     return {"text": req["text"], "modes": modes}
+
+
+@bp.post("/api/tokenize")
+def tokenize():
+    """The text's tokens under real BPE vocabularies (blt_core.bpe), and the BLT's patches beside
+    them (unless blt is false)."""
+    req = body(v.tokenize_schema, required=("text",))
+    text = req["text"]
+    data = text.encode("utf-8")
+    out = {"text": text, "bytes": len(data),
+           "tokenizers": [reports.token_report(data, bpe.encoding(name).encode(text), bpe.VOCABULARIES[name])
+                          for name in req["tokenizers"] or v.TOKENIZERS]}
+    if req["blt"] is not False:
+        h = holder()
+        loaded = h.get()
+        patching = patching_params(req)
+        with h.analysis.held(), model_input_errors():
+            patches = loaded.model.patch(text, patching=patching)
+        lengths, starts = reports.byte_patches(patches)
+        out["blt"] = {"model": display_name(loaded.name), **asdict(patching.resolve(loaded.model.config)),
+                      "patch_lengths": lengths, "patch_starts": starts, "stats": reports.patch_stats(lengths)}
+    return out
+
+
+# ---------------------------------------------------------------------------------- corpus
+def _corpus_request() -> tuple[str, dict]:
+    """The uploaded text (the body) and the analysis options (the query string)."""
+    cfg = current_app.config
+    options = v.query(v.corpus_schema(cfg))
+    text = v.text_body(cfg["MAX_CORPUS_BYTES"])
+    return text, {"patching": patching_params(options), "passage_bytes": options["passage_bytes"] or 200,
+                  "passage_count": options["passages"] or 5}
+
+
+def _corpus_slots(stack: ExitStack) -> None:
+    """One corpus slot (CORPUS_SLOTS at once, then 429 at once) and one analysis slot: the
+    analysis runs one 512-byte window at a time, well within an analysis's memory."""
+    stack.enter_context(current_app.extensions["blt_corpus"].held())
+    stack.enter_context(holder().analysis.held())
+
+
+@bp.post("/api/corpus")
+def corpus_report():
+    """Bits per byte, patch sizes, BPE token counts and the most and least predictable passages
+    of an uploaded text (text/plain body, at most MAX_CORPUS_BYTES)."""
+    text, options = _corpus_request()
+    model = holder().get().model
+    with ExitStack() as stack, model_input_errors():
+        _corpus_slots(stack)
+        return corpus.analyse(model, text, **options)
+
+
+@bp.post("/api/corpus/stream")
+def corpus_stream():
+    """The same as /api/corpus, as server-sent events: `progress` {bytes_done, bytes_total} after
+    each window, then `done` with the report (or `error`)."""
+    text, options = _corpus_request()
+    model = holder().get().model
+    stack = ExitStack()
+    try:
+        _corpus_slots(stack)
+    except BaseException:                  # the corpus slot taken, the analysis slot not: give it back
+        stack.close()
+        raise
+    steps, total = corpus.analysis(model, text, **options), len(text.encode("utf-8"))
+
+    def events():
+        try:
+            while True:
+                try:
+                    done = next(steps)
+                except StopIteration as finished:
+                    yield sse("done", finished.value)
+                    return
+                yield sse("progress", {"bytes_done": done, "bytes_total": total})
+        except (ValueError, torch.OutOfMemoryError) as err:
+            kind = "out_of_memory" if isinstance(err, torch.OutOfMemoryError) else "validation"
+            yield sse("error", {"error": str(err), "error_type": kind})
+        finally:
+            stack.close()
+
+    response = Response(events(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(stack.close)
+    return response
 
 
 # ---------------------------------------------------------------------------------- generation

@@ -4,7 +4,8 @@ coroutine, never a thread.
 gunicorn's `asgi` worker reads and writes every socket on one event loop. This bridge runs the
 WSGI app on a small pool of threads only while there is work for it:
 
-    request    the whole body is read on the loop first (at most MAX_REQUEST_BYTES, within
+    request    the whole body is read on the loop first (at most MAX_REQUEST_BYTES, a corpus
+               upload MAX_CORPUS_BYTES (app.api.CORPUS_PATHS), within
                READ_TIMEOUT_S: a body trickled at 1 byte/s gets 408, an over-long one 413, the
                same for Content-Length and chunked framing); then one thread call runs the view
     response   each chunk of the response iterator is fetched by one thread call and written on
@@ -23,10 +24,14 @@ import io
 import json
 import logging
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
 
+from blt_core import bpe
+
+from .api import CORPUS_PATHS
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,7 @@ class WSGIBridge:
         cfg = app.config
         self.app = app
         self.max_body = cfg["MAX_REQUEST_BYTES"]
+        self.max_corpus_body = max(cfg["MAX_CORPUS_BYTES"], self.max_body)
         self.read_timeout, self.write_timeout = cfg["READ_TIMEOUT_S"], cfg["WRITE_TIMEOUT_S"]
         self.pool = ThreadPoolExecutor(cfg["REQUEST_THREADS"], thread_name_prefix="request")
         # /healthz never waits behind model work for a thread (Render restarts a service whose
@@ -74,6 +80,7 @@ class WSGIBridge:
                 # the worker (never gunicorn's master) loads the model as it starts, in the
                 # background: requests are served meanwhile, /healthz reports the state
                 self.app.extensions["blt_model"].load_in_background()
+                threading.Thread(target=bpe.load_all, name="bpe-load", daemon=True).start()   # ~2 s, 59 MiB
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for pool in (self.pool, self.health_pool):
@@ -113,9 +120,10 @@ class WSGIBridge:
                 await loop.run_in_executor(pool, iterable.close)
 
     async def _read_body(self, scope, receive) -> bytes | None:
+        limit = self.max_corpus_body if scope["path"] in CORPUS_PATHS else self.max_body
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            raise self._too_large()
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(limit)
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -123,14 +131,15 @@ class WSGIBridge:
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
-                raise self._too_large()
+            if size > limit:
+                raise self._too_large(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _too_large(self) -> ApiError:
-        return ApiError(413, "payload_too_large", f"request body is larger than the limit of {self.max_body} bytes")
+    @staticmethod
+    def _too_large(limit: int) -> ApiError:
+        return ApiError(413, "payload_too_large", f"request body is larger than the limit of {limit} bytes")
 
     def _environ(self, scope, body: bytes) -> dict:
         server = scope.get("server") or ("127.0.0.1", 80)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -37,10 +38,33 @@ class PngUnavailable(RuntimeError):
     """No Chromium for kaleido; the message says how to get one."""
 
 
-def _hover(fields: list[tuple[str, str]]) -> str:
-    """A hovertemplate showing customdata[i] under each label."""
-    return "<br>".join(f"{label}: %{{customdata[{i}]{fmt}}}" for i, (label, fmt) in enumerate(fields)) \
-        + "<extra>%{fullData.name}</extra>"
+Field = tuple[str, Callable[[dict], object], str]      # (label, value of a row, format with its unit)
+
+
+def _shown(value, fmt: str) -> str:
+    """A value in its format ('{:.3f} bits/byte'), or 'not recorded' (never a 0.00 for a missing value)."""
+    if value is None:
+        return "not recorded"
+    if "{:flops}" in fmt:
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return fmt.replace("{:flops}", f"{mantissa}×10<sup>{int(exponent)}</sup>")
+    return fmt.format(value)
+
+
+def _hover(rows: list[dict], fields: list[Field]) -> dict:
+    """Trace arguments for hovers that list each field with its unit: customdata holds one
+    finished text per point (so a missing value reads 'not recorded')."""
+    return {"customdata": ["<br>".join(f"{label}: {_shown(get(r), fmt)}" for label, get, fmt in fields) for r in rows],
+            "hovertemplate": "%{customdata}<extra>%{fullData.name}</extra>"}
+
+
+def _key(name: str) -> Callable[[dict], object]:
+    return lambda r: r.get(name)
+
+
+BPB = "{:.3f} bits/byte"
+FLOPS = "{:flops} FLOPs"
+PATCH = "{:.2f} bytes/patch"
 
 
 def _command_note(sources: list[dict]) -> str:
@@ -58,9 +82,11 @@ def _layout(fig: go.Figure, title: str, sources: list[dict], **axes) -> go.Figur
 def threshold_sweep(sources: list[dict]) -> go.Figure:
     """Held-out bits per byte, and inference FLOPs per byte where the run recorded them, against
     mean patch size: one line per sweep file."""
-    fields = [("run", ""), ("threshold (nats)", ":.3f"), ("target B/patch", ""), ("steps", ""),
-              ("training FLOPs", ":.3s"), ("inference FLOPs/byte", ":.3s"), ("run dir", "")]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("quality", "inference cost"))
+    common = [("mean patch size", _key("mean_patch_bytes"), PATCH), ("threshold", _key("threshold"), "{:.3f} nats"),
+              ("target", _key("target_patch_bytes"), "{:g} bytes/patch"), ("training steps", _key("steps"), "{:,}"),
+              ("training compute", _key("train_flops"), FLOPS)]
+    plotted = {"heldout_bpb": ("held-out", BPB), "inference_flops_per_byte": ("inference", FLOPS + " per byte")}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("quality", "inference cost"), horizontal_spacing=0.14)
     for k, data in enumerate(sources):
         rows = sorted(data["rows"], key=lambda r: r["mean_patch_bytes"])
         name = f"{rows[0].get('preset', '')} {rows[0].get('patching_mode', '')}".strip() if rows else "sweep"
@@ -69,88 +95,108 @@ def threshold_sweep(sources: list[dict]) -> go.Figure:
             part = [r for r in rows if r.get(key) is not None]
             fig.add_scatter(
                 x=[r["mean_patch_bytes"] for r in part], y=[r[key] for r in part], mode="lines+markers",
-                name=name, legendgroup=name, showlegend=col == 1, line_color=color, hovertemplate=_hover(fields),
-                customdata=[[r.get("label"), r.get("threshold"), r.get("target_patch_bytes"), r.get("steps"),
-                             r.get("train_flops"), r.get("inference_flops_per_byte"), r.get("run_dir")]
-                            for r in part], row=1, col=col)
+                name=name, legendgroup=name, showlegend=col == 1, line_color=color,
+                **_hover(part, [(plotted[key][0], _key(key), plotted[key][1]), *common]), row=1, col=col)
     fig.update_xaxes(title_text="mean bytes per patch")
     fig.update_yaxes(title_text="held-out bits per byte", row=1, col=1)
     fig.update_yaxes(title_text="inference FLOPs per byte", row=1, col=2)
     return _layout(fig, "Threshold sweep: quality and inference cost against patch size", sources)
 
 
+# 24 distinct colours, so each of the languages' scripts (13 and more) has its own
+SCRIPT_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                 "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#843c39", "#7b4173", "#3182bd",
+                 "#e6550d", "#31a354", "#756bb1", "#636363", "#bd9e39", "#de9ed6", "#6baed6", "#fd8d3c"]
+OUT_OF_DOMAIN_NOTE = ("The shipped model learned English only: out of its domain it stays confident and wrong,<br>"
+                      "so bits per byte can pass 8 (a uniform guess over 256 bytes): up to 19.5 here.")
+
+
 def languages(sources: list[dict]) -> go.Figure:
-    """Mean bytes per patch by language, one colour per script."""
+    """Mean bytes per patch by language, one colour per script (distinct for up to 24 scripts)."""
     rows = sorted((r for data in sources for r in data["rows"]), key=lambda r: -r["mean_patch_bytes"])
-    fields = [("language", ""), ("script", ""), ("bits per byte", ":.3f"), ("held-out bytes", ""), ("model", "")]
+    fields = [("mean patch size", _key("mean_patch_bytes"), PATCH), ("model's loss", _key("bpb"), BPB),
+              ("script", _key("script"), "{}"), ("held-out text", _key("bytes"), "{:,} bytes")]
     fig = go.Figure()
-    for script in dict.fromkeys(r["script"] for r in rows):
+    for k, script in enumerate(dict.fromkeys(r["script"] for r in rows)):
         part = [r for r in rows if r["script"] == script]
         fig.add_bar(x=[r["language"] for r in part], y=[r["mean_patch_bytes"] for r in part], name=script,
-                    hovertemplate=_hover(fields),
-                    customdata=[[r["language"], r["script"], r["bpb"], r["bytes"], r.get("model")] for r in part])
+                    marker_color=SCRIPT_COLORS[k % len(SCRIPT_COLORS)], **_hover(part, fields))
     fig.update_xaxes(categoryorder="array", categoryarray=[r["language"] for r in rows])
+    fig.add_annotation(text=OUT_OF_DOMAIN_NOTE, xref="paper", yref="paper", x=0, y=1.0, yanchor="bottom",
+                       showarrow=False, align="left", font_size=11)
     return _layout(fig, "Bytes per patch across languages and code", sources,
-                   xaxis_title="language", yaxis_title="mean bytes per patch")
+                   xaxis_title="language", yaxis_title="mean bytes per patch", margin_t=90)
 
 
 def training_curves(sources: list[dict]) -> go.Figure:
     """Training bits per byte by bytes seen, and held-out bits per byte by training FLOPs."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training", "held-out"))
-    step_fields = [("step", ""), ("bits per byte", ":.3f"), ("learning rate", ":.2e"), ("bytes/s", "")]
-    eval_fields = [("step", ""), ("held-out bits per byte", ":.4f"), ("bytes per patch", ":.2f"),
-                   ("threshold (nats)", ":.3f"), ("training FLOPs", ":.3s")]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training", "held-out"), horizontal_spacing=0.12)
+    step_fields = [("training", _key("bpb"), BPB), ("bytes seen", _key("bytes_seen"), "{:,}"),
+                   ("step", _key("step"), "{:,}"), ("learning rate", _key("lr"), "{:.2e}")]
+    eval_fields = [("held-out", _key("heldout_bpb"), BPB), ("training compute", _key("train_flops"), FLOPS),
+                   ("step", _key("eval_step"), "{:,}"), ("mean patch size", _key("mean_patch_bytes"), PATCH),
+                   ("threshold", _key("threshold"), "{:.3f} nats")]
     runs = [run for data in sources for run in data["rows"]]
     for k, run in enumerate(runs):
         color = pio.templates["plotly_white"].layout.colorway[k % 10]
-        name = f"{run['kind']} ({run['run_dir']})"
+        name = {"blt": "BLT", "bytes": "byte transformer", "entropy": "entropy model"}.get(run["kind"], run["kind"])
+        name = f"{name} ({run['preset']})" if run.get("preset") else name
         fig.add_scatter(x=[s["bytes_seen"] for s in run["steps"]], y=[s["bpb"] for s in run["steps"]],
                         mode="lines", name=name, legendgroup=name, line_color=color,
-                        hovertemplate=_hover(step_fields),
-                        customdata=[[s["step"], s["bpb"], s.get("lr"), s.get("bytes_per_s")] for s in run["steps"]],
-                        row=1, col=1)
+                        **_hover(run["steps"], step_fields), row=1, col=1)
         fig.add_scatter(x=[e["train_flops"] for e in run["evals"]], y=[e["heldout_bpb"] for e in run["evals"]],
                         mode="lines+markers", name=name, legendgroup=name, showlegend=False, line_color=color,
-                        hovertemplate=_hover(eval_fields),
-                        customdata=[[e["eval_step"], e["heldout_bpb"], e.get("mean_patch_bytes"), e.get("threshold"),
-                                     e["train_flops"]] for e in run["evals"]],
-                        row=1, col=2)
+                        **_hover(run["evals"], eval_fields), row=1, col=2)
     fig.update_xaxes(title_text="bytes seen", row=1, col=1)
     fig.update_xaxes(title_text="training FLOPs", type="log", row=1, col=2)
     fig.update_yaxes(title_text="bits per byte", row=1, col=1)
     return _layout(fig, "Training of the shipped models", sources)
 
 
+def _gpu(hardware: str | None) -> str | None:
+    """The device named in a run's hardware note, without the note ('One NVIDIA H100 (...)...' -> 'NVIDIA H100')."""
+    if not hardware:
+        return None
+    for name in ("H100", "H200", "A100", "CPU"):
+        if name in hardware:
+            return f"NVIDIA {name}" if name != "CPU" else "CPU"
+    return hardware.split(",")[0].split("(")[0].strip()
+
+
+RUN_FIELDS = [("mean patch size", _key("mean_patch_bytes"), PATCH),
+              ("inference", _key("inference_flops_per_byte"), FLOPS + " per byte"),
+              ("training steps", _key("steps"), "{:,}"), ("trained on", lambda r: _gpu(r.get("hardware")), "{}")]
+
+
 def scaling(sources: list[dict]) -> go.Figure:
     """Held-out bits per byte against training FLOPs, one line per model family."""
     rows = [{**r, "hardware": data.get("hardware")} for data in sources for r in data["rows"]]
     family = lambda r: "byte transformer" if r["kind"] == "bytes" else f"BLT-{r['patching_mode']}"
-    fields = [("run", ""), ("preset", ""), ("bytes per patch", ":.2f"), ("inference FLOPs/byte", ":.3s"),
-              ("steps", ""), ("run dir", ""), ("hardware", "")]
+    fields = [("held-out", _key("heldout_bpb"), BPB), ("training compute", _key("train_flops"), FLOPS),
+              ("model size", _key("preset"), "{}"), *RUN_FIELDS]
     fig = go.Figure()
     for name in dict.fromkeys(map(family, rows)):
         part = sorted((r for r in rows if family(r) == name), key=lambda r: r["train_flops"])
         fig.add_scatter(x=[r["train_flops"] for r in part], y=[r["heldout_bpb"] for r in part],
-                        mode="lines+markers", name=name, hovertemplate=_hover(fields),
-                        customdata=[[r.get("label"), r.get("preset"), r.get("mean_patch_bytes"),
-                                     r.get("inference_flops_per_byte"), r.get("steps"), r.get("run_dir"),
-                                     r["hardware"]] for r in part])
+                        mode="lines+markers", name=name, **_hover(part, fields))
     return _layout(fig, "Scaling: BLT patching schemes and the byte-level transformer", sources,
                    xaxis_title="training FLOPs", xaxis_type="log", yaxis_title="held-out bits per byte")
 
 
 def pooling(sources: list[dict]) -> go.Figure:
-    """The pooling ablation: held-out bits per byte of each pooling at equal training FLOPs."""
+    """The pooling ablation: held-out bits per byte of each pooling at equal training FLOPs, as
+    points on an axis around the values (1.304 against 1.310 would not show on bars from 0)."""
     rows = [{**r, "hardware": data.get("hardware")} for data in sources for r in data["rows"]]
-    fields = [("run", ""), ("bytes per patch", ":.2f"), ("training FLOPs", ":.3s"), ("inference FLOPs/byte", ":.3s"),
-              ("steps", ""), ("run dir", ""), ("hardware", "")]
-    fig = go.Figure(go.Bar(
-        x=[r["label"] for r in rows], y=[r["heldout_bpb"] for r in rows], name="held-out bits per byte",
-        hovertemplate=_hover(fields),
-        customdata=[[r["label"], r.get("mean_patch_bytes"), r.get("train_flops"), r.get("inference_flops_per_byte"),
-                     r.get("steps"), r.get("run_dir"), r["hardware"]] for r in rows]))
+    fields = [("held-out", _key("heldout_bpb"), BPB), ("training compute", _key("train_flops"), FLOPS), *RUN_FIELDS]
+    values = [r["heldout_bpb"] for r in rows]
+    pad = max(0.004, (max(values) - min(values)) * 0.6) if values else 0.01
+    fig = go.Figure(go.Scatter(
+        x=[r["label"] for r in rows], y=values, name="held-out bits per byte", mode="markers+text",
+        marker_size=14, text=[f"{v:.3f}" for v in values], textposition="middle right", cliponaxis=False,
+        **_hover(rows, fields)))
     return _layout(fig, "Pooling ablation: max pooling + cross-attention against mean pooling", sources,
-                   xaxis_title="encoder pooling", yaxis_title="held-out bits per byte")
+                   xaxis_title="encoder pooling", yaxis_title="held-out bits per byte (axis not from 0)",
+                   yaxis_range=[min(values) - pad, max(values) + pad] if values else None)
 
 
 def _param_count(text: str) -> float:
@@ -161,27 +207,37 @@ def paper_reference(sources: list[dict]) -> go.Figure:
     """The paper's reference points: Table 1 (8B, FLOP-matched) average score against bytes per
     patch, and Table 2 (parameters that fit a fixed inference budget), with their provenance."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("8B models, FLOP-matched (Table 1)",
-                                                        "parameters at a fixed inference budget (Table 2)"))
+                                                        "parameters at a fixed inference budget (Table 2)"),
+                        horizontal_spacing=0.14)
     data = sources[0]
     rows = data["rows"]
     fig.add_scatter(x=[r["bytes_per_patch"] for r in rows], y=[r["avg_score"] for r in rows],
                     mode="markers+text", text=[r["model"] for r in rows], textposition="top center",
-                    name="Table 1", hovertemplate=_hover([("model", ""), ("training data", ""), ("source", "")]),
-                    customdata=[[r["model"], r["training_data"], r["table"]] for r in rows], row=1, col=1)
+                    cliponaxis=False, textfont_size=11, name="Table 1",
+                    **_hover(rows, [("average task score", _key("avg_score"), "{:.1f}"),
+                                    ("bytes per patch", _key("bytes_per_patch"), "{:.1f}"),
+                                    ("training data", _key("training_data"), "{}"), ("source", _key("table"), "{}")]),
+                    row=1, col=1)
     budgets = data["fixed_inference_budget"]
     for model in budgets[0]["params"]:
+        part = [{**b, "model_params": b["params"][model]} for b in budgets]
         fig.add_bar(x=[f"{b['inference_flops_per_byte']:.1e} FLOPs/byte" for b in budgets],
                     y=[_param_count(b["params"][model]) for b in budgets], name=model,
-                    hovertemplate=_hover([("model", ""), ("parameters", ""), ("compute-optimal data", ""),
-                                          ("source", "")]),
-                    customdata=[[model, b["params"][model], b["compute_optimal_bytes"], b["table"]] for b in budgets],
+                    **_hover(part, [("parameters", _key("model_params"), "{}"),
+                                    ("inference budget", _key("inference_flops_per_byte"), FLOPS + " per byte"),
+                                    ("compute-optimal data", _key("compute_optimal_bytes"), "{}"),
+                                    ("source", _key("table"), "{}")]),
                     row=1, col=2)
-    fig.update_xaxes(title_text="bytes per patch (per token for Llama 3)", row=1, col=1)
-    fig.update_yaxes(title_text="average task score", row=1, col=1)
+    xs = [r["bytes_per_patch"] for r in rows]
+    ys = [r["avg_score"] for r in rows]
+    fig.update_xaxes(title_text="bytes per patch (per token for Llama 3)", range=[min(xs) - 1.5, max(xs) + 1.5],
+                     row=1, col=1)
+    fig.update_yaxes(title_text="average task score", range=[min(ys) - 2, max(ys) + 3], row=1, col=1)
     fig.update_yaxes(title_text="parameters", type="log", row=1, col=2)
-    fig.add_annotation(text=data["provenance"], xref="paper", yref="paper", x=0, y=-0.28, showarrow=False,
+    fig.add_annotation(text="<br>".join(textwrap.wrap(data["provenance"], 100)), xref="paper", yref="paper", x=0,
+                       y=-0.3, yanchor="top", showarrow=False,
                        align="left", font_size=10)
-    return _layout(fig, "The paper's reference points (arXiv 2412.09871)", sources)
+    return _layout(fig, "The paper's reference points (arXiv 2412.09871)", sources, margin_b=140)
 
 
 SPECS = {spec.name: spec for spec in (

@@ -69,6 +69,60 @@ MODEL_INFO = {
                "stacks": {"encoder": {"dim": 128, "layers": 1, "heads": 4, "context": 4096, "sliding_window": None},
                           "...": "global, decoder, entropy_model alike"}},
 }
+TOKENIZE_TEXT = "Hello, BLT! \U0001F44B"
+TOKENIZE_REQUEST = {"text": TOKENIZE_TEXT, "tokenizers": ["r50k_base", "o200k_base"]}
+_SPANS = [{"start": 0, "length": 5, "tokens": 1, "text": "Hello"}, {"start": 5, "length": 1, "tokens": 1, "text": ","},
+          {"start": 6, "length": 3, "tokens": 1, "text": " BL"}, {"start": 9, "length": 1, "tokens": 1, "text": "T"},
+          {"start": 10, "length": 1, "tokens": 1, "text": "!"},
+          {"start": 11, "length": 5, "tokens": 2, "text": " \U0001F44B"}]
+TOKENIZE_RESPONSE = {
+    "text": TOKENIZE_TEXT, "bytes": 16, "tokenizers": [
+        {"name": "r50k_base", "label": "GPT-2, GPT-3", "vocab_size": 50256, "tokens": 7,
+         "bytes_per_token": 2.2857142857142856, "token_ids": [15496, 11, 9878, 51, 0, 50169, 233],
+         "token_starts": [0, 5, 6, 9, 10, 11, 15], "token_lengths": [5, 1, 3, 1, 1, 4, 1], "spans": _SPANS},
+        {"name": "o200k_base", "label": "GPT-4o", "vocab_size": 199998, "tokens": 7,
+         "bytes_per_token": 2.2857142857142856, "token_ids": [13225, 11, 25997, 51, 0, 61138, 233],
+         "token_starts": [0, 5, 6, 9, 10, 11, 15], "token_lengths": [5, 1, 3, 1, 1, 4, 1], "spans": _SPANS}],
+    "blt": {"model": "models/blt-studio", "mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None,
+            "patch_size": 4, "patch_lengths": [1, 4, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+            "patch_starts": [0, 1, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+            "stats": patch_stats([1, 4, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1])},
+}
+CORPUS_TEXT = "The patch is the unit of compute. " * 8
+_TOKEN_COUNTS = [{"name": name, "label": label, "tokens": 65, "bytes_per_token": 4.184615384615385}
+                 for name, label in (("r50k_base", "GPT-2, GPT-3"), ("cl100k_base", "GPT-4, GPT-3.5"),
+                                     ("o200k_base", "GPT-4o"))]
+CORPUS_RESPONSE = {
+    "bytes": 272, "characters": 272, "window_bytes": 512,
+    "patching": {"mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None, "patch_size": 4},
+    "bits_per_byte": 2.207422382576196, "patches": 90, "bytes_per_patch": 3.022222222222222,
+    "patch_size_histogram": {"1": 17, "2": 17, "3": 33, "4": 8, "6": 15}, "tokenizers": _TOKEN_COUNTS,
+    "passages": {"passage_bytes": 100, "ranked": 3,
+                 "most_predictable": [{"start": 0, "length": 100, "bits_per_byte": 2.0796674799895847,
+                                       "text": CORPUS_TEXT[:100]}],
+                 "least_predictable": [{"start": 100, "length": 100, "bits_per_byte": 2.287049231831334,
+                                        "text": CORPUS_TEXT[100:200]}]},
+}
+CORPUS_PARAMETERS = [
+    {"name": "passages", "in": "query", "required": False, "example": 1,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
+     "description": "how many most and least predictable passages"},
+    {"name": "passage_bytes", "in": "query", "required": False, "example": 100,
+     "schema": {"type": "integer", "minimum": 16, "maximum": 4096, "default": 200},
+     "description": "bytes per passage (cut at the next character boundary)"},
+    *({"name": name, "in": "query", "required": False, "schema": {"type": kind},
+       "description": "patching, as in /api/patch (unset: the model's)"}
+      for name, kind in (("mode", "string"), ("threshold", "number"), ("max_patch_length", "integer"),
+                         ("patch_size", "integer")))]
+CORPUS_DESCRIPTION = ("The body is the text file itself (Content-Type: text/plain, UTF-8, at most max_corpus_bytes "
+                      "of /api/models: else 413; not UTF-8, or control characters but tab, newline and carriage "
+                      "return: 422). The model reads it in windows of window_bytes, each after its own BOS (as "
+                      "blt_core.eval does); bits_per_byte is the mean cross-entropy of every byte, in bits; "
+                      "patch_size_histogram counts the patches it used (each window starts one). tokenizers: the "
+                      "text's tokens under real BPE vocabularies (as /api/tokenize). passages: runs of about "
+                      "passage_bytes bytes ranked by their mean bits per byte (ranked: how many; a tail of less "
+                      "than half a passage is not ranked). corpus_slots analyses run at once (one more: 429), each "
+                      "holding an analysis slot; on 2 CPU cores the shipped model reads about 9 kB/s.")
 LANGUAGE_ROW = {"language": "en", "script": "Latin", "corpus": "english", "bpb": 1.3112,
                 "mean_patch_bytes": 3.87, "bytes": 20000, "model": "models/blt-studio"}
 
@@ -78,7 +132,7 @@ def _json(example) -> dict:
 
 
 def _op(summary: str, ok, *, request=None, errors=(), description=None, parameters=None, ok_type="application/json",
-        tag="model") -> dict:
+        tag="model", request_type="application/json") -> dict:
     """One operation: summary, example request body, example 200 response and error responses."""
     op = {"summary": summary, "tags": [tag],
           "responses": {"200": {"description": "OK", "content": {ok_type: {"example": ok}}}}}
@@ -87,7 +141,7 @@ def _op(summary: str, ok, *, request=None, errors=(), description=None, paramete
     if parameters:
         op["parameters"] = parameters
     if request is not None:
-        op["requestBody"] = {"required": True, "content": _json(request)}
+        op["requestBody"] = {"required": True, "content": {request_type: {"example": request}}}
     for status in errors:
         text, example = ERROR_EXAMPLES[status]
         op["responses"][status] = {"description": text,
@@ -138,6 +192,9 @@ def document() -> dict:
                             "in analysis_memory_mb (analysis_slots_rule); null with analysis_peak_mb while no "
                             "model is loaded. Built figure documents are cached within figure_cache_mb.",
                 ok={"model": MODEL_INFO, "modes": ["entropy", "entropy_monotonic", "static", "space"],
+                    "tokenizers": [{"name": "r50k_base", "label": "GPT-2, GPT-3", "vocab_size": 50256},
+                                   {"name": "cl100k_base", "label": "GPT-4, GPT-3.5", "vocab_size": 100256},
+                                   {"name": "o200k_base", "label": "GPT-4o", "vocab_size": 199998}],
                     "defaults": {"mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None,
                                  "patch_size": 4},
                     "limits": {"max_request_bytes": 262144, "max_text_bytes": 16384, "context_bytes": 4096,
@@ -172,6 +229,28 @@ def document() -> dict:
                     "static": {"patch_lengths": [4, 4, 3], "patch_starts": [0, 4, 8], "stats": patch_stats([4, 4, 3])},
                     "space": {"patch_lengths": [6, 1, 4], "patch_starts": [0, 6, 7],
                               "stats": patch_stats([6, 1, 4])}}})},
+            "/api/tokenize": {"post": _op(
+                "A text's tokens under real BPE vocabularies, beside the BLT's patches", request=TOKENIZE_REQUEST,
+                ok=TOKENIZE_RESPONSE, errors=MODEL_ERRORS, tag="tokens",
+                description="tokenizers (default all): r50k_base (GPT-2, GPT-3), cl100k_base (GPT-4, GPT-3.5), "
+                            "o200k_base (GPT-4o): tiktoken's vocabularies and rules (encode_ordinary: special-token "
+                            "text is plain text), shipped with the server. token_starts and token_lengths are byte "
+                            "spans in the text's UTF-8 bytes (a token may end inside a character); spans are the "
+                            "same tokens grouped so each span is whole characters (tokens: how many it holds). "
+                            "blt (default true; false needs no model): the model's patches of the same text under "
+                            "the patching options of /api/patch.")},
+            "/api/corpus": {"post": _op(
+                "A text file as a whole: bits per byte, patch sizes, BPE token counts, most and least "
+                "predictable passages", request=CORPUS_TEXT, request_type="text/plain", ok=CORPUS_RESPONSE,
+                errors=MODEL_ERRORS, tag="corpus", description=CORPUS_DESCRIPTION, parameters=CORPUS_PARAMETERS)},
+            "/api/corpus/stream": {"post": _op(
+                "The same analysis with progress, as server-sent events", request=CORPUS_TEXT,
+                request_type="text/plain", ok_type="text/event-stream", errors=MODEL_ERRORS, tag="corpus",
+                ok='event: progress\ndata: {"bytes_done":272,"bytes_total":272}\n\n'
+                   'event: done\ndata: {"bytes":272,"characters":272,"window_bytes":512,...}\n\n',
+                parameters=CORPUS_PARAMETERS,
+                description="event: progress, data {bytes_done, bytes_total} after each window; event: done, data: "
+                            "the report of /api/corpus; event: error, data {error, error_type}.")},
             "/api/generate": {"post": _op(
                 "Generate bytes from a prompt (one response when done)", request=GENERATE_REQUEST,
                 ok=GENERATE_RESPONSE, errors=MODEL_ERRORS,

@@ -11,19 +11,21 @@ from importlib.metadata import version
 from pathlib import Path
 
 import plotly
-from flask import Blueprint, Response, abort, render_template, send_file
+from flask import Blueprint, abort, current_app, render_template, request
+
+from .static_files import file_stamp, respond
 
 bp = Blueprint("pages", __name__)
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PLOTLY_VERSION = version("plotly")   # cache-busting query, so the year-long max-age stays safe
-YEAR_S = 365 * 24 * 3600
 
 # (endpoint, path, nav label, template)
 PAGES = [
     ("explore", "/", "Explore", "explore.html"),
     ("generate", "/generate", "Generate", "generate.html"),
     ("compare", "/compare", "Compare", "compare.html"),
+    ("corpus", "/corpus", "Corpus", "corpus.html"),
     ("scaling", "/scaling", "Scaling", "scaling.html"),
     ("figures", "/figures", "Figures", "figures.html"),
     ("api_docs", "/api", "API", "api.html"),
@@ -44,7 +46,9 @@ for _endpoint, _path, _label, _template in PAGES:
 
 @bp.get("/static/vendor/plotly.min.js")
 def plotly_js():
-    return send_file(PLOTLY_JS, mimetype="text/javascript", max_age=YEAR_S)
+    """gzip: 4.7 MB -> 1.4 MB over the wire (app/static_files.py)."""
+    return respond(current_app.extensions["blt_static"], "plotly.min.js", file_stamp(PLOTLY_JS), PLOTLY_JS.read_bytes,
+                   "text/javascript", "v" in request.args, PLOTLY_JS)
 
 
 def _js_string(literal: str) -> str:
@@ -97,7 +101,5 @@ def plotly_css(sheet_id: str):
     sheet = plotly_stylesheets().get(sheet_id)
     if sheet is None:
         abort(404)
-    response = Response(sheet, mimetype="text/css")
-    response.cache_control.public = True
-    response.cache_control.max_age = YEAR_S
-    return response
+    return respond(current_app.extensions["blt_static"], f"plotly-css/{sheet_id}", (PLOTLY_VERSION,),
+                   sheet.encode, "text/css", "v" in request.args)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from blt_core.bpe import Tokens, Vocabulary
 from blt_core.patching import Patches
 
 ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -61,3 +62,22 @@ def patch_report(data: bytes, lengths: list[int], starts: list[int]) -> dict:
                     for j, (s, n) in enumerate(zip(starts, lengths))],
         "stats": patch_stats(lengths),
     }
+
+
+def token_report(data: bytes, tokens: Tokens, vocab: Vocabulary) -> dict:
+    """One vocabulary's tokens of a text: ids and byte spans, counts, and `spans` for display with
+    characters whole: a token that starts inside a character (a BPE token may end mid-character)
+    joins the span before it, so each span is whole characters and counts 1 or more tokens."""
+    spans = []
+    for start, length in zip(tokens.starts, tokens.lengths):
+        if spans and (data[start] & 0xC0) == 0x80:          # a UTF-8 continuation byte
+            spans[-1]["length"] += length
+            spans[-1]["tokens"] += 1
+        else:
+            spans.append({"start": start, "length": length, "tokens": 1})
+    for span in spans:
+        span["text"] = data[span["start"]:span["start"] + span["length"]].decode("utf-8")
+    n = len(tokens.ids)
+    return {"name": vocab.name, "label": vocab.label, "vocab_size": vocab.n_tokens, "tokens": n,
+            "bytes_per_token": len(data) / n if n else None, "token_ids": tokens.ids,
+            "token_starts": tokens.starts, "token_lengths": tokens.lengths, "spans": spans}

@@ -17,6 +17,8 @@ DEFAULTS = {
     "DEVICE": None,                 # None: cuda when available, else cpu
     "MAX_REQUEST_BYTES": 262_144,   # whole request body (JSON escapes can make text 6x longer)
     "MAX_TEXT_BYTES": 16_384,       # UTF-8 bytes of `text` / `prompt`
+    "MAX_CORPUS_BYTES": 1_048_576,  # UTF-8 bytes of a corpus (/api/corpus: the raw body); ~2 min on 2 CPU cores
+    "CORPUS_SLOTS": 1,              # corpus analyses at once (each also holds an analysis slot); one more: 429
     "MAX_NEW_BYTES": 1024,          # generation length cap
     "DEFAULT_NEW_BYTES": 200,
     "MAX_STOP_STRINGS": 4,

@@ -16,9 +16,12 @@ from typing import Any, Callable
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from blt_core.bpe import VOCABULARIES
+
 from .errors import ApiError, validation
 
 MODES = ("entropy", "entropy_monotonic", "static", "space")
+TOKENIZERS = tuple(VOCABULARIES)
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")   # all but tab, newline, CR
 
 Checker = Callable[[str, Any], Any]
@@ -69,6 +72,37 @@ def json_body() -> dict:
     return body
 
 
+def text_body(max_bytes: int) -> str:
+    """The request body as a text file (a corpus upload): 415 unless Content-Type is text/plain,
+    413 over max_bytes (its UTF-8 bytes), 422 unless UTF-8 text with no control characters but
+    tab, newline and carriage return."""
+    if request.mimetype != "text/plain":
+        raise ApiError(415, "unsupported_media_type",
+                       f"Content-Type must be text/plain (the file's UTF-8 text), found {request.mimetype or 'none'!r}")
+    request.max_content_length = max_bytes      # werkzeug raises 413 beyond it (the bridge already did)
+    raw = request.get_data(cache=False)
+    if len(raw) > max_bytes:
+        raise RequestEntityTooLarge()
+    try:
+        value = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise validation(f"the body is not UTF-8 text: byte {err.start} is {raw[err.start]:#04x}") from None
+    return text(max_bytes, limit_name="max_corpus_bytes")("the body", value)
+
+
+def query(schema: dict[str, Checker]) -> dict:
+    """The query string checked like a JSON body: '12' is an integer, '1.5' a number, the rest strings."""
+    args = {}
+    for name, value in request.args.items(multi=False):
+        if re.fullmatch(r"-?\d{1,18}", value):
+            args[name] = int(value)
+        elif re.fullmatch(r"-?\d{1,18}\.\d{1,18}", value):
+            args[name] = float(value)
+        else:
+            args[name] = value
+    return validate(args, schema)
+
+
 def validate(body: dict, schema: dict[str, Checker], required: tuple[str, ...] = ()) -> dict:
     """body -> {field: checked value, or None when absent or null}."""
     unknown = sorted(set(body) - set(schema))
@@ -87,7 +121,7 @@ def validate(body: dict, schema: dict[str, Checker], required: tuple[str, ...] =
 
 
 # ---------------------------------------------------------------------------------- checkers
-def text(max_bytes: int, allow_empty: bool = False) -> Checker:
+def text(max_bytes: int, allow_empty: bool = False, limit_name: str = "max_text_bytes") -> Checker:
     """A string that encodes as UTF-8 (no lone surrogates), with no control characters but tab,
     newline and carriage return, of at most max_bytes UTF-8 bytes."""
     def check(name, value):
@@ -106,7 +140,7 @@ def text(max_bytes: int, allow_empty: bool = False) -> Checker:
                              f"{bad.start()}; only tab, newline and carriage return are allowed")
         if size > max_bytes:
             raise ApiError(413, "payload_too_large",
-                           f"{name} is {size} bytes of UTF-8; the limit is {max_bytes} (max_text_bytes)")
+                           f"{name} is {size} bytes of UTF-8; the limit is {max_bytes} ({limit_name})")
         return value
     return check
 
@@ -163,6 +197,26 @@ def strings(max_items: int, max_bytes: int) -> Checker:
     return check
 
 
+def names(options: tuple[str, ...]) -> Checker:
+    """A non-empty list of distinct names, each one of options."""
+    def check(name, value):
+        if not isinstance(value, list) or not value:
+            raise validation(f"{name} must be a non-empty list of names, found {_kind(value)}")
+        for i, item in enumerate(value):
+            if item not in options:
+                raise validation(f"{name}[{i}] must be one of {', '.join(options)}, found {short(item)}")
+        if len(set(value)) != len(value):
+            raise validation(f"{name} names a tokenizer twice")
+        return value
+    return check
+
+
+def boolean(name, value):
+    if not isinstance(value, bool):
+        raise validation(f"{name} must be true or false, found {_kind(value)}")
+    return value
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -196,6 +250,17 @@ def compare_schema(cfg: dict) -> dict[str, Checker]:
     schema = patch_schema(cfg)
     del schema["mode"]
     return schema
+
+
+def tokenize_schema(cfg: dict) -> dict[str, Checker]:
+    """/api/tokenize: the text, the vocabularies (default all), and the BLT's patches beside them
+    (blt: true, the default) under the patching options of /api/patch."""
+    return {**patch_schema(cfg), "tokenizers": names(TOKENIZERS), "blt": boolean}
+
+
+def corpus_schema(cfg: dict) -> dict[str, Checker]:
+    """/api/corpus's query string (the text is the body)."""
+    return {"passage_bytes": integer(16, 4096), "passages": integer(1, 50), **patching_schema(cfg)}
 
 
 def generate_schema(cfg: dict) -> dict[str, Checker]:

@@ -1,7 +1,9 @@
-"""Command line: `python -m blt_core {demo,entropy,patch,generate,info}`.
+"""Command line: `python -m blt_core {demo,entropy,patch,tokens,corpus,generate,info}`.
 
     python -m blt_core patch "Daenerys Targaryen is in Game of Thrones" --json
     echo "some text" | python -m blt_core entropy - --model path/to/checkpoint
+    python -m blt_core tokens "Bytes, not tokens." --json      # GPT-2/GPT-4/GPT-4o tokens beside BLT patches
+    python -m blt_core corpus --file notes.txt --json          # bits per byte, patches, passages (slow on CPU)
     python -m blt_core generate "Once upon a time" --max-new-bytes 200 --temperature 0.8 --seed 1
 
 Text comes from the argument, from standard input when it is '-', or from --file. Errors go to
@@ -13,8 +15,11 @@ import argparse
 import json
 import sys
 
+from tqdm import tqdm
+
 from dataclasses import asdict
 
+from . import bpe, corpus
 from .config import PATCHING_MODES, to_dict
 from .default_model import RANDOM_NOTE, load_model
 from .generation import DecodeOptions
@@ -91,7 +96,10 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     for name, help_ in (("demo", "entropies and patches of a sample sentence"),
                         ("entropy", "per-byte next-byte entropies (nats)"),
-                        ("patch", "patch boundaries of a text")):
+                        ("patch", "patch boundaries of a text"),
+                        ("tokens", "tokens of real BPE vocabularies (GPT-2, GPT-4, GPT-4o) beside the BLT's patches"),
+                        ("corpus", "a long text: bits per byte, patch sizes, token counts, most/least predictable "
+                                   "passages")):
         p = sub.add_parser(name, help=help_)
         if name != "demo":
             p.add_argument("text", nargs="?", default=None, help="the text, or - for standard input")
@@ -101,6 +109,9 @@ def main(argv=None) -> int:
         p.add_argument("--max-patch-length", type=int)
         p.add_argument("--patch-size", type=int, help="static patch size")
         p.add_argument("--json", action="store_true", help="print JSON")
+        if name == "corpus":
+            p.add_argument("--passage-bytes", type=int, default=200)
+            p.add_argument("--passages", type=int, default=5, help="how many of the most and least predictable")
     gen = sub.add_parser("generate", help="generate text from a prompt (streams to standard output)")
     gen.add_argument("text", nargs="?", default=None, help="the prompt, or - for standard input")
     gen.add_argument("--file", help="read the prompt from this file (raw bytes)")
@@ -137,6 +148,8 @@ def main(argv=None) -> int:
         return 0
     if args.command == "generate":
         return _generate(loaded, args)
+    if args.command in ("tokens", "corpus"):
+        return _tokens_or_corpus(loaded, args)
     try:
         text = DEMO_TEXT if args.command == "demo" else _text(args)
         if text is None:
@@ -185,4 +198,50 @@ def _generate(loaded, args) -> int:
     else:
         print(f"\n[{len(result.bytes)} bytes, {result.global_steps} global steps, "
               f"{result.timings['bytes_per_s']} bytes/s, stop: {result.stop_reason}]", file=sys.stderr)
+    return 0
+
+
+def _decoded(args) -> str:
+    text = _text(args)
+    if text is None:
+        raise ValueError("no text given: pass it as an argument, '-' for standard input, or --file")
+    return text.decode("utf-8") if isinstance(text, bytes) else text
+
+
+def _tokens_or_corpus(loaded, args) -> int:
+    """`tokens`: each vocabulary's token count and the BLT's patch count of one text; `corpus`:
+    blt_core.corpus's report, with a progress bar on standard error."""
+    try:
+        text = _decoded(args)
+        if args.command == "tokens":
+            p = loaded.model.patch(text, patching=_patching(args))
+            n_bytes = len(text.encode("utf-8"))
+            report = {"model": loaded.name, "bytes": n_bytes, "blt_patches": p.count - 1,
+                      "blt_bytes_per_patch": n_bytes / max(p.count - 1, 1),
+                      "tokenizers": corpus.token_counts(text, n_bytes)}
+        else:
+            with tqdm(total=len(text.encode("utf-8")), unit="B", unit_scale=True, file=sys.stderr,
+                      disable=None) as bar:
+                report = corpus.analyse(loaded.model, text, patching=_patching(args), passage_bytes=args.passage_bytes,
+                                        passage_count=args.passages, progress=lambda done, _: bar.update(done - bar.n))
+            report["model"] = loaded.name
+    except (ValueError, TypeError, UnicodeDecodeError, bpe.VocabularyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    if args.command == "corpus":
+        print(f"{report['bytes']} bytes: {report['bits_per_byte']:.3f} bits per byte, {report['patches']} patches "
+              f"({report['bytes_per_patch']:.2f} bytes per patch)")
+    else:
+        print(f"{report['bytes']} bytes: {report['blt_patches']} BLT patches "
+              f"({report['blt_bytes_per_patch']:.2f} bytes per patch)")
+    for row in report["tokenizers"]:
+        print(f"  {row['name']:<12} {row['label']:<15} {row['tokens']:>8} tokens  {row['bytes_per_token']:.2f} bytes per token")
+    if args.command == "corpus":
+        for kind in ("most_predictable", "least_predictable"):
+            print(kind.replace("_", " ") + ":")
+            for row in report["passages"][kind]:
+                print(f"  {row['bits_per_byte']:6.3f} bits/byte at byte {row['start']}: {row['text'][:70]!r}")
     return 0

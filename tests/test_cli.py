@@ -85,3 +85,27 @@ def test_generate_fast_path_flags(checkpoint):
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
         out = cli("--model", checkpoint, "--device", "cpu", "generate", "Hello", "--kernels", env=env)
         assert out.returncode != 0 and b"needs a CUDA device" in out.stderr
+
+
+def test_tokens_json(checkpoint):
+    out = cli("--model", checkpoint, "tokens", "Bytes, not tokens. 世界", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["bytes"] == 25
+    assert {r["name"]: r["tokens"] for r in report["tokenizers"]} == {"r50k_base": 10, "cl100k_base": 9,
+                                                                      "o200k_base": 6}
+
+
+def test_corpus_json_from_a_file(checkpoint, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("Patches grow where the next byte is easy to guess. " * 30)
+    out = cli("--model", checkpoint, "corpus", "--file", str(path), "--passages", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["bytes"] == 1530 and len(report["passages"]["most_predictable"]) == 2
+    assert sum(int(k) * v for k, v in report["patch_size_histogram"].items()) == 1530
+
+
+def test_corpus_of_bytes_that_are_not_utf8_exits_2(checkpoint):
+    out = cli("--model", checkpoint, "corpus", "-", stdin=b"\xff\xfe")
+    assert out.returncode == 2 and b"can't decode byte 0xff" in out.stderr

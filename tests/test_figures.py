@@ -160,3 +160,43 @@ def test_figure_cache_stays_within_its_bound():
     assert cache.document(oldest, "json", PLOT_DATA) == docs[oldest] and cache.builds == builds + 1   # dropped
     small = figures.DocumentCache(max_bytes=10)
     assert small.document("languages", "json", PLOT_DATA) and small.bytes == 0       # served, not kept
+
+
+UNITS = {"threshold_sweep": "bits/byte", "languages": "bytes/patch", "training_curves": "bits/byte",
+         "scaling": "bits/byte", "pooling": "bits/byte", "paper_reference": "average task score"}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_hovers_show_the_plotted_values_with_units_and_no_internal_notes(name):
+    fig = figures.build(name, PLOT_DATA)
+    for trace in fig.data:
+        assert trace.hovertemplate == "%{customdata}<extra>%{fullData.name}</extra>"
+        for text in trace.customdata:
+            assert UNITS[name] in text or "FLOPs" in text or "parameters" in text, text
+            assert "runs/" not in text and "concurrently" not in text and "wall_s" not in text, text
+            assert "None" not in text and "nan" not in text, text
+    if name in ("scaling", "pooling", "threshold_sweep", "training_curves"):
+        plotted = [t for t in fig.data if "bits per byte" in (fig.layout.yaxis.title.text or "")][0]
+        assert all(f"{y:.3f} bits/byte" in text for y, text in zip(plotted.y, plotted.customdata))
+
+
+def test_a_missing_value_reads_not_recorded(tmp_path):
+    rows = [{**r, "inference_flops_per_byte": None, "steps": None} for r in SCALING_ROWS]
+    (tmp_path / "scaling.json").write_text(json.dumps({"command": "python -m blt_core.experiments scaling",
+                                                       "source": "test", "rows": rows}))
+    text = figures.build("scaling", tmp_path).data[0].customdata[0]
+    assert "inference: not recorded" in text and "training steps: not recorded" in text and "0.00" not in text
+
+
+def test_pooling_axis_shows_the_difference():
+    fig = figures.build("pooling", PLOT_DATA)
+    low, high = fig.layout.yaxis.range
+    values = list(fig.data[0].y)
+    assert low > 1.0 and low < min(values) and high > max(values) and high - low < 0.1
+
+
+def test_languages_give_each_script_its_own_colour_and_the_note():
+    fig = figures.build("languages", PLOT_DATA)
+    colours = [t.marker.color for t in fig.data]
+    assert len(colours) >= 13 and len(set(colours)) == len(colours)
+    assert "confident and wrong" in fig.layout.annotations[0].text

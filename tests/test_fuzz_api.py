@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from app.validation import MODES
 from webapp_helpers import make_app
 
-POST_ENDPOINTS = ["/api/entropy", "/api/patch", "/api/compare", "/api/generate", "/api/generate/stream"]
+POST_ENDPOINTS = ["/api/entropy", "/api/patch", "/api/compare", "/api/tokenize", "/api/generate",
+                  "/api/generate/stream"]
 
 
 def fuzz(examples: int):
@@ -64,10 +65,13 @@ PLAUSIBLE = {   # field -> values near and across its limits
     "temperature": st.floats(0, 12) | st.sampled_from([0, 5e-324, 1e-30, 1e-8]), "top_k": st.integers(-1, 300),
     "top_p": st.floats(0, 1.2) | st.sampled_from([5e-324, 1e-30, 1]), "repetition_penalty": st.floats(0, 12),
     "seed": st.integers(-1, 2**64), "stop": st.lists(st.text(max_size=4), max_size=5),
+    "tokenizers": st.lists(st.sampled_from(["r50k_base", "cl100k_base", "o200k_base", "gpt5", ""]), max_size=4),
+    "blt": st.booleans() | st.sampled_from([0, 1, "true"]),
 }
 PATCHING = ["mode", "threshold", "max_patch_length", "patch_size"]
 FIELDS = {   # endpoint -> its fields, the text field first
     "/api/entropy": ["text"], "/api/patch": ["text", *PATCHING], "/api/compare": ["text", *PATCHING[1:]],
+    "/api/tokenize": ["text", "tokenizers", "blt", *PATCHING],
     "/api/generate": ["prompt", "max_new_bytes", "temperature", "top_k", "top_p", "repetition_penalty", "seed",
                       "stop", *PATCHING],
 }
@@ -109,6 +113,16 @@ content_types = st.sampled_from(["application/json", "application/json; charset=
 @given(data=st.binary(max_size=300) | bodies("/api/patch").map(str.encode), content_type=content_types)
 def test_random_bytes_and_content_types(client, url, data, content_type):
     check(client.post(url, data=data, content_type=content_type))
+
+
+@pytest.mark.parametrize("url", ["/api/corpus", "/api/corpus/stream"])
+@fuzz(30)
+@given(data=st.binary(max_size=200) | st.text(printable, max_size=80).map(str.encode),
+       content_type=st.sampled_from(["text/plain", "text/plain; charset=utf-8"]) | content_types,
+       query=st.dictionaries(st.sampled_from(["passages", "passage_bytes", "mode", "threshold", "patch_size", "x"]),
+                             st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=6), max_size=3))
+def test_random_corpus_uploads(client, url, data, content_type, query):
+    check(client.post(url, data=data, content_type=content_type, query_string=query))
 
 
 @fuzz(60)

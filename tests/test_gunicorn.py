@@ -1,6 +1,7 @@
 """Real gunicorn with the repository's config and the shipped model, on a free loopback port:
-health, the API, a streamed generation read as server-sent events, and a client that hangs up
-mid-stream freeing the model at once."""
+health, the API, a streamed generation read as server-sent events, a client that hangs up
+mid-stream freeing the model at once, corpus uploads past the request limit up to their own, and
+plotly.js gzip-compressed."""
 from __future__ import annotations
 
 import http.client
@@ -58,7 +59,7 @@ def server(tmp_path_factory):
         pytest.skip(f"gunicorn is not installed next to {sys.executable}")
     port = free_port()
     env = {**os.environ, "BLT_MODEL": str(SHIPPED_MODEL), "BLT_DEVICE": "cpu", "PORT": str(port),
-           "BLT_GENERATION_SLOTS": "2"}
+           "BLT_GENERATION_SLOTS": "2", "BLT_MAX_REQUEST_BYTES": "2000", "BLT_MAX_CORPUS_BYTES": "6000"}
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
@@ -135,3 +136,34 @@ def test_disconnect_mid_stream_frees_the_model(server):
         time.sleep(0.05)
     assert request(server, "POST", "/api/generate", {"prompt": "x", "max_new_bytes": 2})[0] == 200
     other.close()
+
+
+def raw(port, method, path, body: bytes | None = None, headers=None, timeout=60):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response, data
+
+
+def test_a_corpus_upload_has_its_own_body_limit(server):
+    text = ("Patches grow where the next byte is easy to guess. " * 80)[:4000].encode()   # over MAX_REQUEST_BYTES
+    response, data = raw(server, "POST", "/api/corpus", text, {"Content-Type": "text/plain; charset=utf-8"})
+    assert response.status == 200, data[:300]
+    assert json.loads(data)["bytes"] == 4000
+    response, data = raw(server, "POST", "/api/corpus", b"a" * 6001, {"Content-Type": "text/plain"})
+    assert response.status == 413 and "limit of 6000 bytes" in json.loads(data)["error"]
+    response, data = raw(server, "POST", "/api/patch", json.dumps({"text": "a" * 3000}).encode(),
+                         {"Content-Type": "application/json"})
+    assert response.status == 413 and "limit of 2000 bytes" in json.loads(data)["error"]
+
+
+def test_plotly_js_is_served_gzipped(server):
+    import gzip
+
+    from app.pages import PLOTLY_JS
+    response, data = raw(server, "GET", "/static/vendor/plotly.min.js?v=1", headers={"Accept-Encoding": "gzip"})
+    assert response.status == 200 and response.getheader("Content-Encoding") == "gzip"
+    assert "immutable" in response.getheader("Cache-Control") and response.getheader("ETag")
+    assert gzip.decompress(data) == PLOTLY_JS.read_bytes() and len(data) < PLOTLY_JS.stat().st_size / 3

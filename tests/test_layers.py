@@ -75,6 +75,7 @@ def test_a_cached_attention_step_equals_the_masked_step(window):
     torch.testing.assert_close(given, dense)
     torch.testing.assert_close(caches[1].k, caches[0].k)
 
+
 def dense_group_attention(cross, queries, states, query_groups, key_groups):
     """transformers' form: every query over every key, an additive mask admitting its own group."""
     same = query_groups[:, :, None] == key_groups[:, None, :]

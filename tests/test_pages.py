@@ -12,7 +12,7 @@ import pytest
 from app import create_app
 from app.pages import plotly_csp_style_src
 
-PAGES = {"/": "Explore", "/generate": "Generate", "/compare": "Compare", "/scaling": "Scaling",
+PAGES = {"/": "Explore", "/generate": "Generate", "/compare": "Compare", "/corpus": "Corpus", "/scaling": "Scaling",
          "/figures": "Figures", "/api": "API"}
 STATIC_JS = Path(__file__).resolve().parents[1] / "static" / "js"
 
@@ -74,7 +74,7 @@ def test_every_page_module_and_its_imports_are_served(client):
     """Each module a template loads is served as JavaScript, and each relative import resolves."""
     modules = set()
     for path in PAGES:
-        modules.update(re.findall(r'<script type="module" src="/static/js/([\w.]+)"', client.get(path).get_data(as_text=True)))
+        modules.update(re.findall(r'<script type="module" src="/static/js/([\w.]+)\?v=\w+"', client.get(path).get_data(as_text=True)))
     assert {"badge.js", "explore.js", "generate.js", "compare.js", "scaling.js", "figures.js", "apidocs.js"} <= modules
     todo = list(modules)
     while todo:
