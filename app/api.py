@@ -75,7 +75,8 @@ def models():
             "temperature": [0, cfg["MAX_TEMPERATURE"]], "top_k": [0, cfg["MAX_TOP_K"]], "top_p": [0, 1],
             "repetition_penalty": list(cfg["REPETITION_PENALTY_RANGE"]),
             "detail_bytes": [1, cfg["DETAIL_MAX_BYTES"]], "detail_top_k": [1, cfg["DETAIL_MAX_TOP_K"]],
-            "max_stop_strings": cfg["MAX_STOP_STRINGS"], "generation_slots": h.generation.size,
+            "max_stop_strings": cfg["MAX_STOP_STRINGS"], "max_stop_bytes": cfg["MAX_STOP_BYTES"],
+            "generation_slots": h.generation.size,
             **h.analysis_budget.limits(h.loaded and h.loaded.model.config), "analysis_wait_s": cfg["ANALYSIS_WAIT_S"],
             "figure_cache_mb": cfg["FIGURE_CACHE_MB"]},
     }

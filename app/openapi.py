@@ -159,7 +159,7 @@ def document() -> dict:
                                "threshold": [-6.0, 6.0], "max_patch_length": [1, 256], "patch_size": [1, 256],
                                "temperature": [0, 10.0], "top_k": [0, 260], "top_p": [0, 1],
                                "repetition_penalty": [0.1, 10.0], "detail_bytes": [1, 64], "detail_top_k": [1, 20],
-                               "max_stop_strings": 4, "generation_slots": 1,
+                               "max_stop_strings": 4, "max_stop_bytes": 64, "generation_slots": 1,
                                "analysis_slots": 4, "analysis_slots_rule": "analysis_slots_setting if set, else "
                                "max(1, floor(analysis_memory_mb / analysis_peak_mb))", "analysis_slots_setting": None,
                                "analysis_memory_mb": 96, "analysis_peak_mb": 23.5, "analysis_wait_s": 1.0,
