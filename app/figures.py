@@ -222,7 +222,7 @@ def build(name: str, plot_dir: Path) -> go.Figure:
 
 # The pages' Plotly config (static/js/ui.js plotConfig): no logo, no "Share chart" (it uploads the
 # figure to Plotly's cloud).
-HTML_CONFIG = {"displaylogo": False, "showSendToCloud": False, "showEditInChartStudio": False,
+HTML_CONFIG = {"displaylogo": False, "showSendToCloud": False,
                "modeBarButtonsToRemove": ["sendChartToCloud", "lasso2d", "select2d"]}
 
 

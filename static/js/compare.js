@@ -86,6 +86,7 @@ async function compare({ force = false } = {}) {
     requested = null;
     clearResults();
     showError(err);
+    if (err.status === 429 && err.retryAfter !== null) setTimeout(compare, err.retryAfter * 1000);
   }
 }
 

@@ -293,11 +293,11 @@ async function generate(event) {
   const body = requestBody();
   $("stat-seed").textContent = String(body.seed);
   saveLink();
-  showState("starting");
+  showState("streaming");
   run = new Run(body);
   try {
     const response = await startStream(body, controller.signal);
-    showState("streaming");
+    showState("streaming");       // again, after a wait for a slot
     for await (const { event: name, data } of events(response)) {
       if (name === "byte") run.byte(data);
       else if (name === "error") throw new ApiError(null, data.error_type, data.error);

@@ -38,9 +38,10 @@ export async function fragmentOf(state) {
   return `#${params}`;
 }
 
-/** The state in the URL's fragment ({text, name: value-as-string, ...}), or null without one. */
+/** The state in the URL's fragment ({text, name: value-as-string, ...}), or null without one (a
+ * fragment that is an element's id, like #main, is no state). */
 export async function readFragment(hash = location.hash) {
-  if (hash.length < 2) return null;
+  if (!hash.includes("=")) return null;
   const params = new URLSearchParams(hash.slice(1));
   const state = {};
   for (const [name, value] of params) {

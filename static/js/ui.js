@@ -30,8 +30,8 @@ export function plotlyText(s) {
  */
 export function plotConfig(filename, { toImage } = {}) {
   const config = {
-    responsive: true, displaylogo: false, showSendToCloud: false, showEditInChartStudio: false,
-    modeBarButtonsToRemove: ["sendChartToCloud", "sendDataToCloud", "editInChartStudio", "lasso2d", "select2d"],
+    responsive: true, displaylogo: false, showSendToCloud: false,
+    modeBarButtonsToRemove: ["sendChartToCloud", "lasso2d", "select2d"],
     toImageButtonOptions: { format: "png", filename },
   };
   if (toImage) {

@@ -84,3 +84,12 @@ def new_page(browser, server):
 @pytest.fixture
 def page(new_page):
     return new_page()
+
+
+@pytest.fixture(scope="session")
+def one_slot_server(tmp_path_factory):
+    """The app with one generation slot (a second generation gets 429) and an export folder of
+    its own, empty as on a fresh clone: yields (base URL, export folder)."""
+    exports = tmp_path_factory.mktemp("exports")
+    with serve(GENERATION_SLOTS=1, EXPORT_DIR=str(exports)) as url:
+        yield url, exports

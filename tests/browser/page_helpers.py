@@ -37,7 +37,7 @@ def wait_compared(page, text: str) -> None:
 
 def generated(page, timeout=60_000) -> str:
     """Wait for the generation under way to end; its state (stop reason, 'stopped', 'error')."""
-    page.wait_for_function("() => !['starting', 'streaming', 'waiting', 'stopped', undefined]"
+    page.wait_for_function("() => !['streaming', 'waiting', 'stopped', undefined]"
                            ".includes(document.body.dataset.state)", timeout=timeout)
     return page.evaluate("document.body.dataset.state")
 
