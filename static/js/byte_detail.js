@@ -29,7 +29,7 @@ export class ByteDetail {
     this.reset(null);
   }
 
-  /** A new text: analysis = {text, table, entropies, patchIds} (null: nothing to detail). */
+  /** A new text: analysis = {text, table, entropies, patchOf(i)} (null: nothing to detail). */
   reset(analysis) {
     this.analysis = analysis;
     this.blocks = new Map();      // block index -> Promise of its positions
@@ -80,7 +80,7 @@ export class ByteDetail {
 
   /** positions: Map i -> row of /api/entropy/detail, null while fetching, or the Error. */
   render(start, end, title, positions) {
-    const { table, entropies, patchIds } = this.analysis;
+    const { table, entropies, patchOf } = this.analysis;
     const rows = [];
     for (let i = start; i < Math.min(end, start + MAX_ROWS); i++) {
       const c = table.charOf[i];
@@ -91,7 +91,7 @@ export class ByteDetail {
         el("td", { className: "char", textContent: visible(table.texts[c]), title: table.describe(c) }),
         el("td", { textContent: `${hex(table.bytes[i])}${part}` }),
         el("td", { textContent: fmt(entropies[i], 3) }),
-        el("td", { textContent: String(patchIds[i]) }),
+        el("td", { textContent: String(patchOf(i)) }),
         el("td", {}, nextBytes(positions, i))));
     }
     const more = end - start > MAX_ROWS ? el("p", { className: "muted", textContent: `… ${end - start - MAX_ROWS} more bytes` }) : null;

@@ -33,6 +33,7 @@ let info = null;                // /api/models, once loaded
 let analysis = null;            // {text, bytes, table, entropies} of the text shown
 let patched = null;             // patchBytes' result under the current options
 let view = null;                // [lo, hi): the bytes in the chart's window (long texts)
+let linkedView = null;          // a link's window, for the analysis that the link starts
 let requested = null;           // the text of the analysis shown or under way
 let inflight = null;            // AbortController of the pending /api/entropy request
 let retry = null;               // timer of an analysis retried after a 429
@@ -91,10 +92,13 @@ async function analyze({ force = false } = {}) {
     const bytes = Array.from(utf8(value));
     if (entropies.length !== bytes.length) throw new Error(`expected ${bytes.length} entropies, found ${entropies.length}`);
     clearError();
-    analysis = { text: value, bytes, table: new CharTable(bytes), entropies };
-    detail.reset({ ...analysis, get patchIds() { return patched.patchIds; } });
     const n = bytes.length;
-    if (!view || view[1] > n || view[0] >= view[1]) view = [0, Math.min(n, WINDOW_BYTES)];
+    // the window: a link's, else the same as before for the same text, else the text's first kilobyte
+    const wanted = linkedView ?? (analysis?.text === value ? view : null);
+    linkedView = null;
+    view = wanted && wanted[0] >= 0 && wanted[0] < wanted[1] && wanted[1] <= n ? wanted : [0, Math.min(n, WINDOW_BYTES)];
+    analysis = { text: value, bytes, table: new CharTable(bytes), entropies };
+    detail.reset({ ...analysis, patchOf: (i) => patched.patchIds[i] });
     results.hidden = false;
     results.classList.remove("stale");
     results.removeAttribute("aria-busy");
@@ -304,7 +308,7 @@ function restore(state) {
   maxPatchLength.value = state.max_patch_length ?? "";
   if (state.patch_size !== undefined) patchSize.value = state.patch_size;
   const parts = (state.view ?? "").split("-").map(Number);
-  view = parts.length === 2 && parts.every(Number.isInteger) ? parts : null;
+  linkedView = parts.length === 2 && parts.every(Number.isInteger) ? parts : null;
   requested = null;
   repatch();
   analyze();
@@ -314,7 +318,6 @@ async function init() {
   downloads();
   exampleButtons($("examples"), (example) => {
     text.value = example;
-    view = null;
     analyze();
   });
   // wait for a pause in typing, longer for longer texts (each analysis reads the whole text)

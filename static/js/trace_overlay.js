@@ -1,8 +1,8 @@
 // A canvas laid over a Plotly chart's plot area, for the parts of a per-byte trace that change with
-// every threshold step or hover: the threshold line, the patch starts, the bytes' dots coloured by
-// patch, and the band of a hovered patch. Redrawing a canvas costs about a millisecond; redrawing
-// the chart (its SVG) tens to hundreds, so Plotly draws only the entropy line, once per text.
-// Dots and patch starts are left out where they would be denser than a few pixels apart.
+// every threshold step or hover: the threshold line, the patch starts, the line coloured by patch
+// (and a dot per byte when zoomed in), and the band of a hovered patch. Redrawing a canvas costs
+// about a millisecond; redrawing the chart (its SVG) tens to hundreds, so Plotly draws only the
+// entropy line, once per text. What would be denser than a few pixels apart is left out.
 // The chart's PNG button saves the chart and this canvas together (see png()).
 import { saveFile } from "./downloads.js";
 import { PATCH_COLORS } from "./ui.js";
@@ -82,22 +82,36 @@ export class TraceOverlay {
     const d = this.data;
     if (!d) return;
     const first = Math.max(0, Math.ceil(f.r0));
-    const last = Math.floor(f.r1);
-    const perPixel = (last - first + 1) / f.w;
-    if (d.starts && perPixel < 1 / 3) {
-      ctx.strokeStyle = START_COLOR;
-      ctx.lineWidth = 1;
-      ctx.beginPath();
-      for (const s of visibleStarts(d.starts, first, last)) {
-        const x = Math.round(f.x(s - 0.5)) + 0.5;
-        ctx.moveTo(x, 0);
-        ctx.lineTo(x, f.h);
+    const last = Math.min(Math.floor(f.r1), (d.values ?? d.patchIds ?? []).length - 1);
+    const pixelsPerByte = f.w / Math.max(1, last - first + 1);
+    if (d.starts) {
+      const starts = visibleStarts(d.starts, first, last);
+      if (starts.length <= f.w / 4) {             // at least 4 pixels apart on average
+        ctx.strokeStyle = START_COLOR;
+        ctx.lineWidth = 1;
+        ctx.beginPath();
+        for (const s of starts) {
+          const x = Math.round(f.x(s - 0.5)) + 0.5;
+          ctx.moveTo(x, 0);
+          ctx.lineTo(x, f.h);
+        }
+        ctx.stroke();
       }
-      ctx.stroke();
     }
-    if (d.values && d.patchIds && perPixel < 1 / 4) {
-      const end = Math.min(last, d.values.length - 1);
-      for (let i = first; i <= end; i++) {
+    if (d.values && d.patchIds && pixelsPerByte >= 1) {
+      // each patch's stretch of the line in its colour (the steps between patches stay grey)
+      ctx.lineWidth = 1.5;
+      for (let i = first; i < last; i++) {
+        if (d.patchIds[i] !== d.patchIds[i + 1]) continue;
+        ctx.strokeStyle = PATCH_COLORS[d.patchIds[i] % PATCH_COLORS.length];
+        ctx.beginPath();
+        ctx.moveTo(f.x(i), f.y(d.values[i]));
+        ctx.lineTo(f.x(i + 1), f.y(d.values[i + 1]));
+        ctx.stroke();
+      }
+    }
+    if (d.values && d.patchIds && pixelsPerByte >= 5) {
+      for (let i = first; i <= last; i++) {
         ctx.fillStyle = PATCH_COLORS[d.patchIds[i] % PATCH_COLORS.length];
         ctx.beginPath();
         ctx.arc(f.x(i), f.y(d.values[i]), 3, 0, 2 * Math.PI);
@@ -135,8 +149,8 @@ export class TraceOverlay {
   }
 }
 
-/** The patch starts in [first, last] (starts sorted), found by binary search. */
-function* visibleStarts(starts, first, last) {
+/** The patch starts in [first, last] but the first byte's (starts sorted), found by binary search. */
+function visibleStarts(starts, first, last) {
   let lo = 0;
   let hi = starts.length;
   while (lo < hi) {
@@ -144,5 +158,7 @@ function* visibleStarts(starts, first, last) {
     if (starts[mid] < first) lo = mid + 1;
     else hi = mid;
   }
-  for (let j = lo; j < starts.length && starts[j] <= last; j++) if (starts[j] > 0) yield starts[j];
+  const out = [];
+  for (let j = lo; j < starts.length && starts[j] <= last; j++) if (starts[j] > 0) out.push(starts[j]);
+  return out;
 }
