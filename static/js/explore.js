@@ -14,7 +14,7 @@ import { Permalink, readFragment } from "./permalink.js";
 import { TraceOverlay } from "./trace_overlay.js";
 import {
   baseLayout, countBytes, debounce, el, fmt, numberOrNull, perFrame, plotConfig, plotlyText, rangeProblem, setRange,
-  shortcuts, utf8, visible,
+  shortcuts, throttle, utf8, visible,
 } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -156,7 +156,7 @@ function repatch() {
   drawStats();
   overlay.set({ patchIds: patched.patchIds, starts: patched.starts, values: shownValues(opts.mode),
     threshold: opts.mode.startsWith("entropy") ? opts.threshold : null });
-  drawHistogram(opts.mode);
+  drawHistogramSoon(opts.mode);
   drawChips();
   drawCurl(opts);
   setDownloadable($("downloads"), true);
@@ -248,6 +248,9 @@ function linkChip(j) {
   overlay.highlight(p.start, p.start + p.length);
   detail.show(p.start, p.start + p.length, `Patch ${j} · ${p.length === 1 ? `byte ${p.start}` : `bytes ${p.start}–${p.start + p.length - 1}`}`);
 }
+
+// A Plotly redraw costs ~30 ms even for a few bars: while the slider moves, 5 a second.
+const drawHistogramSoon = throttle((patchMode) => patched && drawHistogram(patchMode), 200);
 
 function drawHistogram(patchMode) {
   const counts = new Map();

@@ -101,14 +101,16 @@ export class TraceOverlay {
     if (d.values && d.patchIds && pixelsPerByte >= 1) {
       // each patch's stretch of the line in its colour (the steps between patches stay grey)
       ctx.lineWidth = 1.5;
-      for (let i = first; i < last; i++) {
-        if (d.patchIds[i] !== d.patchIds[i + 1]) continue;
-        ctx.strokeStyle = PATCH_COLORS[d.patchIds[i] % PATCH_COLORS.length];
+      PATCH_COLORS.forEach((color, c) => {      // one path per colour
+        ctx.strokeStyle = color;
         ctx.beginPath();
-        ctx.moveTo(f.x(i), f.y(d.values[i]));
-        ctx.lineTo(f.x(i + 1), f.y(d.values[i + 1]));
+        for (let i = first; i < last; i++) {
+          if (d.patchIds[i] !== d.patchIds[i + 1] || d.patchIds[i] % PATCH_COLORS.length !== c) continue;
+          ctx.moveTo(f.x(i), f.y(d.values[i]));
+          ctx.lineTo(f.x(i + 1), f.y(d.values[i + 1]));
+        }
         ctx.stroke();
-      }
+      });
     }
     if (d.values && d.patchIds && pixelsPerByte >= 5) {
       for (let i = first; i <= last; i++) {

@@ -70,6 +70,26 @@ export function numberOrNull(input) {
   return input.value.trim() === "" ? null : Number(input.value);
 }
 
+/** Run fn at once, then at most once every `ms` while calls keep coming (the last call's
+ * arguments always get their run). */
+export function throttle(fn, ms) {
+  let last = -Infinity;
+  let timer = null;
+  let latest = [];
+  const run = () => {
+    timer = null;
+    last = performance.now();
+    fn(...latest);
+  };
+  return (...args) => {
+    latest = args;
+    if (timer) return;
+    const wait = last + ms - performance.now();
+    if (wait <= 0) run();
+    else timer = setTimeout(run, wait);
+  };
+}
+
 /** Run fn at most once per animation frame, with the arguments of the last call. */
 export function perFrame(fn) {
   let frame = null;
