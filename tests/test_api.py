@@ -53,6 +53,8 @@ def test_models_reports_model_defaults_and_configured_limits():
     assert model["error"] is None and model["default_threshold"] == body["defaults"]["threshold"]
     assert body["modes"] == ["entropy", "entropy_monotonic", "static", "space"]
     assert body["limits"]["max_text_bytes"] == 1000 and body["limits"]["max_new_bytes"] == 50
+    assert body["limits"]["max_stop_bytes"] == 64 and body["limits"]["max_stop_strings"] == 4   # what pages check
+    assert body["limits"]["detail_bytes"] == [1, 64] and body["limits"]["detail_top_k"] == [1, 20]
     assert client.get("/healthz").json["status"] == "ok"
 
 

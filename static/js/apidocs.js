@@ -135,10 +135,11 @@ async function tryIt(method, form, result, button) {
     init.headers = { "Content-Type": "application/json" };
     init.body = form.body.value;
   }
+  if (button.getAttribute("aria-busy") === "true") return;    // busy, but not disabled: focus stays on it
   const status = el("p", { className: "try-status", textContent: "…" });
   const output = el("pre", { className: "try-output" });
   result.replaceChildren(status, output);
-  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
   const started = performance.now();
   try {
     const response = await fetch(form.url(), init);
@@ -168,7 +169,7 @@ async function tryIt(method, form, result, button) {
     status.textContent = `failed: ${err.message}`;
     result.dataset.status = "failed";
   } finally {
-    button.disabled = form.missing();
+    button.removeAttribute("aria-busy");
   }
 }
 
