@@ -88,7 +88,8 @@ export class ByteDetail {
       const part = e - s > 1 ? ` (byte ${i - s + 1} of ${e - s})` : "";
       rows.push(el("tr", { className: "detail-row" },
         el("td", { textContent: String(i) }),
-        el("td", { className: "char", textContent: visible(table.texts[c]), title: table.describe(c) }),
+        el("td", { className: "char", textContent: table.texts[c] === " " ? "␠" : visible(table.texts[c]),
+          title: table.describe(c) }),
         el("td", { textContent: `${hex(table.bytes[i])}${part}` }),
         el("td", { textContent: fmt(entropies[i], 3) }),
         el("td", { textContent: String(patchOf(i)) }),
