@@ -78,7 +78,9 @@ def models():
             "max_patch_length": [1, cfg["MAX_PATCH_LENGTH"]], "patch_size": [1, cfg["MAX_PATCH_SIZE"]],
             "temperature": [0, cfg["MAX_TEMPERATURE"]], "top_k": [0, cfg["MAX_TOP_K"]], "top_p": [0, 1],
             "repetition_penalty": list(cfg["REPETITION_PENALTY_RANGE"]),
-            "max_stop_strings": cfg["MAX_STOP_STRINGS"], "generation_slots": h.generation.size,
+            "detail_bytes": [1, cfg["DETAIL_MAX_BYTES"]], "detail_top_k": [1, cfg["DETAIL_MAX_TOP_K"]],
+            "max_stop_strings": cfg["MAX_STOP_STRINGS"], "max_stop_bytes": cfg["MAX_STOP_BYTES"],
+            "generation_slots": h.generation.size,
             "max_corpus_bytes": cfg["MAX_CORPUS_BYTES"], "corpus_slots": cfg["CORPUS_SLOTS"],
             **h.analysis_budget.limits(h.loaded and h.loaded.model.config), "analysis_wait_s": cfg["ANALYSIS_WAIT_S"],
             "figure_cache_mb": cfg["FIGURE_CACHE_MB"]},
@@ -90,6 +92,11 @@ def _entropy_report(text: str, entropies: list[float], model_name: str) -> dict:
     return {"text": text, **reports.byte_table(text), "entropies": entropies, "model": display_name(model_name)}
 
 
+def selected(report: dict, fields: list[str] | None) -> dict:
+    """The report, or only the fields asked for (in the report's order)."""
+    return report if fields is None else {name: value for name, value in report.items() if name in fields}
+
+
 @bp.post("/api/entropy")
 def entropy():
     req = body(v.entropy_schema, required=("text",))
@@ -99,7 +106,24 @@ def entropy():
     ids = torch.tensor([model.tokenizer.encode(req["text"])], device=model.device)
     with h.analysis.held(), model_input_errors():
         entropies = model.entropies(ids)[0, 1:].tolist()
-    return _entropy_report(req["text"], entropies, loaded.name)
+    return selected(_entropy_report(req["text"], entropies, loaded.name), req["fields"])
+
+
+@bp.post("/api/entropy/detail")
+def entropy_detail():
+    """Per byte of a span: the entropy after it and the entropy model's top next bytes, from one
+    pass over the whole text as /api/entropy makes it (so the entropies are equal to its)."""
+    req = body(v.entropy_detail_schema, required=("text", "start"))
+    start, stop, top_k = v.byte_span(req)
+    h = holder()
+    loaded = h.get()
+    model = loaded.model
+    ids = torch.tensor([model.tokenizer.encode(req["text"])], device=model.device)
+    with h.analysis.held(), model_input_errors():
+        entropies, probs, top = (x[0, 1 + start:1 + stop] for x in model.next_byte_stats(ids, top_k))
+    return {"start": start, "stop": stop, "top_k": top_k,
+            "positions": reports.next_byte_table(req["text"], start, entropies.tolist(), probs.tolist(), top.tolist()),
+            "model": display_name(loaded.name)}
 
 
 @bp.post("/api/patch")
@@ -111,12 +135,12 @@ def patch():
     with h.analysis.held(), model_input_errors():
         patches = model.patch(text, patching=patching)
     lengths, starts = reports.byte_patches(patches)
-    return {
+    return selected({
         **_entropy_report(text, patches.entropies[1:] if patches.entropies else None, loaded.name),
         **asdict(patching.resolve(model.config)),
         "next_starts_patch": patches.next_starts_patch,
         **reports.patch_report(text.encode("utf-8"), lengths, starts),
-    }
+    }, req["fields"])
 
 
 @bp.post("/api/compare")

@@ -276,15 +276,21 @@ def build(name: str, plot_dir: Path) -> go.Figure:
     return spec.build([json.loads(f.read_text()) for f in files])
 
 
+# The pages' Plotly config (static/js/ui.js plotConfig): no logo, no "Share chart" (it uploads the
+# figure to Plotly's cloud).
+HTML_CONFIG = {"displaylogo": False, "showSendToCloud": False,
+               "modeBarButtonsToRemove": ["sendChartToCloud", "lasso2d", "select2d"]}
+
+
 def to_html(fig: go.Figure, plotly_js_url: str | None = None) -> str:
     """A full page. Without plotly_js_url it works offline: plotly.js (~4.7 MB) is inlined (the
     export). With it, the page loads plotly.js from that URL and weighs tens of kB (the API, which
     serves its own plotly.js)."""
     if plotly_js_url is None:
-        return fig.to_html(include_plotlyjs=True, full_html=True)
+        return fig.to_html(include_plotlyjs=True, full_html=True, config=HTML_CONFIG)
     # plotly takes a script URL only when it ends in ".js"; a fragment is never requested
     return fig.to_html(include_plotlyjs=plotly_js_url if plotly_js_url.endswith(".js") else f"{plotly_js_url}#.js",
-                       full_html=True)
+                       full_html=True, config=HTML_CONFIG)
 
 
 def chromium_path() -> str | None:

@@ -25,8 +25,9 @@ ANSWER_BYTES_PER_TEXT_BYTE = 1024  # Python lists, dicts and JSON of a per-byte 
 
 
 def analysis_peak_bytes(cfg: BLTConfig, max_text_bytes: int) -> int:
-    """Bytes one worst-case analysis (/api/entropy, /api/patch or /api/compare on max_text_bytes
-    of text) holds at its peak, an upper bound:
+    """Bytes one worst-case analysis (/api/entropy, /api/entropy/detail, /api/patch or /api/compare
+    on max_text_bytes of text) holds at its peak, an upper bound (the detail's top-k tensors, 12 x
+    top_k <= 240 bytes a byte, are within the answer's share):
 
           4 x C x max(4 I + 3 D, 10 D, 4 V + 2 D)   one pass's activations: the MLP (gate and
                                                       up, SiLU, product, residuals), attention

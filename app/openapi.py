@@ -123,6 +123,16 @@ CORPUS_DESCRIPTION = ("The body is the text file itself (Content-Type: text/plai
                       "passage_bytes bytes ranked by their mean bits per byte (ranked: how many; a tail of less "
                       "than half a passage is not ranked). corpus_slots analyses run at once (one more: 429), each "
                       "holding an analysis slot; on 2 CPU cores the shipped model reads about 9 kB/s.")
+DETAIL_REQUEST = {"text": TEXT, "start": 4, "length": 2, "top_k": 3}
+DETAIL_RESPONSE = {"start": 4, "stop": 6, "top_k": 3, "positions": [
+    {"i": 4, "byte": 111, "char": "o", "entropy": 1.7276,
+     "next": [{"byte": 32, "p": 0.602}, {"byte": 44, "p": 0.1142}, {"byte": 46, "p": 0.0883}]},
+    {"i": 5, "byte": 44, "char": ",", "entropy": 0.5334,
+     "next": [{"byte": 32, "p": 0.8529}, {"byte": 10, "p": 0.1293}, {"byte": 97, "p": 0.0029}]}],
+    "model": "models/blt-studio"}
+FIELDS_NOTE = ("Optional fields: a list of the response's field names to send only those (e.g. [\"entropies\"]: "
+               "a page that has the text needs no per-byte copies of it; in full, 16 kB of text gives ~0.5 MB of "
+               "JSON from /api/entropy, ~1 MB from /api/patch).")
 LANGUAGE_ROW = {"language": "en", "script": "Latin", "corpus": "english", "bpb": 1.3112,
                 "mean_patch_bytes": 3.87, "bytes": 20000, "model": "models/blt-studio"}
 
@@ -155,7 +165,9 @@ def _file_op(kind: str, example_name: str, media: str) -> dict:
                        ok_type=media, tag="files", errors=("404",),
                        description="Only allow-listed names (letters, digits, '.', '_', '-') and extensions whose "
                                    "resolved path stays inside the folder (symlinks out are refused); anything "
-                                   "else is a JSON 404.",
+                                   "else is a JSON 404. plot_data/ holds JSON data; HTML and PNG files exist once "
+                                   "`python -m app.export` has written them (GET /api/visualizations lists what "
+                                   "is there).",
                        parameters=[{"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
                                     "example": example_name}])}
 
@@ -203,7 +215,8 @@ def document() -> dict:
                                "default_new_bytes": 200, "max_new_bytes": 1024,
                                "threshold": [-6.0, 6.0], "max_patch_length": [1, 256], "patch_size": [1, 256],
                                "temperature": [0, 10.0], "top_k": [0, 260], "top_p": [0, 1],
-                               "repetition_penalty": [0.1, 10.0], "max_stop_strings": 4, "generation_slots": 1,
+                               "repetition_penalty": [0.1, 10.0], "detail_bytes": [1, 64], "detail_top_k": [1, 20],
+                               "max_stop_strings": 4, "max_stop_bytes": 64, "generation_slots": 1,
                                "analysis_slots": 4, "analysis_slots_rule": "analysis_slots_setting if set, else "
                                "max(1, floor(analysis_memory_mb / analysis_peak_mb))", "analysis_slots_setting": None,
                                "analysis_memory_mb": 96, "analysis_peak_mb": 23.5, "analysis_wait_s": 1.0,
@@ -212,13 +225,23 @@ def document() -> dict:
                 "Next-byte entropies (nats) of a text", request={"text": TEXT}, errors=MODEL_ERRORS,
                 ok={"text": TEXT, **BYTE_TABLE, "entropies": ENTROPIES, "model": "models/blt-studio"},
                 description="chars[i] is the character byte i belongs to (an escape such as \\n for "
-                            "non-printables); char_index[i] its index in the text (code points).")},
+                            "non-printables); char_index[i] its index in the text (code points). " + FIELDS_NOTE)},
+            "/api/entropy/detail": {"post": _op(
+                "Per byte of a span: the entropy after it and the entropy model's most likely next bytes",
+                request=DETAIL_REQUEST, ok=DETAIL_RESPONSE, errors=MODEL_ERRORS,
+                description="start: the first byte (UTF-8 offset, less than the text's length); length: bytes "
+                            "from there (default 1, at most detail_bytes of /api/models, cut at the text's end); "
+                            "top_k: candidates per byte (default 5, at most detail_top_k). next lists the top_k "
+                            "most likely next tokens of the prediction made after the byte, most likely first: "
+                            "{byte, p}, or {token, p} for a special token (eos). The entropies are those of "
+                            "/api/entropy (one pass over the whole text).")},
             "/api/patch": {"post": _op(
                 "Entropies and patches of a text under one patching mode", request=PATCH_REQUEST,
                 ok=PATCH_RESPONSE, errors=MODEL_ERRORS,
                 description="Optional: mode (entropy, entropy_monotonic, static, space), threshold (nats), "
                             "max_patch_length (null: none), patch_size (static); unset ones come from the model. "
-                            "patch_lengths equal blt_core's model.patch(text).lengths without the BOS patch.")},
+                            "patch_lengths equal blt_core's model.patch(text).lengths without the BOS patch. "
+                            + FIELDS_NOTE)},
             "/api/compare": {"post": _op(
                 "One text under every patching mode (one entropy-model pass)",
                 request={"text": TEXT, "threshold": 1.5930800437927246}, errors=MODEL_ERRORS,

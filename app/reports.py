@@ -15,6 +15,7 @@ from collections import Counter
 
 from blt_core.bpe import Tokens, Vocabulary
 from blt_core.patching import Patches
+from blt_core.tokenizer import OFFSET, SPECIAL_NAMES
 
 ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
@@ -81,3 +82,15 @@ def token_report(data: bytes, tokens: Tokens, vocab: Vocabulary) -> dict:
     return {"name": vocab.name, "label": vocab.label, "vocab_size": vocab.n_tokens, "tokens": n,
             "bytes_per_token": len(data) / n if n else None, "token_ids": tokens.ids,
             "token_starts": tokens.starts, "token_lengths": tokens.lengths, "spans": spans}
+
+
+def next_byte_table(text: str, start: int, entropies: list[float], probs: list[list[float]],
+                    ids: list[list[int]]) -> list[dict]:
+    """One row per byte of `text` from byte `start`: the byte, its character (as byte_table
+    shows it), the entropy after it (nats) and the entropy model's most likely next tokens after
+    it, most likely first: {byte, p}, or {token, p} for a special token ("eos", ...)."""
+    table = byte_table(text)
+    return [{"i": i, "byte": table["bytes"][i], "char": table["chars"][i], "entropy": entropy,
+             "next": [{"byte": t - OFFSET, "p": p} if t >= OFFSET else {"token": SPECIAL_NAMES[t], "p": p}
+                      for t, p in zip(top, top_p)]}
+            for i, entropy, top_p, top in zip(range(start, start + len(entropies)), entropies, probs, ids)]

@@ -29,6 +29,8 @@ DEFAULTS = {
     "MAX_TEMPERATURE": 10.0,
     "MAX_TOP_K": 260,
     "REPETITION_PENALTY_RANGE": (0.1, 10.0),
+    "DETAIL_MAX_BYTES": 64,         # bytes per /api/entropy/detail request (a page asks for a block at a time)
+    "DETAIL_MAX_TOP_K": 20,         # next-byte candidates per byte there
     "GENERATION_SLOTS": 0,          # generations batched at once (one more gets 429 at once); 0: 8 on CUDA, 4 on CPU
     "DECODE": "fastest",            # "fastest" exact path for the device (CUDA: graphs + compile + kernels), or "eager"
     "ANALYSIS_SLOTS": 0,            # entropy/patch/compare requests at once; 0: sized from the memory:

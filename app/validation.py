@@ -198,15 +198,16 @@ def strings(max_items: int, max_bytes: int) -> Checker:
 
 
 def names(options: tuple[str, ...]) -> Checker:
-    """A non-empty list of distinct names, each one of options."""
+    """A non-empty list of distinct names, each one of options (tokenizers; response fields)."""
     def check(name, value):
         if not isinstance(value, list) or not value:
-            raise validation(f"{name} must be a non-empty list of names, found {_kind(value)}")
+            found = "an empty list" if value == [] else _kind(value)
+            raise validation(f"{name} must be a non-empty list of names, found {found}")
         for i, item in enumerate(value):
             if item not in options:
                 raise validation(f"{name}[{i}] must be one of {', '.join(options)}, found {short(item)}")
         if len(set(value)) != len(value):
-            raise validation(f"{name} names a tokenizer twice")
+            raise validation(f"{name} names one of them twice")
         return value
     return check
 
@@ -238,16 +239,22 @@ def patching_schema(cfg: dict) -> dict[str, Checker]:
             "max_patch_length": integer(1, cfg["MAX_PATCH_LENGTH"]), "patch_size": integer(1, cfg["MAX_PATCH_SIZE"])}
 
 
+# The fields of each analysis response, in the order they are sent; `fields` picks some of them.
+ENTROPY_FIELDS = ("text", "bytes", "chars", "char_index", "entropies", "model")
+PATCH_FIELDS = (*ENTROPY_FIELDS, "mode", "threshold", "max_patch_length", "patch_size", "next_starts_patch",
+                "patch_lengths", "patch_starts", "patch_ids", "patches", "stats")
+
+
 def entropy_schema(cfg: dict) -> dict[str, Checker]:
-    return {"text": text(cfg["MAX_TEXT_BYTES"])}
+    return {"text": text(cfg["MAX_TEXT_BYTES"]), "fields": names(ENTROPY_FIELDS)}
 
 
 def patch_schema(cfg: dict) -> dict[str, Checker]:
-    return {**entropy_schema(cfg), **patching_schema(cfg)}
+    return {"text": text(cfg["MAX_TEXT_BYTES"]), **patching_schema(cfg), "fields": names(PATCH_FIELDS)}
 
 
 def compare_schema(cfg: dict) -> dict[str, Checker]:
-    schema = patch_schema(cfg)
+    schema = {"text": text(cfg["MAX_TEXT_BYTES"]), **patching_schema(cfg)}
     del schema["mode"]
     return schema
 
@@ -261,6 +268,23 @@ def tokenize_schema(cfg: dict) -> dict[str, Checker]:
 def corpus_schema(cfg: dict) -> dict[str, Checker]:
     """/api/corpus's query string (the text is the body)."""
     return {"passage_bytes": integer(16, 4096), "passages": integer(1, 50), **patching_schema(cfg)}
+
+
+def entropy_detail_schema(cfg: dict) -> dict[str, Checker]:
+    return {"text": text(cfg["MAX_TEXT_BYTES"]), "start": integer(0, cfg["MAX_TEXT_BYTES"] - 1),
+            "length": integer(1, cfg["DETAIL_MAX_BYTES"]), "top_k": integer(1, cfg["DETAIL_MAX_TOP_K"])}
+
+
+DEFAULT_TOP_K = 5
+
+
+def byte_span(req: dict) -> tuple[int, int, int]:
+    """(start, stop, top_k) of an entropy-detail request: `length` bytes from `start` (default 1,
+    cut at the text's end), `start` inside the text's UTF-8 bytes."""
+    size = len(req["text"].encode("utf-8"))
+    if req["start"] >= size:
+        raise validation(f"start must be less than the text's {size} bytes, found {req['start']}")
+    return req["start"], min(size, req["start"] + (req["length"] or 1)), req["top_k"] or DEFAULT_TOP_K
 
 
 def generate_schema(cfg: dict) -> dict[str, Checker]:

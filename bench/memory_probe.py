@@ -27,6 +27,7 @@ ONE_BYTE_PATCHES = {"mode": "static", "patch_size": 1}
 # name -> (method, path, JSON body); texts at MAX_TEXT_BYTES (16 kB)
 CASES = {
     "entropy": ("POST", "/api/entropy", {"text": WIDE}),
+    "entropy detail": ("POST", "/api/entropy/detail", {"text": WIDE, "start": 16320, "length": 64, "top_k": 20}),
     **{f"patch {mode}": ("POST", "/api/patch", {"text": ASCII, "mode": mode, "max_patch_length": 1})
        for mode in ("entropy", "entropy_monotonic", "space")},
     "patch static, 4-byte chars": ("POST", "/api/patch", {"text": WIDE, **ONE_BYTE_PATCHES}),
@@ -58,7 +59,7 @@ def run_case(name: str) -> dict:
     peak = _status_mib()["VmHWM"] - before
     row = {"case": name, "status": response.status_code, "peak_mib": round(peak, 1),
            "answer_kib": round(len(response.data) / 1024), "resident_mib": round(before)}
-    if path in ("/api/entropy", "/api/patch", "/api/compare"):
+    if path in ("/api/entropy", "/api/entropy/detail", "/api/patch", "/api/compare"):
         cfg = app.extensions["blt_model"].get().model.config
         row["estimate_mib"] = round(memory.analysis_peak_bytes(cfg, app.config["MAX_TEXT_BYTES"]) / memory.MIB, 1)
     return row

@@ -141,10 +141,19 @@ class BLT(nn.Module):
     @torch.no_grad()
     def entropies(self, input_ids: torch.Tensor) -> torch.Tensor:
         """input_ids (B, T) -> next-byte entropies (B, T), nats, float32."""
+        return self._entropy_model().entropies(input_ids)
+
+    @torch.no_grad()
+    def next_byte_stats(self, input_ids: torch.Tensor, top_k: int):
+        """input_ids (B, T) -> (entropies (B, T) nats, probs (B, T, k), ids (B, T, k)): the entropy
+        model's next-byte entropy at every position and its k most likely next tokens."""
+        return self._entropy_model().next_byte_stats(input_ids, top_k)
+
+    def _entropy_model(self) -> EntropyModel:
         if self.entropy_model is None:
             raise ValueError("this checkpoint has no entropy model (patch_in_forward is false); "
                              "use a non-entropy patching mode or pass patch_lengths")
-        return self.entropy_model.entropies(input_ids)
+        return self.entropy_model
 
     def start_mask(self, ids, mode=None, threshold=None, max_patch_length=None, patch_size=None,
                    entropies=None, *, patching: PatchingParams | None = None) -> torch.Tensor:

@@ -40,27 +40,46 @@ class EntropyModel(Stack):
     def entropies(self, ids: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """ids (B, T) -> entropies (B, T) in nats, float32. chunk: positions per forward pass
         (default STREAM_CHUNK with a sliding window, else max_seq_len); see the module docstring."""
+        return self._over_positions(ids, lambda logits: (entropy_of_logits(logits),), chunk)[0]
+
+    @torch.no_grad()
+    def next_byte_stats(self, ids: torch.Tensor, top_k: int, chunk: int | None = None):
+        """ids (B, T) -> (entropies (B, T) nats, probs (B, T, k), token ids (B, T, k)): each
+        position's entropy, as `entropies` gives it, and the k most likely next tokens of the same
+        prediction with their probabilities, most likely first (ids as the tokenizer's: byte b is
+        b + 4, ids < 4 are special)."""
+        return self._over_positions(ids, lambda logits: (entropy_of_logits(logits), *top_k_of_logits(logits, top_k)),
+                                    chunk)
+
+    def _over_positions(self, ids: torch.Tensor, reduce, chunk: int | None) -> tuple[torch.Tensor, ...]:
+        """reduce(logits (B, t, V)) -> tensors (B, t, ...) over the whole of ids, one chunk of
+        positions at a time (see the module docstring), so only one chunk's logits exist at once."""
         window = self.cfg.sliding_window
         chunk = chunk or (STREAM_CHUNK if window is not None else self.cfg.max_seq_len)
         T = ids.shape[1]
         if T <= chunk:
-            return entropy_of_logits(self(ids))
+            return reduce(self(ids))
         if window is not None:
             caches = [WindowCache(window) for _ in self.layers]
-            return torch.cat([entropy_of_logits(self(ids[:, s:s + chunk], caches, start=s))
-                              for s in range(0, T, chunk)], dim=1)
-        context = chunk // 2
-        out = torch.empty(ids.shape, dtype=torch.float32, device=ids.device)
-        start = 0
-        while start < T:
-            end = min(T, start + (chunk if start == 0 else chunk - context))
-            lo = max(0, end - chunk)
-            out[:, start:end] = entropy_of_logits(self(ids[:, lo:end]))[:, start - lo:]
-            start = end
-        return out
+            parts = [reduce(self(ids[:, s:s + chunk], caches, start=s)) for s in range(0, T, chunk)]
+        else:
+            parts, context, start = [], chunk // 2, 0
+            while start < T:
+                end = min(T, start + (chunk if start == 0 else chunk - context))
+                lo = max(0, end - chunk)
+                parts.append(tuple(x[:, start - lo:] for x in reduce(self(ids[:, lo:end]))))
+                start = end
+        return tuple(torch.cat(pieces, dim=1) for pieces in zip(*parts))
 
 
 def entropy_of_logits(logits: torch.Tensor) -> torch.Tensor:
     """Shannon entropy (nats) of softmax(logits) over the last dim, returned in float32."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     return -(logp.exp() * logp).sum(-1)
+
+
+def top_k_of_logits(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k most likely tokens of softmax(logits) over the last dim: (probs float32, ids), each
+    (..., k), most likely first."""
+    probs, ids = torch.softmax(logits.float(), dim=-1).topk(k, dim=-1)
+    return probs, ids

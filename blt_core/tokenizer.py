@@ -14,6 +14,7 @@ and invalid UTF-8 becomes U+FFFD.
 from __future__ import annotations
 
 BOE_ID, BOS_ID, EOS_ID, PAD_ID = 0, 1, 2, 3
+SPECIAL_NAMES = ("boe", "bos", "eos", "pad")     # by id
 OFFSET = 4
 VOCAB_SIZE = 256 + OFFSET
 

@@ -53,6 +53,8 @@ def test_models_reports_model_defaults_and_configured_limits():
     assert model["error"] is None and model["default_threshold"] == body["defaults"]["threshold"]
     assert body["modes"] == ["entropy", "entropy_monotonic", "static", "space"]
     assert body["limits"]["max_text_bytes"] == 1000 and body["limits"]["max_new_bytes"] == 50
+    assert body["limits"]["max_stop_bytes"] == 64 and body["limits"]["max_stop_strings"] == 4   # what pages check
+    assert body["limits"]["detail_bytes"] == [1, 64] and body["limits"]["detail_top_k"] == [1, 20]
     assert client.get("/healthz").json["status"] == "ok"
 
 
@@ -141,6 +143,65 @@ def test_compare_equals_patch_for_every_mode(client):
         assert result["patch_lengths"] == single["patch_lengths"]
         assert result["patch_starts"] == single["patch_starts"]
         assert result["stats"] == single["stats"]
+
+
+@pytest.mark.parametrize("start, length, top_k", [(0, None, None), (3, 5, 3), (10, 64, 20)])
+def test_entropy_detail_is_the_entropy_models_prediction(client, model, start, length, top_k):
+    """Each byte's entropy equals /api/entropy's, and its next bytes are the top-k of the entropy
+    model's softmax after that byte (blt_core called directly), most likely first."""
+    body = {"text": MIXED, "start": start, **({"length": length} if length else {}), **({"top_k": top_k} if top_k else {})}
+    detail = post(client, "/api/entropy/detail", body).json
+    data, k = MIXED.encode(), top_k or 5
+    stop = min(len(data), start + (length or 1))
+    assert (detail["start"], detail["stop"], detail["top_k"]) == (start, stop, k)
+    full = post(client, "/api/entropy", {"text": MIXED}).json
+    ids = torch.tensor([model.tokenizer.encode(MIXED)])
+    with torch.no_grad():
+        probs = torch.softmax(model.entropy_model(ids)[0].float(), dim=-1)       # (1 + bytes, 260)
+    assert [p["i"] for p in detail["positions"]] == list(range(start, stop))
+    for row in detail["positions"]:
+        i = row["i"]
+        assert (row["byte"], row["char"]) == (full["bytes"][i], full["chars"][i])
+        assert row["entropy"] == full["entropies"][i]                   # the same pass over the text
+        top = probs[1 + i].topk(k)
+        assert [n.get("byte", -1) + 4 if "byte" in n else None for n in row["next"]] == \
+            [t if t >= 4 else None for t in top.indices.tolist()]
+        assert [n["p"] for n in row["next"]] == pytest.approx(top.values.tolist(), abs=1e-6)
+
+
+@pytest.mark.parametrize("body, mentions", [
+    ({"text": "abc"}, "start is required"),
+    ({"text": "abc", "start": 3}, "start must be less than the text's 3 bytes"),
+    ({"text": "abc", "start": -1}, "start must be in"),
+    ({"text": "abc", "start": 0, "length": 65}, "length must be in [1, 64]"),
+    ({"text": "abc", "start": 0, "top_k": 0}, "top_k must be in [1, 20]"),
+    ({"text": "abc", "start": 0, "top_k": 2.5}, "top_k must be an integer"),
+])
+def test_entropy_detail_rejects_bad_fields(client, body, mentions):
+    assert_error(post(client, "/api/entropy/detail", body), 422, "validation", mentions)
+
+
+@pytest.mark.parametrize("url, fields", [("/api/entropy", ["entropies"]), ("/api/entropy", ["chars", "bytes"]),
+                                         ("/api/patch", ["patch_starts", "patch_lengths", "stats"])])
+def test_fields_sends_only_the_fields_asked_for(client, url, fields):
+    full = post(client, url, {"text": MIXED}).json
+    some = post(client, url, {"text": MIXED, "fields": fields})
+    assert list(some.json) == [name for name in full if name in fields]      # the response's own order
+    assert some.json == {name: full[name] for name in fields}
+    assert len(some.get_data()) < len(json.dumps(full))
+
+
+def test_fields_name_the_response_exactly(client):
+    """The validation layer's field lists are the responses' keys, so every field can be asked for."""
+    from app.validation import ENTROPY_FIELDS, PATCH_FIELDS
+    assert tuple(post(client, "/api/entropy", {"text": "ab"}).json) == ENTROPY_FIELDS
+    assert tuple(post(client, "/api/patch", {"text": "ab"}).json) == PATCH_FIELDS
+
+
+@pytest.mark.parametrize("fields, mentions", [([], "found an empty list"), ("entropies", "must be a non-empty list"),
+                                              (["entropies", "tokens"], "fields[1] must be one of")])
+def test_fields_rejects_unknown_names(client, fields, mentions):
+    assert_error(post(client, "/api/patch", {"text": "ab", "fields": fields}), 422, "validation", mentions)
 
 
 # ---------------------------------------------------------------------------------- generation

@@ -73,3 +73,20 @@ def test_long_input_without_window_keeps_first_chunk_exact():
     assert torch.isfinite(out).all()
     # positions after the first chunk see exactly their chunk's window of the last 64 bytes
     torch.testing.assert_close(out[:, 64:96], entropy_of_logits(m(ids[:, 32:96]))[:, 32:], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("window, chunk", [(8, 7), (8, None), (None, None)])
+def test_next_byte_stats_are_the_same_predictions_as_the_entropies(window, chunk):
+    """The top-k next tokens come from the very predictions whose entropies patch the text:
+    entropies identical to `entropies`, probabilities those of a softmax over the same logits
+    (windowed: one pass; without a window: the same overlapping chunks), most likely first."""
+    m = model(window=window, max_seq_len=64)
+    ids = torch.randint(4, 260, (2, 150))
+    entropies, probs, top = m.next_byte_stats(ids, 5, chunk=chunk)
+    assert probs.shape == top.shape == (2, 150, 5) and top.dtype == torch.long
+    torch.testing.assert_close(entropies, m.entropies(ids, chunk=chunk), atol=0, rtol=0)
+    assert (probs[..., :-1] >= probs[..., 1:]).all() and (probs.sum(-1) <= 1 + 1e-5).all()
+    with torch.no_grad():
+        first = torch.softmax(m(ids[:, :64]), dim=-1)       # the first chunk (or window) is one pass
+    torch.testing.assert_close(probs[:, :64], first.topk(5, dim=-1).values, atol=1e-5, rtol=0)
+    assert torch.equal(first.gather(-1, top[:, :64]), first.topk(5, dim=-1).values)

@@ -11,10 +11,10 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from app.validation import MODES
+from app.validation import MODES, PATCH_FIELDS
 from webapp_helpers import make_app
 
-POST_ENDPOINTS = ["/api/entropy", "/api/patch", "/api/compare", "/api/tokenize", "/api/generate",
+POST_ENDPOINTS = ["/api/entropy", "/api/entropy/detail", "/api/patch", "/api/compare", "/api/tokenize", "/api/generate",
                   "/api/generate/stream"]
 
 
@@ -67,10 +67,13 @@ PLAUSIBLE = {   # field -> values near and across its limits
     "seed": st.integers(-1, 2**64), "stop": st.lists(st.text(max_size=4), max_size=5),
     "tokenizers": st.lists(st.sampled_from(["r50k_base", "cl100k_base", "o200k_base", "gpt5", ""]), max_size=4),
     "blt": st.booleans() | st.sampled_from([0, 1, "true"]),
+    "start": st.integers(-1, 300), "length": st.integers(-1, 70), "top_k": st.integers(-1, 25),
+    "fields": st.lists(st.sampled_from([*PATCH_FIELDS, "tokens"]), max_size=4),
 }
 PATCHING = ["mode", "threshold", "max_patch_length", "patch_size"]
 FIELDS = {   # endpoint -> its fields, the text field first
-    "/api/entropy": ["text"], "/api/patch": ["text", *PATCHING], "/api/compare": ["text", *PATCHING[1:]],
+    "/api/entropy": ["text", "fields"], "/api/entropy/detail": ["text", "start", "length", "top_k"],
+    "/api/patch": ["text", *PATCHING, "fields"], "/api/compare": ["text", *PATCHING[1:]],
     "/api/tokenize": ["text", "tokenizers", "blt", *PATCHING],
     "/api/generate": ["prompt", "max_new_bytes", "temperature", "top_k", "top_p", "repetition_penalty", "seed",
                       "stop", *PATCHING],

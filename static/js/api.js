@@ -1,10 +1,11 @@
 // Fetch helper for the JSON API: errors come back as {"error", "error_type"}; we show the message.
 
 export class ApiError extends Error {
-  constructor(status, errorType, message) {
+  constructor(status, errorType, message, retryAfter = null) {
     super(message);
     this.status = status;
     this.errorType = errorType;
+    this.retryAfter = retryAfter;     // seconds, from a 429's or 503's Retry-After header
   }
 }
 
@@ -16,7 +17,9 @@ async function errorFrom(response) {
     // not JSON: fall back to the status line
   }
   const message = body && typeof body.error === "string" ? body.error : `${response.status} ${response.statusText}`;
-  return new ApiError(response.status, body ? body.error_type : "http", message);
+  const retryAfter = Number.parseInt(response.headers.get("Retry-After"), 10);
+  return new ApiError(response.status, body ? body.error_type : "http", message,
+    Number.isFinite(retryAfter) ? retryAfter : null);
 }
 
 /** GET (no body) or POST (body) a JSON endpoint; resolves to the parsed JSON, rejects with ApiError. */
@@ -39,11 +42,17 @@ export async function postStream(url, body, signal) {
   return response;
 }
 
+/** "busy, retry in 1 s" for an error that says when to retry; "" otherwise. */
+export function retryHint(err) {
+  return err instanceof ApiError && err.retryAfter !== null ? `busy, retry in ${err.retryAfter} s` : "";
+}
+
 /** Show an error in the page's banner (textContent only: messages may echo user input). */
 export function showError(err) {
   const banner = document.getElementById("error");
   const prefix = err instanceof ApiError ? `${err.status ?? ""} ${err.errorType}: `.trimStart() : "";
-  banner.textContent = prefix + (err && err.message ? err.message : String(err));
+  const hint = retryHint(err);
+  banner.textContent = prefix + (err && err.message ? err.message : String(err)) + (hint ? ` (${hint})` : "");
   banner.hidden = false;
 }
 

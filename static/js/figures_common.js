@@ -1,6 +1,6 @@
 // Figures from GET /api/figures/<name>?format=json, drawn with the page's own plotly.js.
 import { fetchJSON } from "./api.js";
-import { PLOT_CONFIG } from "./ui.js";
+import { plotConfig } from "./ui.js";
 
 const NARROW = 600;          // px: below this, side-by-side subplots are stacked
 const STACKED_HEIGHT = 330;  // px per stacked subplot
@@ -53,10 +53,10 @@ function rewrap(text, width) {
   return lines.join("<br>");
 }
 
-/** Fetch a figure's Plotly JSON and draw it into `div`. */
+/** Fetch a figure's Plotly JSON and draw it into `div` (its PNG saved as blt-figure-<name>.png). */
 export async function drawFigure(div, name) {
   const figure = await fetchJSON(figureUrl(name, "json"));
   const [layout, height] = fitLayout({ ...figure.layout, autosize: true }, div.clientWidth || window.innerWidth);
   div.style.height = height ? `${height}px` : "";
-  await Plotly.react(div, figure.data, layout, PLOT_CONFIG);
+  await Plotly.react(div, figure.data, layout, plotConfig(`blt-figure-${name}`));
 }

@@ -1,34 +1,94 @@
 // Generate: POST /api/generate/stream and read the server-sent events with fetch() (EventSource
-// cannot POST). Each byte event extends the current patch chip or opens a new one, and the
-// entropy trace grows; Stop aborts the request, which stops generation on the server.
+// cannot POST). Bytes are shown as patch chips of whole characters (chars.js) and the entropy
+// trace grows; Stop (or Esc) aborts the request, which stops generation on the server. Limits are
+// the server's, checked before sending; a 429 (every generation slot busy) is retried after the
+// server's Retry-After, saying so.
 import { ApiError, clearError, loadedModel, postStream, showError } from "./api.js";
-import { baseLayout, CHIP_COLORS, el, fmt, numberOrNull, PATCH_COLORS, PLOT_CONFIG, visible } from "./ui.js";
+import { CharTable } from "./chars.js";
+import { chip, ChipList, meanOf } from "./chips.js";
+import { byteRows, downloadButtons, patchRows, setDownloadable } from "./downloads.js";
+import { Permalink, readFragment } from "./permalink.js";
+import { TraceOverlay } from "./trace_overlay.js";
+import {
+  baseLayout, countBytes, debounce, el, fmt, numberOrNull, PATCH_COLORS, plotConfig, setRange, shortcuts, utf8, visible,
+} from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("gen-form");
+const prompt = $("prompt");
 const startButton = $("start");
 const stopButton = $("stop-button");
-const output = $("output");
 const plot = $("entropy-plot");
+const NUMBERS = ["max_new_bytes", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "threshold",
+  "max_patch_length"];
+const BUSY_FOR_S = 30;         // how long a 429 is retried before the page gives up
 
-let controller = null;
-let defaults = {};     // the model's patching options as the server resolves them, from /api/models
+let controller = null;         // AbortController of the generation under way (or waiting)
+let info = null;               // /api/models
+let run = null;                // the Run shown
+let lastSeed = null;           // the seed of the last run, when the page chose it
 
-/** The request body from the form; empty optional fields (the mode too) are left out, so the
- * server applies the model's defaults, the same ones /api/models reports. */
+const overlay = new TraceOverlay(plot);
+const chips = new ChipList($("output-chips"), { label: "generated patches", onActive: linkChip });
+const permalink = new Permalink({ button: $("copy-link"), status: $("link-status"), onChange: restore });
+const saveLink = debounce(() => permalink.save(linkState()), 300);
+
+function linkState() {
+  const state = { text: prompt.value, mode: $("mode").value, stop: $("stop").value };
+  for (const name of NUMBERS) state[name] = $(name).value;
+  if (!state.seed && lastSeed !== null) state.seed = String(lastSeed);   // the link reproduces the run shown
+  return state;
+}
+
+// ---------------------------------------------------------------------------------- limits
+function stopStrings() {
+  return $("stop").value.split(",").map((s) => s.replace(/\\n/g, "\n")).filter((s) => s.length);
+}
+
+/** The prompt's byte limit for the current max_new_bytes: BOS + prompt + new bytes fit the context. */
+function promptLimit() {
+  const { limits } = info;
+  const newBytes = numberOrNull($("max_new_bytes")) ?? limits.default_new_bytes;
+  return Math.max(0, Math.min(limits.max_text_bytes, limits.context_bytes - 1 - newBytes));
+}
+
+/** Check the prompt and stop strings against the server's limits (the form's own validity, so the
+ * browser refuses to submit and says why) and show the prompt's byte count. */
+function checkLimits() {
+  if (!info) return;
+  const limit = promptLimit();
+  const fits = countBytes(prompt.value, limit, $("prompt-bytes"));
+  const rule = `BOS + prompt + max new bytes ≤ the model's context of ${info.limits.context_bytes.toLocaleString("en")} bytes`;
+  prompt.setCustomValidity(fits ? "" : `The prompt is over ${limit} bytes (${rule}).`);
+  $("prompt-note").textContent = fits ? `(${rule})` : `Too long: ${rule}.`;
+  const stops = stopStrings();
+  const long = stops.find((s) => utf8(s).length > info.limits.max_stop_bytes);
+  $("stop").setCustomValidity(stops.length > info.limits.max_stop_strings
+    ? `At most ${info.limits.max_stop_strings} stop strings.`
+    : long ? `A stop string may have at most ${info.limits.max_stop_bytes} bytes.` : "");
+}
+
+/** The request body; empty optional fields (the mode too) are left out, so the server applies the
+ * model's defaults, the same ones /api/models reports. Without a seed the page picks one, so the
+ * run can be linked and repeated. */
 function requestBody() {
-  const body = { prompt: $("prompt").value };
+  const body = { prompt: prompt.value };
   if ($("mode").value) body.mode = $("mode").value;
-  for (const name of ["max_new_bytes", "temperature", "top_k", "top_p", "repetition_penalty", "seed",
-    "threshold", "max_patch_length"]) {
+  for (const name of NUMBERS) {
     const value = numberOrNull($(name));
     if (value !== null) body[name] = value;
   }
-  const stop = $("stop").value.split(",").map((s) => s.replace(/\\n/g, "\n")).filter((s) => s.length);
+  lastSeed = null;
+  if (body.seed === undefined) {
+    lastSeed = crypto.getRandomValues(new Uint32Array(1))[0];
+    body.seed = lastSeed;
+  }
+  const stop = stopStrings();
   if (stop.length) body.stop = stop;
   return body;
 }
 
+// ---------------------------------------------------------------------------------- events
 /** Parse one SSE frame ("event: x\ndata: ...") -> {event, data}; comments and ids are ignored. */
 function parseFrame(frame) {
   let event = "message";
@@ -57,72 +117,110 @@ async function* events(response) {
   }
 }
 
-/** What the page shows of one running generation. */
+// ---------------------------------------------------------------------------------- one run
+/** What the page shows of one generation: its bytes, their entropies and patches. */
 class Run {
   constructor(body) {
-    this.bytes = 0;
-    this.patches = 0;
-    this.globalSteps = 0;
-    this.chip = null;
+    this.body = body;
+    this.bytes = [];
+    this.entropies = [];
+    this.globalSteps = [];
+    this.startsPatch = [];    // the server's word (the first byte may continue the prompt's last patch)
+    this.patches = [];        // {index, start, length}: the chips (the first opens with the first byte)
+    this.patchIds = [];
+    this.dirty = 0;           // first patch whose chip is out of date
+    this.shown = 0;           // bytes already on the chart
     this.started = performance.now();
-    this.pending = { x: [], y: [], color: [], custom: [] };
     this.frame = null;
-    output.replaceChildren(el("span", { className: "prompt", textContent: visible($("prompt").value) }));
+    this.table = new CharTable([]);
+    $("output-prompt").textContent = visible(body.prompt);
+    chips.replace([]);
     Plotly.react(plot, [{
       type: "scatter", mode: "lines+markers", x: [], y: [], customdata: [],
       line: { color: "#9aa3b5", width: 1 }, marker: { size: 6, color: [] },
       hovertemplate: "new byte %{x}<br>entropy %{y:.3f} nats<br>patch %{customdata}<extra></extra>",
     }], baseLayout({
       xaxis: { title: { text: "generated byte" } }, yaxis: { title: { text: "entropy (nats)" }, rangemode: "tozero" },
-      shapes: thresholdLine(body),
-    }), PLOT_CONFIG);
-    showState("streaming");
+      shapes: thresholdLine(body), hovermode: "closest",
+    }), plotConfig("blt-generate-entropy"));
+    overlay.attach();
+    overlay.clear();
+    if (!plot.dataset.linked) {
+      plot.dataset.linked = "1";
+      plot.on("plotly_hover", (event) => run?.hover(event.points[0].pointIndex));
+      plot.on("plotly_unhover", () => linkChip(null));
+    }
   }
 
-  byte({ i, text, entropy, starts_patch: startsPatch, global_step: globalStep }) {
-    if (startsPatch || !this.chip) {
-      this.chip = el("span", { className: `chip p${this.patches % CHIP_COLORS}` });
-      this.patches += 1;
-      output.append(this.chip);
+  byte({ byte, entropy, starts_patch: startsPatch, global_step: globalStep }) {
+    const i = this.bytes.length;
+    if (startsPatch || !this.patches.length) {
+      this.patches.push({ index: this.patches.length, start: i, length: 0 });
     }
-    this.chip.textContent += visible(text);
-    this.bytes += 1;
-    this.globalSteps += Number(globalStep);
-    const patch = this.patches - 1;
-    this.pending.x.push(i);
-    this.pending.y.push(entropy);
-    this.pending.color.push(PATCH_COLORS[patch % PATCH_COLORS.length]);
-    this.pending.custom.push(patch);
+    const patch = this.patches[this.patches.length - 1];
+    patch.length += 1;
+    this.bytes.push(byte);
+    this.entropies.push(entropy);
+    this.globalSteps.push(globalStep);
+    this.startsPatch.push(startsPatch);
+    this.patchIds.push(patch.index);
+    // a character finished by this byte may have begun in the patch before
+    this.dirty = Math.min(this.dirty, Math.max(0, patch.index - 1));
     this.frame ??= requestAnimationFrame(() => this.flush());
   }
 
-  // Plotly redraws at most once per animation frame, however fast bytes arrive.
+  // Redraw at most once per animation frame, however fast bytes arrive.
   flush() {
-    const { x, y, color, custom } = this.pending;
     this.frame = null;
-    if (!x.length) return;
-    Plotly.extendTraces(plot, { x: [x], y: [y], "marker.color": [color], customdata: [custom] }, [0]);
-    this.pending = { x: [], y: [], color: [], custom: [] };
+    if (this.shown === this.bytes.length) return;
+    this.table = new CharTable(this.bytes);
+    chips.replaceFrom(this.dirty, this.patches.slice(this.dirty).map((p) =>
+      chip(this.table, { ...p, meanEntropy: meanOf(this.entropies, p.start, p.length) })));
+    this.dirty = this.patches.length - 1;
+    const x = [];
+    for (let i = this.shown; i < this.bytes.length; i++) x.push(i);
+    const ids = this.patchIds.slice(this.shown);
+    Plotly.extendTraces(plot, { x: [x], y: [this.entropies.slice(this.shown)], customdata: [ids],
+      "marker.color": [ids.map((j) => PATCH_COLORS[j % PATCH_COLORS.length])] }, [0]);
+    this.shown = this.bytes.length;
     const seconds = (performance.now() - this.started) / 1000;
-    showStats({ new_bytes: this.bytes, bytes_per_s: this.bytes / seconds, global_steps: this.globalSteps,
-      global_step_share: this.globalSteps / this.bytes });
+    const steps = this.globalSteps.filter(Boolean).length;
+    showStats({ new_bytes: this.bytes.length, bytes_per_s: this.bytes.length / seconds, global_steps: steps,
+      global_step_share: steps / this.bytes.length });
+    setDownloadable($("downloads"), true);
   }
+
+  hover(i) {
+    const j = this.patchIds[i];
+    if (j === undefined) return;
+    chips.highlight(j, true);
+    const p = this.patches[j];
+    overlay.highlight(p.start, p.start + p.length);
+  }
+}
+
+/** A chip was hovered or focused (null: left): its bytes light up on the chart. */
+function linkChip(j) {
+  chips.highlight(j);
+  const p = j === null ? null : run?.patches[j];
+  if (p) overlay.highlight(p.start, p.start + p.length);
+  else overlay.highlight(null);
 }
 
 /** The global threshold as a dashed line (entropy mode only: the other rules are not a level). */
 function thresholdLine(body) {
-  const mode = body.mode ?? defaults.mode;
-  const threshold = body.threshold ?? defaults.threshold;
+  const mode = body.mode ?? info?.defaults.mode;
+  const threshold = body.threshold ?? info?.defaults.threshold;
   if (mode !== "entropy" || threshold == null) return [];
   return [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: threshold, y1: threshold,
     line: { color: "#e15759", width: 2, dash: "dash" } }];
 }
 
 function showStats(stats) {
-  $("stat-bytes").textContent = String(stats.new_bytes);
-  $("stat-rate").textContent = fmt(stats.bytes_per_s, 1);
-  $("stat-steps").textContent = String(stats.global_steps);
-  $("stat-share").textContent = stats.new_bytes ? fmt(stats.global_step_share, 2) : "–";
+  $("stat-bytes").textContent = stats ? String(stats.new_bytes) : "–";
+  $("stat-rate").textContent = stats ? fmt(stats.bytes_per_s, 1) : "–";
+  $("stat-steps").textContent = stats ? String(stats.global_steps) : "–";
+  $("stat-share").textContent = stats?.new_bytes ? fmt(stats.global_step_share, 2) : "–";
 }
 
 function showState(state) {
@@ -130,31 +228,76 @@ function showState(state) {
   document.body.dataset.state = state;   // read by the browser tests
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Wait ms, or until the signal aborts (then throw its AbortError). */
+function wait(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(new DOMException("stopped", "AbortError"));
+    }, { once: true });
+  });
+}
 
-/** POST the stream request; a 429 (the model is busy, e.g. still freeing a generation that was
- * just stopped) is retried a few times after a short wait, as the server's message asks. */
+/** POST the stream request. A 429 (every generation slot is busy) says so and is retried after
+ * the server's Retry-After, counting down, for up to BUSY_FOR_S seconds. */
 async function startStream(body, signal) {
-  for (let attempt = 1; ; attempt++) {
+  const until = performance.now() + BUSY_FOR_S * 1000;
+  for (;;) {
     try {
-      return await postStream("/api/generate/stream", body, signal);
+      const response = await postStream("/api/generate/stream", body, signal);
+      $("busy").textContent = "";
+      return response;
     } catch (err) {
-      if (!(err instanceof ApiError && err.status === 429) || attempt === 5) throw err;
-      await sleep(200 * attempt);
+      if (!(err instanceof ApiError && err.status === 429) || performance.now() > until) throw err;
+      showState("waiting");
+      for (let s = err.retryAfter ?? 1; s > 0; s--) {
+        $("busy").textContent = `The model is busy (every generation slot is in use): retry in ${s} s. Stop (Esc) cancels.`;
+        await wait(1000, signal);
+      }
+      $("busy").textContent = "Retrying…";
     }
   }
 }
 
+/** Enable Generate or Stop; focus follows when it sat on the button being disabled. */
+function running(on) {
+  const from = on ? startButton : stopButton;
+  const to = on ? stopButton : startButton;
+  const hadFocus = document.activeElement === from || document.activeElement === document.body;
+  to.disabled = false;
+  if (hadFocus) to.focus();
+  from.disabled = true;
+}
+
+function clearRun() {
+  run = null;
+  chips.replace([]);
+  $("output-prompt").textContent = "";
+  overlay.clear();
+  showStats(null);
+  $("stat-seed").textContent = "–";
+  setDownloadable($("downloads"), false);
+}
+
 async function generate(event) {
-  event.preventDefault();
+  event?.preventDefault();
+  if (controller) return;
+  checkLimits();
+  if (!form.reportValidity()) return;
   clearError();
+  $("busy").textContent = "";
+  clearRun();
   controller = new AbortController();
-  startButton.disabled = true;
-  stopButton.disabled = false;
+  running(true);
   const body = requestBody();
-  const run = new Run(body);
+  $("stat-seed").textContent = String(body.seed);
+  saveLink();
+  showState("streaming");
+  run = new Run(body);
   try {
     const response = await startStream(body, controller.signal);
+    showState("streaming");       // again, after a wait for a slot
     for await (const { event: name, data } of events(response)) {
       if (name === "byte") run.byte(data);
       else if (name === "error") throw new ApiError(null, data.error_type, data.error);
@@ -168,30 +311,65 @@ async function generate(event) {
     run.flush();
     if (err.name === "AbortError") showState("stopped");
     else {
-      showState("error");
+      if (!run.bytes.length) clearRun();      // nothing of this run to show: no leftovers either
+      showState(err.status === 429 ? "busy" : "error");
+      if (err.status === 429) $("busy").textContent = "Still busy: press Generate to try again.";
       showError(err);
     }
   } finally {
-    startButton.disabled = false;
-    stopButton.disabled = true;
     controller = null;
+    running(false);
   }
 }
 
+function downloads() {
+  downloadButtons($("downloads"), "blt-generate", {
+    bytes: () => byteRows(run.table, { entropy: run.entropies, patch: run.patchIds,
+      starts_patch: run.startsPatch, global_step: run.globalSteps }),
+    patches: () => patchRows(run.table, run.patches, (p) => ({ mean_entropy: meanOf(run.entropies, p.start, p.length) })),
+  }, () => ({ page: "generate", model: info?.model.name, request: run.body, state: document.body.dataset.state,
+    link: location.href }));
+  setDownloadable($("downloads"), false);
+}
+
+function restore(state) {
+  prompt.value = state.text ?? "";
+  if ([...$("mode").options].some((o) => o.value === state.mode)) $("mode").value = state.mode;
+  $("stop").value = state.stop ?? "";
+  for (const name of NUMBERS) $(name).value = state[name] ?? "";
+  lastSeed = null;
+  checkLimits();
+}
+
 async function init() {
+  downloads();
   form.addEventListener("submit", generate);
+  form.addEventListener("input", () => {
+    checkLimits();
+    saveLink();
+  });
   stopButton.addEventListener("click", () => controller?.abort());
+  shortcuts({ run: () => form.requestSubmit(), stop: () => controller?.abort() });
   try {
-    const info = await loadedModel();
-    defaults = info.defaults;
+    info = await loadedModel();
+    const { defaults, limits } = info;
     $("mode").replaceChildren(...info.modes.map((m) => el("option", { value: m, textContent: m })));
-    $("mode").value = info.defaults.mode;
-    $("threshold").placeholder = `default ${fmt(info.defaults.threshold, 3)}`;
-    $("max_patch_length").placeholder = info.defaults.max_patch_length ? `default ${info.defaults.max_patch_length}` : "none";
-    $("max_new_bytes").max = String(info.limits.max_new_bytes);
+    $("mode").value = defaults.mode;
+    $("threshold").placeholder = `default ${fmt(defaults.threshold, 3)}`;
+    $("max_patch_length").placeholder = defaults.max_patch_length ? `default ${defaults.max_patch_length}` : "none";
+    setRange($("max_new_bytes"), [1, limits.max_new_bytes]);
+    setRange($("temperature"), limits.temperature);
+    setRange($("top_k"), limits.top_k);
+    $("top_p").max = String(limits.top_p[1]);
+    setRange($("repetition_penalty"), limits.repetition_penalty);
+    setRange($("threshold"), limits.threshold);
+    setRange($("max_patch_length"), limits.max_patch_length);
   } catch (err) {
     showError(err);
   }
+  const linked = await readFragment().catch(() => null);
+  if (linked) restore(linked);
+  checkLimits();
 }
 
 init();

@@ -3,6 +3,7 @@ real app served by werkzeug on a free loopback port, with the shipped model on C
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,21 +14,30 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
 VIEWPORT = {"width": 1280, "height": 800}
 
 
-@pytest.fixture(scope="session")
-def server():
-    """Base URL of the app on 127.0.0.1 with the shipped model."""
+@contextmanager
+def serve(**config):
+    """Base URL of the app, configured by `config`, on a free port of 127.0.0.1 with the shipped model."""
     from werkzeug.serving import make_server
 
     from app import create_app
 
     # the app's own security headers, strict Content-Security-Policy included (app/security.py)
-    app = create_app({"MODEL": str(Path(__file__).resolve().parents[2] / "models" / "blt-studio"), "DEVICE": "cpu"})
+    app = create_app({"MODEL": str(Path(__file__).resolve().parents[2] / "models" / "blt-studio"), "DEVICE": "cpu",
+                      **config})
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(5)
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def server():
+    with serve() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +63,33 @@ class ConsoleLog(list):
 
 
 @pytest.fixture
-def page(browser, server):
-    """A fresh page (own context, so downloads and storage don't leak) whose console errors are
-    collected in `page.errors`."""
-    context = browser.new_context(viewport=VIEWPORT, base_url=server, accept_downloads=True)
-    page = context.new_page()
-    page.errors = ConsoleLog().attach(page)
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
+def new_page(browser, server):
+    """new_page(base_url=server) -> a fresh page (own context, so downloads and storage don't leak)
+    whose console errors are collected in `page.errors`; closed after the test."""
+    contexts = []
+
+    def make(base_url=server):
+        context = browser.new_context(viewport=VIEWPORT, base_url=base_url, accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = ConsoleLog().attach(page)
+        page.set_default_timeout(15_000)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page()
+
+
+@pytest.fixture(scope="session")
+def one_slot_server(tmp_path_factory):
+    """The app with one generation slot (a second generation gets 429) and an export folder of
+    its own, empty as on a fresh clone: yields (base URL, export folder)."""
+    exports = tmp_path_factory.mktemp("exports")
+    with serve(GENERATION_SLOTS=1, EXPORT_DIR=str(exports)) as url:
+        yield url, exports

@@ -55,6 +55,8 @@ def test_explore_renders_and_repatches_like_the_api(page):
     counts = {}
     for threshold in ("0.50", "2.50"):
         page.fill("#threshold", threshold)
+        # re-patched at the next animation frame
+        page.wait_for_function("(t) => document.getElementById('threshold-value').value === t", arg=threshold)
         counts[threshold] = patch_count(page)
         # re-patched in the browser: the chips follow without a server round trip
         assert page.locator("#chips .chip").count() == counts[threshold]
