@@ -152,7 +152,7 @@ def main(argv=None) -> dict:
         "device": (torch.cuda.get_device_name(dist.device) if dist.device.type == "cuda"
                    else platform.processor() or "cpu"),
         "torch": torch.__version__, "batch_size": args.batch_size, "micro_batch": trainer.micro_batch,
-        "seq_len": args.seq_len, "patching": args.patching if args.kind == "blt" else None,
+        "seq_len": args.seq_len, "bytes_per_step": args.batch_size * args.seq_len, "patching": args.patching if args.kind == "blt" else None,
         "compile": trainer.compiled, "warmup_steps": args.warmup, "warmup_s": round(warmup_s, 1),
         "steps": args.steps, **speed, "step_ms": round(1e3 * speed["seconds"] / args.steps, 1),
         "peak_tflops_per_device": trainer.peak_tflops,
