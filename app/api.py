@@ -189,15 +189,19 @@ def tokenize():
 def _corpus_request() -> tuple[str, dict]:
     """The uploaded text (the body) and the analysis options (the query string)."""
     cfg = current_app.config
-    options = v.query(v.corpus_schema(cfg))
+    query = v.query(v.corpus_schema(cfg))
     text = v.text_body(cfg["MAX_CORPUS_BYTES"])
-    return text, {"patching": patching_params(options), "passage_bytes": options["passage_bytes"] or 200,
-                  "passage_count": options["passages"] or 5}
+    options = {"patching": patching_params(query)}
+    for name, option in (("passage_bytes", "passage_bytes"), ("passages", "passage_count")):
+        if query[name] is not None:                     # unset: blt_core.corpus's defaults
+            options[option] = query[name]
+    return text, options
 
 
 def _corpus_slots(stack: ExitStack) -> None:
-    """One corpus slot (CORPUS_SLOTS at once, then 429 at once) and one analysis slot: the
-    analysis runs one 512-byte window at a time, well within an analysis's memory."""
+    """One corpus slot (CORPUS_SLOTS at once, then 429 at once) and one analysis slot: reading one
+    512-byte window at a time, a 1 MiB corpus holds less than an analysis slot's worth of memory
+    (README, "Memory")."""
     stack.enter_context(current_app.extensions["blt_corpus"].held())
     stack.enter_context(holder().analysis.held())
 

@@ -24,6 +24,7 @@ from app import create_app, memory  # noqa: E402
 ASCII = ("Patches grow where the next byte is easy to guess and shrink where it is not. " * 220)[:16384]
 WIDE = "\U0001F600" * 4096        # 16 kB of 4-byte characters: the largest per-byte answers
 ONE_BYTE_PATCHES = {"mode": "static", "patch_size": 1}
+CORPUS = (ASCII.encode() * 64)[:1_048_576]    # MAX_CORPUS_BYTES (1 MiB); a text/plain body (bytes)
 # name -> (method, path, JSON body); texts at MAX_TEXT_BYTES (16 kB)
 CASES = {
     "entropy": ("POST", "/api/entropy", {"text": WIDE}),
@@ -34,6 +35,8 @@ CASES = {
     "compare": ("POST", "/api/compare", {"text": ASCII, "patch_size": 1, "max_patch_length": 1}),
     "figure json": ("GET", "/api/figures/training_curves?format=json", None),
     "figure html": ("GET", "/api/figures/training_curves?format=html", None),
+    # a corpus of MAX_CORPUS_BYTES (slow: about 2 minutes on 2 idle cores)
+    "corpus": ("POST", "/api/corpus", CORPUS),
     # the longest prompt the global model's context takes in two-byte patches
     "generate": ("POST", "/api/generate", {"prompt": ASCII[:4092], "max_new_bytes": 1, "mode": "static",
                                            "patch_size": 2}),
@@ -50,16 +53,20 @@ def run_case(name: str) -> dict:
     app = create_app({"MODEL": str(SHIPPED_DIR), "DEVICE": "cpu"})
     client = app.test_client()
     for method, path, body in CASES.values():                       # warm up on short requests
+        if isinstance(body, bytes):
+            client.open(path, method=method, data=body[:600], content_type="text/plain")
+            continue
         short = body and {k: (v[:40] if k in ("text", "prompt") else v) for k, v in body.items()}
         client.open(path.replace("training_curves", "languages"), method=method, json=short)
     method, path, body = CASES[name]
     before = _status_mib()["VmRSS"]
     Path("/proc/self/clear_refs").write_text("5")                     # VmHWM := VmRSS
-    response = client.open(path, method=method, json=body)
+    response = client.open(path, method=method, data=body, content_type="text/plain") if isinstance(body, bytes) \
+        else client.open(path, method=method, json=body)
     peak = _status_mib()["VmHWM"] - before
     row = {"case": name, "status": response.status_code, "peak_mib": round(peak, 1),
            "answer_kib": round(len(response.data) / 1024), "resident_mib": round(before)}
-    if path in ("/api/entropy", "/api/entropy/detail", "/api/patch", "/api/compare"):
+    if path in ("/api/entropy", "/api/entropy/detail", "/api/patch", "/api/compare", "/api/corpus"):
         cfg = app.extensions["blt_model"].get().model.config
         row["estimate_mib"] = round(memory.analysis_peak_bytes(cfg, app.config["MAX_TEXT_BYTES"]) / memory.MIB, 1)
     return row
