@@ -1,8 +1,8 @@
 """Source code: Go, Rust, C, JavaScript and Python from the toolchains' and libraries' own sources.
 
 One document per file (a long file is cut into documents by the build), each headed by its path as
-a comment; tests and test data left out. The larger trees are sampled to a byte budget, and a
-further slice of the files not taken is kept as never-trained-on text (`heldout_unseen_code_<lang>`).
+a comment; tests and test data left out. The Go, Rust and C trees are sampled to a byte budget, and
+a further slice of the files not taken is kept as never-trained-on text (`heldout_unseen_code_<lang>`).
 """
 from __future__ import annotations
 
@@ -67,6 +67,5 @@ SOURCES = [
            left_out="the other bundles in lib/ (the same compiler again)", dedupe="document"),
     Source("python", (PYTHON,), "PSF-2.0", "code_python",
            files(PYTHON, "usr/lib/python3.11", (".py",), python_file, comment="#"),
-           "the Python 3.11 standard library", left_out="tests; past 10 MB (files sampled)",
-           budget=10_000_000, unseen_budget=300_000, dedupe="document"),
+           "the Python 3.11 standard library", left_out="tests", dedupe="document"),
 ]

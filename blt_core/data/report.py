@@ -57,7 +57,7 @@ def sources_markdown(manifest: dict, packages_folder: Path) -> str:
         "**Never-seen text** (`heldout_unseen_*.bin`): whole works kept out of training and of the split, for "
         "measuring on text the project never saw: Austen's *Persuasion* and Chesterton's *The Man Who Was "
         "Thursday* (english_prose), Dasher's German, French and Russian texts, and for the sampled sources "
-        "(Go, Rust, C, Python, classical Chinese poetry) 300 kB of the files beyond the sample. They go first "
+        "(Go, Rust, C, classical Chinese poetry) 300 kB of the files beyond the sample. They go first "
         "through the dedupe, so none of their paragraphs is in training.",
         "",
         "## Sources",
