@@ -8,9 +8,9 @@ from .reports import patch_stats
 
 TEXT = "Hello, BLT!"
 BYTES = [72, 101, 108, 108, 111, 44, 32, 66, 76, 84, 33]
-ENTROPIES = [2.4292, 1.5907, 1.0765, 0.8451, 1.7276, 0.5334, 3.5003, 2.5952, 2.8357, 3.0787, 2.093]
+ENTROPIES = [2.5074, 2.6098, 1.775, 2.5613, 2.4647, 0.4063, 3.5867, 2.1983, 2.7014, 3.1421, 1.9176]
 BYTE_TABLE = {"bytes": BYTES, "chars": list(TEXT), "char_index": list(range(len(TEXT)))}
-LENGTHS, STARTS = [1, 4, 2, 1, 1, 1, 1], [0, 1, 5, 7, 8, 9, 10]
+LENGTHS, STARTS = [1, 1, 2, 1, 2, 2, 1, 1], [0, 1, 2, 4, 5, 7, 9, 10]
 
 
 ERROR_TYPES = ["validation", "invalid_json", "bad_request", "not_found", "method_not_allowed", "request_timeout",
@@ -33,38 +33,38 @@ ERROR_EXAMPLES = {
                                               "error_type": "model_unavailable"}),
 }
 
-PATCH_REQUEST = {"text": TEXT, "mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None}
+PATCH_REQUEST = {"text": TEXT, "mode": "entropy", "threshold": 2.281923294067383, "max_patch_length": None}
 PATCH_RESPONSE = {
     "text": TEXT, **BYTE_TABLE, "entropies": ENTROPIES, "model": "models/blt-studio",
-    "mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None, "patch_size": 4,
-    "next_starts_patch": True, "patch_lengths": LENGTHS, "patch_starts": STARTS,
-    "patch_ids": [0, 1, 1, 1, 1, 2, 2, 3, 4, 5, 6],
+    "mode": "entropy", "threshold": 2.281923294067383, "max_patch_length": None, "patch_size": 4,
+    "next_starts_patch": False, "patch_lengths": LENGTHS, "patch_starts": STARTS,
+    "patch_ids": [0, 1, 2, 2, 3, 4, 4, 5, 5, 6, 7],
     "patches": [{"index": j, "start": s, "length": n, "text": TEXT[s:s + n]}
                 for j, (s, n) in enumerate(zip(STARTS, LENGTHS))],
     "stats": patch_stats(LENGTHS),
 }
 GENERATE_REQUEST = {"prompt": "The patch", "max_new_bytes": 12, "temperature": 0.8, "top_p": 0.95, "seed": 1,
                     "stop": ["\n\n"]}
-GENERATE_STATS = {"new_bytes": 12, "seconds": 0.16, "bytes_per_s": 75.0, "global_steps": 4,
-                  "global_step_share": 0.3333}
+GENERATE_STATS = {"new_bytes": 12, "seconds": 0.14, "bytes_per_s": 82.8, "global_steps": 3,
+                  "global_step_share": 0.25}
 GENERATE_RESPONSE = {
-    "prompt": "The patch", "text": " object is a", "bytes": [32, 111, 98, 106, 101, 99, 116, 32, 105, 115, 32, 97],
-    "entropies": [2.9143, 1.4573, 0.0946, 0.035, 0.0058, 0.0027, 1.1445, 2.7777, 0.6248, 0.3393, 2.8183, 1.7745],
-    "starts_patch": [False, True, False, False, False, False, False, False, True, False, False, True],
+    "prompt": "The patch", "text": " that shares", "bytes": [32, 116, 104, 97, 116, 32, 115, 104, 97, 114, 101, 115],
+    "entropies": [2.381, 0.7066, 0.8479, 0.0373, 0.1551, 3.1163, 2.3933, 1.2216, 0.8555, 1.2083, 1.6589, 1.179],
+    "starts_patch": [False, True, False, False, False, False, True, True, False, False, False, False],
     "stats": GENERATE_STATS, "stop_reason": "max_new_bytes",
 }
-SSE_EXAMPLE = ('event: byte\ndata: {"i":0,"byte":32,"text":" ","entropy":2.9143,"starts_patch":false,'
+SSE_EXAMPLE = ('event: byte\ndata: {"i":0,"byte":32,"text":" ","entropy":2.381,"starts_patch":false,'
                '"global_step":false}\n\n'
-               'event: byte\ndata: {"i":1,"byte":111,"text":"o","entropy":1.4573,"starts_patch":true,'
+               'event: byte\ndata: {"i":1,"byte":116,"text":"t","entropy":0.7066,"starts_patch":true,'
                '"global_step":false}\n\n'
                '...\n\n'
-               f'event: done\ndata: {{"stats":{{"new_bytes":12,"seconds":0.16,"bytes_per_s":75.0,"global_steps":4,'
-               f'"global_step_share":0.3333}},"stop_reason":"max_new_bytes"}}\n\n')
+               f'event: done\ndata: {{"stats":{{"new_bytes":12,"seconds":0.14,"bytes_per_s":82.8,"global_steps":3,'
+               f'"global_step_share":0.25}},"stop_reason":"max_new_bytes"}}\n\n')
 MODEL_INFO = {
     "name": "models/blt-studio", "loaded": True, "state": "ready", "error": None, "generations_running": 0,
     "torch_threads": 2,
-    "trained": True, "device": "cpu", "dtype": "float32", "params": 7147776, "default_threshold": 1.5930800437927246,
-    "config": {"patching_mode": "entropy", "patching_threshold": 1.5930800437927246, "patch_size": 4,
+    "trained": True, "device": "cpu", "dtype": "float32", "params": 12602240, "default_threshold": 2.281923294067383,
+    "config": {"patching_mode": "entropy", "patching_threshold": 2.281923294067383, "patch_size": 4,
                "max_patch_length": None, "cross_attn_k": 2, "encoder_pooling": "cross_attention",
                "stacks": {"encoder": {"dim": 128, "layers": 1, "heads": 4, "context": 4096, "sliding_window": None},
                           "...": "global, decoder, entropy_model alike"}},
@@ -83,10 +83,10 @@ TOKENIZE_RESPONSE = {
         {"name": "o200k_base", "label": "GPT-4o", "vocab_size": 199998, "tokens": 7,
          "bytes_per_token": 2.2857142857142856, "token_ids": [13225, 11, 25997, 51, 0, 61138, 233],
          "token_starts": [0, 5, 6, 9, 10, 11, 15], "token_lengths": [5, 1, 3, 1, 1, 4, 1], "spans": _SPANS}],
-    "blt": {"model": "models/blt-studio", "mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None,
-            "patch_size": 4, "patch_lengths": [1, 4, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1],
-            "patch_starts": [0, 1, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-            "stats": patch_stats([1, 4, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1])},
+    "blt": {"model": "models/blt-studio", "mode": "entropy", "threshold": 2.281923294067383, "max_patch_length": None,
+            "patch_size": 4, "patch_lengths": [1, 1, 2, 1, 2, 2, 1, 2, 2, 1, 1],
+            "patch_starts": [0, 1, 2, 4, 5, 7, 9, 10, 12, 14, 15],
+            "stats": patch_stats([1, 1, 2, 1, 2, 2, 1, 2, 2, 1, 1])},
 }
 CORPUS_TEXT = "The patch is the unit of compute. " * 8
 _TOKEN_COUNTS = [{"name": name, "label": label, "tokens": 65, "bytes_per_token": 4.184615384615385}
@@ -94,14 +94,14 @@ _TOKEN_COUNTS = [{"name": name, "label": label, "tokens": 65, "bytes_per_token":
                                      ("o200k_base", "GPT-4o"))]
 CORPUS_RESPONSE = {
     "bytes": 272, "characters": 272, "window_bytes": 512,
-    "patching": {"mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None, "patch_size": 4},
-    "bits_per_byte": 2.207422382576196, "patches": 90, "bytes_per_patch": 3.022222222222222,
-    "patch_size_histogram": {"1": 17, "2": 17, "3": 33, "4": 8, "6": 15}, "tokenizers": _TOKEN_COUNTS,
+    "patching": {"mode": "entropy", "threshold": 2.281923294067383, "max_patch_length": None, "patch_size": 4},
+    "bits_per_byte": 0.5929938071951978, "patches": 47, "bytes_per_patch": 5.787234042553192,
+    "patch_size_histogram": {"1": 1, "2": 8, "3": 2, "4": 12, "6": 9, "9": 12, "13": 3}, "tokenizers": _TOKEN_COUNTS,
     "passages": {"passage_bytes": 100, "ranked": 3,
-                 "most_predictable": [{"start": 0, "length": 100, "bits_per_byte": 2.0796674799895847,
-                                       "text": CORPUS_TEXT[:100]}],
-                 "least_predictable": [{"start": 100, "length": 100, "bits_per_byte": 2.287049231831334,
-                                        "text": CORPUS_TEXT[100:200]}]},
+                 "most_predictable": [{"start": 200, "length": 72, "bits_per_byte": 0.2568969021736696,
+                                       "text": CORPUS_TEXT[200:]}],
+                 "least_predictable": [{"start": 0, "length": 100, "bits_per_byte": 1.0749824417419678,
+                                        "text": CORPUS_TEXT[:100]}]},
 }
 CORPUS_PARAMETERS = [
     {"name": "passages", "in": "query", "required": False, "example": 1,
@@ -122,13 +122,13 @@ CORPUS_DESCRIPTION = ("The body is the text file itself (Content-Type: text/plai
                       "text's tokens under real BPE vocabularies (as /api/tokenize). passages: runs of about "
                       "passage_bytes bytes ranked by their mean bits per byte (ranked: how many; a tail of less "
                       "than half a passage is not ranked). corpus_slots analyses run at once (one more: 429), each "
-                      "holding an analysis slot; on 2 CPU cores the shipped model reads about 9 kB/s.")
+                      "holding an analysis slot; on 2 CPU cores the earlier 7 M-parameter default model read about 9 kB/s.")
 DETAIL_REQUEST = {"text": TEXT, "start": 4, "length": 2, "top_k": 3}
 DETAIL_RESPONSE = {"start": 4, "stop": 6, "top_k": 3, "positions": [
-    {"i": 4, "byte": 111, "char": "o", "entropy": 1.7276,
-     "next": [{"byte": 32, "p": 0.602}, {"byte": 44, "p": 0.1142}, {"byte": 46, "p": 0.0883}]},
-    {"i": 5, "byte": 44, "char": ",", "entropy": 0.5334,
-     "next": [{"byte": 32, "p": 0.8529}, {"byte": 10, "p": 0.1293}, {"byte": 97, "p": 0.0029}]}],
+    {"i": 4, "byte": 111, "char": "o", "entropy": 2.4647,
+     "next": [{"byte": 119, "p": 0.2532}, {"byte": 44, "p": 0.2479}, {"byte": 32, "p": 0.1329}]},
+    {"i": 5, "byte": 44, "char": ",", "entropy": 0.4063,
+     "next": [{"byte": 32, "p": 0.9143}, {"byte": 10, "p": 0.0607}, {"byte": 34, "p": 0.0134}]}],
     "model": "models/blt-studio"}
 FIELDS_NOTE = ("Optional fields: a list of the response's field names to send only those (e.g. [\"entropies\"]: "
                "a page that has the text needs no per-byte copies of it; in full, 16 kB of text gives ~0.5 MB of "
@@ -207,7 +207,7 @@ def document() -> dict:
                     "tokenizers": [{"name": "r50k_base", "label": "GPT-2, GPT-3", "vocab_size": 50256},
                                    {"name": "cl100k_base", "label": "GPT-4, GPT-3.5", "vocab_size": 100256},
                                    {"name": "o200k_base", "label": "GPT-4o", "vocab_size": 199998}],
-                    "defaults": {"mode": "entropy", "threshold": 1.5930800437927246, "max_patch_length": None,
+                    "defaults": {"mode": "entropy", "threshold": 2.281923294067383, "max_patch_length": None,
                                  "patch_size": 4},
                     "limits": {"max_request_bytes": 262144, "max_text_bytes": 16384, "context_bytes": 4096,
                                "context_patches": 2048, "max_prompt_bytes": 3895,
@@ -244,7 +244,7 @@ def document() -> dict:
                             + FIELDS_NOTE)},
             "/api/compare": {"post": _op(
                 "One text under every patching mode (one entropy-model pass)",
-                request={"text": TEXT, "threshold": 1.5930800437927246}, errors=MODEL_ERRORS,
+                request={"text": TEXT, "threshold": 2.281923294067383}, errors=MODEL_ERRORS,
                 ok={"text": TEXT, "modes": {
                     "entropy": {"patch_lengths": LENGTHS, "patch_starts": STARTS, "stats": patch_stats(LENGTHS)},
                     "entropy_monotonic": {"patch_lengths": [1, 6, 4], "patch_starts": [0, 1, 7],

@@ -43,7 +43,7 @@ FAULTS = {   # id: (how to break a copy of the shipped model, what the reason sa
     "shard truncated": (truncate, f"{SHARD_2} is corrupt or truncated"),
     "shard header corrupt": (corrupt_header, f"{SHARD_1} is corrupt or truncated"),
     "shard missing": (lambda d: (d / SHARD_2).unlink(), f"{SHARD_2} is missing"),
-    "config with more layers than the weights": (edit_config(num_hidden_layers=3), "lacks tensor"),
+    "config with more layers than the weights": (edit_config(num_hidden_layers=4), "lacks tensor"),
     "config with other shapes than the weights": (edit_config(intermediate_size=320), "shape"),
     "config.json not JSON": (lambda d: (d / "config.json").write_text("{not json"), "config.json is not valid JSON"),
 }
