@@ -145,3 +145,16 @@ def test_blt_core_checkpoint_loads_in_transformers(tmp_path):
         ids = ids_of(text)
         with torch.no_grad():
             torch.testing.assert_close(ours(ids), hf_logits(hf, ids), atol=1e-4, rtol=0)
+
+
+def test_the_shipped_bf16_checkpoint_loads_in_transformers():
+    """The default model, shipped in bf16: transformers loads it (as float32) to the same logits
+    as blt_core, which loads it as float32 on the CPU."""
+    from webapp_helpers import SHIPPED_MODEL
+    ours = BLT.from_pretrained(SHIPPED_MODEL)
+    assert ours.lm_head.weight.dtype == torch.float32
+    hf = BltForCausalLM.from_pretrained(SHIPPED_MODEL, dtype=torch.float32).eval()
+    for text in TEXTS:
+        ids = ids_of(text)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(ids), hf_logits(hf, ids), atol=1e-4, rtol=0)

@@ -43,9 +43,9 @@ function paramExample(path, param, files) {
   return mine.some((f) => f.name === example) ? example : mine[0]?.name ?? "";
 }
 
-function curl(url, method, body) {
+function curl(url, method, body, media = "application/json") {
   if (body === undefined) return `curl -s '${url}'`;
-  return `curl -s -X ${method.toUpperCase()} '${url}' -H 'Content-Type: application/json' -d '${body.replace(/'/g, "'\\''")}'`;
+  return `curl -s -X ${method.toUpperCase()} '${url}' -H 'Content-Type: ${media}' --data-binary '${body.replace(/'/g, "'\\''")}'`;
 }
 
 /** The request form of one operation: path/query parameters and the JSON body, all editable. */
@@ -67,9 +67,11 @@ function requestForm(path, method, op, files) {
     }
   }
   const missing = () => Object.values(inputs).some(({ param, input }) => param.in === "path" && !input.value);
-  const example = exampleOf(op.requestBody?.content?.["application/json"]);
+  // the body's media type: JSON, or a raw text/plain body (a corpus upload)
+  const media = Object.keys(op.requestBody?.content ?? {})[0] ?? "application/json";
+  const example = exampleOf(op.requestBody?.content?.[media]);
   const body = example === undefined ? null : el("textarea", { className: "try-body", rows: 4, spellcheck: false,
-    value: JSON.stringify(example, null, 1) });
+    value: media === "application/json" ? JSON.stringify(example, null, 1) : String(example) });
   body?.setAttribute("aria-label", `${method.toUpperCase()} ${path} request body`);
   const url = () => {
     const query = new URLSearchParams();
@@ -77,13 +79,16 @@ function requestForm(path, method, op, files) {
     for (const { param, input } of Object.values(inputs)) if (param.in === "query" && input.value) query.set(param.name, input.value);
     return `${filled}${String(query) ? `?${query}` : ""}`;
   };
-  return { fields, body, url, missing };
+  return { fields, body, url, missing, media };
 }
 
 function operation(path, method, op, files) {
   const id = `${method}-${path}`.replace(/[^A-Za-z0-9]+/g, "-");
   const form = requestForm(path, method, op, files);
-  const compact = () => (form.body ? JSON.stringify(JSON.parse(form.body.value)) : undefined);
+  const compact = () => {
+    if (!form.body) return undefined;
+    return form.media === "application/json" ? JSON.stringify(JSON.parse(form.body.value)) : form.body.value;
+  };
   const result = el("div", { className: "try-result" });
   result.setAttribute("aria-live", "polite");
   const button = el("button", { type: "button", className: "try", textContent: "Try it" });
@@ -92,7 +97,7 @@ function operation(path, method, op, files) {
   const showCurl = () => {
     button.disabled = form.missing();       // a path parameter to fill in first
     try {
-      curlLine.textContent = curl(`${location.origin}${form.url()}`, method, compact());
+      curlLine.textContent = curl(`${location.origin}${form.url()}`, method, compact(), form.media);
     } catch {
       curlLine.textContent = "(the body is not valid JSON)";
     }
@@ -132,7 +137,7 @@ function parameters(op) {
 async function tryIt(method, form, result, button) {
   const init = { method: method.toUpperCase() };
   if (form.body) {
-    init.headers = { "Content-Type": "application/json" };
+    init.headers = { "Content-Type": form.media };
     init.body = form.body.value;
   }
   if (button.getAttribute("aria-busy") === "true") return;    // busy, but not disabled: focus stays on it

@@ -228,7 +228,7 @@ async function init() {
   }
   const linked = await readFragment().catch(() => null);
   if (linked) restore(linked);
-  else text.value = EXAMPLES.Code;
+  else text.value = EXAMPLES.Python;
   await Promise.all([linked ? null : compare(), languages()]);
 }
 

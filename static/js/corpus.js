@@ -3,7 +3,7 @@
 // event's report is drawn, and the same report downloads as JSON or as CSV (built here from it).
 import { ApiError, clearError, models, showError } from "./api.js";
 import { events } from "./sse.js";
-import { baseLayout, el, fmt, PLOT_CONFIG, visible } from "./ui.js";
+import { baseLayout, el, fmt, plotConfig, visible } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("corpus-form");
@@ -118,7 +118,7 @@ function histogram(report) {
   }], baseLayout({
     xaxis: { title: { text: "patch size (bytes)" }, dtick: sizes.length > 20 ? undefined : 1 },
     yaxis: { title: { text: "patches" } },
-  }), PLOT_CONFIG);
+  }), plotConfig("blt-corpus-patch-sizes"));
 }
 
 function passages(list, rows) {

@@ -8,6 +8,7 @@ import { CharTable } from "./chars.js";
 import { chip, ChipList, meanOf } from "./chips.js";
 import { byteRows, downloadButtons, patchRows, setDownloadable } from "./downloads.js";
 import { Permalink, readFragment } from "./permalink.js";
+import { events } from "./sse.js";
 import { TraceOverlay } from "./trace_overlay.js";
 import {
   baseLayout, countBytes, debounce, el, fmt, numberOrNull, PATCH_COLORS, plotConfig, setRange, shortcuts, utf8, visible,
@@ -86,35 +87,6 @@ function requestBody() {
   const stop = stopStrings();
   if (stop.length) body.stop = stop;
   return body;
-}
-
-// ---------------------------------------------------------------------------------- events
-/** Parse one SSE frame ("event: x\ndata: ...") -> {event, data}; comments and ids are ignored. */
-function parseFrame(frame) {
-  let event = "message";
-  const data = [];
-  for (const line of frame.split(/\r?\n/)) {
-    if (line.startsWith("event:")) event = line.slice(6).trim();
-    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-  }
-  return data.length ? { event, data: JSON.parse(data.join("\n")) } : null;
-}
-
-/** Yield the events of a text/event-stream response body as they arrive. */
-async function* events(response) {
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    let match;
-    while ((match = /\r?\n\r?\n/.exec(buffer))) {
-      const parsed = parseFrame(buffer.slice(0, match.index));
-      buffer = buffer.slice(match.index + match[0].length);
-      if (parsed) yield parsed;
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------- one run

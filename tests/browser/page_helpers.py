@@ -81,3 +81,8 @@ def download(page, container: str, name: str):
     content = open(info.value.path(), encoding="utf-8").read()
     parsed = list(csv.DictReader(io.StringIO(content, newline=""))) if name.endswith(".csv") else json.loads(content)
     return info.value.suggested_filename, parsed
+
+
+def page_threshold(page) -> float:
+    """The threshold Explore's slider starts at: the model's default, to the slider's 0.01 step."""
+    return round(page.request.get("/api/models").json()["defaults"]["threshold"], 2)

@@ -28,7 +28,7 @@ def test_every_example_runs_from_the_page_and_none_is_missing(new_page, one_slot
     url, exports = one_slot_server
     page = new_page(url)
     statuses = try_every_example(page)
-    assert statuses and all(status == "200" for status in statuses.values()), statuses
+    assert statuses and {k: v for k, v in statuses.items() if v != "200"} == {}
     for missing in ("get-visualizations-name-", "get-images-name-"):    # nothing exported yet: said, not sent
         section = page.locator(f"section#{missing}")
         assert section.locator("button.try").is_disabled()
@@ -41,7 +41,7 @@ def test_every_example_runs_from_the_page_and_none_is_missing(new_page, one_slot
     statuses = try_every_example(page)
     assert statuses["get-visualizations-name-"] == "200" and statuses["get-images-name-"] == "200"
     assert page.locator("section#get-images-name- img.try-image").count() == 1
-    assert all(status == "200" for status in statuses.values()), statuses
+    assert {k: v for k, v in statuses.items() if v != "200"} == {}
     assert page.errors == []
 
 

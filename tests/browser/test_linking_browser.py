@@ -4,7 +4,7 @@ top next bytes, as /api/entropy/detail gives them); hovering the trace lights it
 the chips and the arrow keys move between them, each named for what it holds."""
 from __future__ import annotations
 
-from page_helpers import chip_text, explore, generated
+from page_helpers import chip_text, explore, generated, page_threshold
 
 TEXT = "The quick brown fox 🦊 jumps over the lazy dog."
 
@@ -31,7 +31,7 @@ def label(api: dict, j: int) -> str:
 
 def test_explore_chip_lights_its_bytes_and_details_them(page):
     explore(page, TEXT)
-    api = page.request.post("/api/patch", data={"text": TEXT, "threshold": 1.59}).json()
+    api = page.request.post("/api/patch", data={"text": TEXT, "threshold": page_threshold(page)}).json()
     j = max(range(len(api["patch_lengths"])), key=lambda k: api["patch_lengths"][k])     # the longest patch
     s, n = api["patch_starts"][j], api["patch_lengths"][j]
     page.hover(f"#chips .chip[data-patch='{j}']")
@@ -52,7 +52,7 @@ def test_explore_chip_lights_its_bytes_and_details_them(page):
 
 def test_explore_trace_hover_lights_the_chip(page):
     explore(page, TEXT)
-    api = page.request.post("/api/patch", data={"text": TEXT, "threshold": 1.59}).json()
+    api = page.request.post("/api/patch", data={"text": TEXT, "threshold": page_threshold(page)}).json()
     for i in (3, len(api["bytes"]) - 2):
         hover_point(page, "#entropy-plot", i, api["entropies"][i])
         j = api["patch_ids"][i]
@@ -66,7 +66,7 @@ def test_explore_trace_hover_lights_the_chip(page):
 
 def test_explore_chips_take_keyboard_focus_with_meaningful_names(page):
     explore(page, TEXT)
-    api = page.request.post("/api/patch", data={"text": TEXT, "threshold": 1.59}).json()
+    api = page.request.post("/api/patch", data={"text": TEXT, "threshold": page_threshold(page)}).json()
     last = len(api["patch_lengths"]) - 1
     page.focus("#copy-link")
     page.keyboard.press("Tab")                                  # the chips are one stop in the tab order

@@ -3,7 +3,7 @@ are those of the chart's window and follow it, the window is part of the link, a
 the server for the entropies only (it has the text)."""
 from __future__ import annotations
 
-from page_helpers import explore, wait_explored
+from page_helpers import explore, page_threshold, wait_explored
 
 TEXT = "The quick brown fox jumps over the lazy dog. " * 70          # 3,150 bytes
 
@@ -21,7 +21,7 @@ def test_long_text_chips_follow_the_charts_window_and_the_link_keeps_it(new_page
         page.fill("#text", TEXT)
     wait_explored(page, TEXT)
     assert sent.value.post_data_json == {"text": TEXT, "fields": ["entropies"]}
-    api = page.request.post("/api/patch", data={"text": TEXT, "threshold": 1.59}).json()
+    api = page.request.post("/api/patch", data={"text": TEXT, "threshold": page_threshold(page)}).json()
     ids = api["patch_ids"]
     assert page.locator("#entropy-plot .rangeslider-container").count() == 1
     assert window(page) == (0, ids[1023])
