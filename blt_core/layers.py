@@ -182,11 +182,17 @@ def windowed_attend(q, k, v, window: int, block: int = 128):
     return torch.cat(out, dim=2)                                         # (B, H, Tq, D)
 
 
+def expand_kv_heads(k, v, n_heads: int):
+    """Grouped key/value heads (B, Hkv, ...) repeated to n_heads query heads (B, n_heads, ...)."""
+    if k.shape[1] == n_heads:
+        return k, v
+    rep = n_heads // k.shape[1]
+    return k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+
+
 def attend(q, k, v, mask=None, is_causal=False):
     """SDPA with grouped key/value heads expanded to the query heads. mask: bool or additive."""
-    if k.shape[1] != q.shape[1]:
-        rep = q.shape[1] // k.shape[1]
-        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    k, v = expand_kv_heads(k, v, q.shape[1])
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
 
 
@@ -296,9 +302,7 @@ class CrossAttention(nn.Module):
         H, D, k = self.n_heads, self.head_dim, k_per_patch
         P = slots.shape[1] // k
         keys, values = self.kv(states)                                                    # (B, Hkv, T, D)
-        if keys.shape[1] != H:
-            rep = H // keys.shape[1]
-            keys, values = keys.repeat_interleave(rep, dim=1), values.repeat_interleave(rep, dim=1)
+        keys, values = expand_kv_heads(keys, values, H)
         q = self.q_proj(self.q_norm(slots)).view(B, P, k, H, D).permute(0, 3, 1, 2, 4)   # (B, H, P, k, D)
         per_byte = patch_ids[:, None, :, None].expand(B, H, T, k)                          # (B, H, T, k)
         q = q.gather(2, per_byte[..., None].expand(-1, -1, -1, -1, D))                    # each byte's patch's queries
@@ -323,9 +327,7 @@ class CrossAttention(nn.Module):
         index = keys.reshape(B, 1, Tq * n, 1).expand(-1, k.shape[1], -1, D)
         k = k.gather(2, index).view(B, -1, Tq, n, D)                                  # (B, Hkv, Tq, n, D)
         v = v.gather(2, index).view(B, -1, Tq, n, D)
-        if k.shape[1] != H:
-            rep = H // k.shape[1]
-            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        k, v = expand_kv_heads(k, v, H)
         acc = _at_least_float32(q)                      # exact products of bf16 values, summed in float32
         scores = (q[:, :, :, None].to(acc) * k.to(acc)).sum(-1) * D ** -0.5            # (B, H, Tq, n)
         y = (scores.softmax(-1)[..., None] * v).sum(3).to(q.dtype)                    # (B, H, Tq, D)
