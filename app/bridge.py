@@ -24,13 +24,11 @@ import io
 import json
 import logging
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
 
-from blt_core import bpe
-
+from . import start_loading
 from .api import CORPUS_PATHS
 from .errors import ApiError
 
@@ -77,10 +75,7 @@ class WSGIBridge:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                # the worker (never gunicorn's master) loads the model as it starts, in the
-                # background: requests are served meanwhile, /healthz reports the state
-                self.app.extensions["blt_model"].load_in_background()
-                threading.Thread(target=bpe.load_all, name="bpe-load", daemon=True).start()   # ~2 s, 59 MiB
+                start_loading(self.app)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for pool in (self.pool, self.health_pool):
