@@ -30,7 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     # Slots of size 0 are sized from the model as it loads: analyses by memory (app/memory.py),
     # generations by device.
     app.extensions["blt_model"] = ModelHolder(
-        cfg["MODEL"], cfg["DEVICE"], decode=cfg["DECODE"],
+        cfg["MODEL"], cfg["DEVICE"], decode=cfg["DECODE"], entropy_memo_mb=cfg["ENTROPY_MEMO_MB"],
         generation=Slots(cfg["GENERATION_SLOTS"], 0, "generation"),
         analysis=Slots(cfg["ANALYSIS_SLOTS"], cfg["ANALYSIS_WAIT_S"], "analysis"),
         analysis_budget=memory.AnalysisBudget(cfg["ANALYSIS_MEMORY_MB"], cfg["MAX_TEXT_BYTES"], cfg["ANALYSIS_SLOTS"]))

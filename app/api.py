@@ -83,7 +83,7 @@ def models():
             "generation_slots": h.generation.size,
             "max_corpus_bytes": cfg["MAX_CORPUS_BYTES"], "corpus_slots": cfg["CORPUS_SLOTS"],
             **h.analysis_budget.limits(h.loaded and h.loaded.model.config), "analysis_wait_s": cfg["ANALYSIS_WAIT_S"],
-            "figure_cache_mb": cfg["FIGURE_CACHE_MB"]},
+            "figure_cache_mb": cfg["FIGURE_CACHE_MB"], "entropy_memo_mb": cfg["ENTROPY_MEMO_MB"]},
     }
 
 

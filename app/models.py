@@ -98,8 +98,9 @@ class ModelHolder:
     """analysis_budget sizes analysis slots left at 0 when the model loads (app/memory.py)."""
 
     def __init__(self, name: str | None, device: str | None, generation: Slots, analysis: Slots,
-                 analysis_budget: AnalysisBudget | None = None, decode: str = "fastest"):
+                 analysis_budget: AnalysisBudget | None = None, decode: str = "fastest", entropy_memo_mb: int = 0):
         self.name, self.requested_device, self.decode = name, device, decode
+        self.entropy_memo_mb = entropy_memo_mb
         self.generation, self.analysis, self.analysis_budget = generation, analysis, analysis_budget
         self.state, self.error = "not_loaded", None
         self.loaded: LoadedModel | None = None
@@ -143,6 +144,9 @@ class ModelHolder:
                                         f"{type(err).__name__}: {err}", self.name)   # the log has it in full
             self.state = "failed"
             return
+        if self.entropy_memo_mb and loaded.model.entropy_model is not None:
+            # a text edited or typed into recomputes entropies only from its first change
+            loaded.model.remember_entropies(self.entropy_memo_mb << 20)
         if self.analysis.size == 0:      # before `loaded` is set: no request can hold a slot yet
             self.analysis.resize(self.analysis_budget.slots_for(loaded.model.config))
         if self.generation.size == 0:

@@ -202,7 +202,9 @@ def document() -> dict:
                             "analysis_wait_s, then 429) is analysis_slots_setting when set, else as many "
                             "worst-case analyses (analysis_peak_mb: max_text_bytes of text, app/memory.py) as fit "
                             "in analysis_memory_mb (analysis_slots_rule); null with analysis_peak_mb while no "
-                            "model is loaded. Built figure documents are cached within figure_cache_mb.",
+                            "model is loaded. Built figure documents are cached within figure_cache_mb. The entropy model's "
+                            "state at chunk boundaries of recent texts is kept within entropy_memo_mb, so a text that "
+                            "begins like one of them is computed only from its first change (the same entropies).",
                 ok={"model": MODEL_INFO, "modes": ["entropy", "entropy_monotonic", "static", "space"],
                     "tokenizers": [{"name": "r50k_base", "label": "GPT-2, GPT-3", "vocab_size": 50256},
                                    {"name": "cl100k_base", "label": "GPT-4, GPT-3.5", "vocab_size": 100256},
@@ -220,7 +222,7 @@ def document() -> dict:
                                "analysis_slots": 4, "analysis_slots_rule": "analysis_slots_setting if set, else "
                                "max(1, floor(analysis_memory_mb / analysis_peak_mb))", "analysis_slots_setting": None,
                                "analysis_memory_mb": 96, "analysis_peak_mb": 23.5, "analysis_wait_s": 1.0,
-                               "figure_cache_mb": 16}})},
+                               "figure_cache_mb": 16, "entropy_memo_mb": 32}})},
             "/api/entropy": {"post": _op(
                 "Next-byte entropies (nats) of a text", request={"text": TEXT}, errors=MODEL_ERRORS,
                 ok={"text": TEXT, **BYTE_TABLE, "entropies": ENTROPIES, "model": "models/blt-studio"},

@@ -36,6 +36,7 @@ DEFAULTS = {
     "ANALYSIS_SLOTS": 0,            # entropy/patch/compare requests at once; 0: sized from the memory:
     "ANALYSIS_MEMORY_MB": 96,       # MiB over one worst-case analysis of the model (app/memory.py); 4 on the shipped one
     "ANALYSIS_WAIT_S": 1.0,         # how long an analysis request waits for a slot before 429
+    "ENTROPY_MEMO_MB": 32,          # entropy-model state of recent texts, so an edit recomputes only from its first change; 0: off
     "FIGURE_CACHE_MB": 16,          # built figure documents kept (MiB), least recently used dropped
     # Serving (app/bridge.py, app/worker.py): threads run views only; sockets wait on the event loop.
     "REQUEST_THREADS": 16,          # views at once: more than generation + analysis slots, so streams never starve analyses

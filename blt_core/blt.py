@@ -19,6 +19,7 @@ import torch.nn as nn
 from .checkpoint import load_pretrained, save_pretrained
 from .config import BLTConfig, preset
 from .entropy import EntropyModel
+from .entropy_memo import EntropyMemo
 from .generation import DecodeOptions, generate, stream
 from .hash_embedding import HashNgramEmbedding
 from .layers import CrossAttention, RMSNorm, Stack, causal_mask
@@ -105,6 +106,7 @@ class BLT(nn.Module):
         self.local_decoder = LocalDecoder(cfg)
         self.lm_head = nn.Linear(cfg.decoder.dim, cfg.vocab_size, bias=False)
         self.tokenizer = ByteTokenizer()
+        self.entropy_memo: EntropyMemo | None = None     # a server's: see `remember_entropies`
         self.apply(_init_weights)
 
     # ------------------------------------------------------------------ forward
@@ -141,7 +143,16 @@ class BLT(nn.Module):
     @torch.no_grad()
     def entropies(self, input_ids: torch.Tensor) -> torch.Tensor:
         """input_ids (B, T) -> next-byte entropies (B, T), nats, float32."""
+        if self.entropy_memo is not None:
+            return self.entropy_memo.entropies(input_ids)
         return self._entropy_model().entropies(input_ids)
+
+    def remember_entropies(self, max_bytes: int) -> None:
+        """From now on, a text that begins like a recent one reuses that text's entropy-model work
+        up to where they differ (`EntropyMemo`: exact, at most max_bytes held; 0 turns it off).
+        For a model whose weights no longer change (a server's)."""
+        model = self._entropy_model()
+        self.entropy_memo = EntropyMemo(model, max_bytes) if max_bytes > 0 else None
 
     @torch.no_grad()
     def next_byte_stats(self, input_ids: torch.Tensor, top_k: int):

@@ -60,8 +60,7 @@ class EntropyModel(Stack):
         if T <= chunk:
             return reduce(self(ids))
         if window is not None:
-            caches = [WindowCache(window) for _ in self.layers]
-            parts = [reduce(self(ids[:, s:s + chunk], caches, start=s)) for s in range(0, T, chunk)]
+            parts = [part for _, part in self.windowed_chunks(ids, reduce, chunk)]
         else:
             parts, context, start = [], chunk // 2, 0
             while start < T:
@@ -70,6 +69,15 @@ class EntropyModel(Stack):
                 parts.append(tuple(x[:, start - lo:] for x in reduce(self(ids[:, lo:end]))))
                 start = end
         return tuple(torch.cat(pieces, dim=1) for pieces in zip(*parts))
+
+    def windowed_chunks(self, ids: torch.Tensor, reduce, chunk: int, start: int = 0, caches=None):
+        """Yields (end, reduce(logits of ids[:, s:end])) for each chunk s = start, start + chunk, ..
+        of a model with a sliding window: the chunks `entropies` reads when T > chunk. caches (one
+        WindowCache per layer) hold the window before `start` (start: 0 or a multiple of chunk)
+        and are advanced in place: after each yield they hold the window before `end`."""
+        caches = caches if caches is not None else [WindowCache(self.cfg.sliding_window) for _ in self.layers]
+        for s in range(start, ids.shape[1], chunk):
+            yield min(s + chunk, ids.shape[1]), reduce(self(ids[:, s:s + chunk], caches, start=s))
 
 
 def entropy_of_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -87,7 +87,7 @@ def test_long_text_reaches_the_entropy_model_in_chunks(monkeypatch):
     and its entropies are those of one pass."""
     model = BLT.from_pretrained(SHIPPED_MODEL, device="cpu")
     em = model.entropy_model
-    ids = torch.randint(4, 260, (1, 3000))
+    ids = torch.randint(4, 260, (1, 3000), generator=torch.Generator().manual_seed(0))
     seen = []
     hook = em.layers[0].register_forward_hook(lambda module, args, out: seen.append(out.shape[1]))
     try:
@@ -95,4 +95,5 @@ def test_long_text_reaches_the_entropy_model_in_chunks(monkeypatch):
     finally:
         hook.remove()
     assert max(seen) == STREAM_CHUNK and sum(seen) == 3000
-    torch.testing.assert_close(chunked, em.entropies(ids, chunk=3000), atol=1e-5, rtol=0)
+    # float32 over blocks vs one masked call: summation order differs (seen up to 1.3e-5 on random bytes)
+    torch.testing.assert_close(chunked, em.entropies(ids, chunk=3000), atol=5e-5, rtol=0)
