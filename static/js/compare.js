@@ -121,7 +121,7 @@ function modePanel(mode, { patches, patchIds, stats }, end) {
   }
   const summary = `${stats.patches} patches · ${fmt(stats.mean_patch_bytes)} bytes/patch · `
     + `${stats.global_steps_saved} global steps saved`;
-  const panel = el("article", { className: "panel mode" }, el("h3", { textContent: mode }),
+  const panel = el("article", { className: "panel mode" }, el("h2", { textContent: mode }),
     el("p", { className: "muted", textContent: summary }), container);
   panel.dataset.mode = mode;
   return panel;
