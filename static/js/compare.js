@@ -6,10 +6,10 @@ import { CharTable } from "./chars.js";
 import { chip, ChipList } from "./chips.js";
 import { byteRows, downloadButtons, patchRows, setDownloadable } from "./downloads.js";
 import { exampleButtons, EXAMPLES } from "./examples.js";
+import { drawFigure } from "./figures_common.js";
 import { Permalink, readFragment } from "./permalink.js";
 import {
-  baseLayout, countBytes, debounce, el, fmt, numberOrNull, plotConfig, plotlyText, rangeProblem, setRange, shortcuts,
-  utf8,
+  baseLayout, countBytes, debounce, el, fmt, numberOrNull, rangeProblem, setRange, shortcuts, utf8,
 } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -121,7 +121,7 @@ function modePanel(mode, { patches, patchIds, stats }, end) {
   }
   const summary = `${stats.patches} patches · ${fmt(stats.mean_patch_bytes)} bytes/patch · `
     + `${stats.global_steps_saved} global steps saved`;
-  const panel = el("article", { className: "panel mode" }, el("h3", { textContent: mode }),
+  const panel = el("article", { className: "panel mode" }, el("h2", { textContent: mode }),
     el("p", { className: "muted", textContent: summary }), container);
   panel.dataset.mode = mode;
   return panel;
@@ -160,26 +160,18 @@ const COLUMNS = [
   ["bytes", "bytes evaluated", (v) => String(v)],
 ];
 
+/** The languages chart is the server's figure (/api/figures/languages: one colour per script and the
+ * note on out-of-domain text, defined once in app/figures.py) in the page's look; the table beside
+ * it lists the same rows (/api/languages). */
 async function languages() {
   try {
-    const doc = await fetchJSON("/api/languages");
-    const rows = [...(Array.isArray(doc) ? doc : doc.rows)].sort((a, b) => b.mean_patch_bytes - a.mean_patch_bytes);
-    if (!Array.isArray(doc)) {
-      $("languages-source").textContent = `${doc.source ?? ""}${doc.command ? ` — made by: ${doc.command}` : ""}`;
-    }
-    const scripts = [...new Set(rows.map((r) => r.script))];
-    Plotly.react($("languages-plot"), scripts.map((script) => {
-      const mine = rows.filter((r) => r.script === script);
-      return {
-        type: "bar", name: plotlyText(script), x: mine.map((r) => plotlyText(r.language)), y: mine.map((r) => r.mean_patch_bytes),
-        customdata: mine.map((r) => [r.bpb, r.bytes, plotlyText(r.corpus)]),
-        hovertemplate: "%{x}: %{y:.2f} bytes/patch<br>%{customdata[0]:.3f} bits/byte"
-          + "<br>%{customdata[1]} bytes of %{customdata[2]}<extra></extra>",
-      };
-    }), baseLayout({
-      xaxis: { categoryorder: "array", categoryarray: rows.map((r) => plotlyText(r.language)) },
-      yaxis: { title: { text: "mean bytes per patch" } }, legend: { title: { text: "script" } },
-    }), plotConfig("blt-compare-languages"));
+    const [doc, figure] = await Promise.all([fetchJSON("/api/languages"), drawFigure($("languages-plot"), "languages", {
+      filename: "blt-compare-languages",
+      layout: baseLayout({ title: { text: "" }, margin: { l: 56, r: 16, t: 56, b: 48 } }),    // the h2 names it
+    })]);
+    const rows = [...doc.rows].sort((a, b) => b.mean_patch_bytes - a.mean_patch_bytes);
+    const { source = [], command = "" } = figure.layout.meta ?? {};
+    $("languages-source").textContent = `${source.join(", ")}${command ? ` — made by: ${command}` : ""}`;
     const table = $("languages-table");
     table.tHead.replaceChildren(el("tr", {}, ...COLUMNS.map(([, label]) => el("th", { textContent: label }))));
     table.tBodies[0].replaceChildren(...rows.map((row) => el("tr", {},

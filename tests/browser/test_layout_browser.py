@@ -1,7 +1,8 @@
 """What every visitor gets in headless Chromium: plotly.js and the pages' files gzip-compressed
 (decoding to the very files), every page usable at 390 px wide (nothing wider than the screen,
 a compact nav), figure hovers that give the plotted values with their units, and no serious or
-critical accessibility violation on any page (axe-core, from the axe-playwright-python wheel)."""
+critical accessibility violation on any page, nor headings that skip a level (axe-core, from the
+axe-playwright-python wheel)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -100,8 +101,9 @@ def test_stacked_subplots_do_not_overlap_on_a_phone(phone):
 
 
 def axe_violations(browser, server, path: str, viewport: dict, prepare=None) -> list[dict]:
-    """Serious and critical axe-core violations of a page (the page's CSP is bypassed so the axe
-    script can be injected; nothing else changes)."""
+    """Serious and critical axe-core violations of a page, and its headings that skip a level
+    (heading-order: moderate, but it breaks the outline screen readers navigate by); the page's CSP
+    is bypassed so the axe script can be injected, nothing else changes."""
     from importlib.resources import files
     source = (files("axe_playwright_python") / "axe.min.js").read_text(encoding="utf-8")
     context = browser.new_context(viewport=viewport, base_url=server, bypass_csp=True)
@@ -113,7 +115,7 @@ def axe_violations(browser, server, path: str, viewport: dict, prepare=None) -> 
             prepare(page)
         page.add_script_tag(content=source)
         found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
-            .filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .filter(v => v.impact === 'serious' || v.impact === 'critical' || v.id === 'heading-order')
             .map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))""")
     finally:
         context.close()
@@ -128,6 +130,6 @@ def analysed_corpus(page):
 
 @pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, PHONE], ids=["desktop", "phone"])
 @pytest.mark.parametrize("path", PAGES)
-def test_no_serious_or_critical_accessibility_violations(browser, server, path, viewport):
+def test_no_serious_or_critical_accessibility_violations_nor_skipped_headings(browser, server, path, viewport):
     prepare = analysed_corpus if path == "/corpus" else None
     assert axe_violations(browser, server, path, viewport, prepare) == []

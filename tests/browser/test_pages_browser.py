@@ -29,9 +29,23 @@ def plot(selector: str) -> str:
     return f"{selector}.js-plotly-plot svg.main-svg"
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, through: str | None = None) -> None:
+    """$BLT_SCREENSHOTS/<name>.png: what the window shows, or with `through`, the page from its top
+    to the bottom of that element (below the fold too)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    path = str(SCREENSHOTS / f"{name}.png")
+    if through is None:
+        page.screenshot(path=path)
+        return
+    bottom = page.evaluate("(s) => document.querySelector(s).getBoundingClientRect().bottom + window.scrollY", through)
+    page.screenshot(path=path, full_page=True,
+                    clip={"x": 0, "y": 0, "width": page.viewport_size["width"], "height": math.ceil(bottom) + 12})
+
+
+def tokens_shown(page) -> None:
+    """Wait until the "Beside real tokenizers" panel shows the text of the page's textarea."""
+    page.wait_for_function("""() => document.getElementById('tokens').renderedText === document.getElementById('text').value
+        && !document.getElementById('tokens').hasAttribute('aria-busy')""")
 
 
 def open_explore(page):
@@ -66,7 +80,10 @@ def test_explore_renders_and_repatches_like_the_api(page):
     assert counts["0.50"] > counts["2.50"]
     assert api_calls == [], "moving the threshold must not call the server"
     assert page.inner_text("#stat-patches") == str(counts["2.50"])
-    screenshot(page, "explore")
+    tokens_shown(page)
+    page.hover("#chips .chip >> nth=2")                       # a patch's bytes and the next bytes guessed
+    page.wait_for_selector("#detail .candidate")
+    screenshot(page, "explore", through="#entropy-plot")    # patches, GPT-2/GPT-4/GPT-4o tokens, the entropy trace
     assert page.errors == []
 
 
@@ -190,9 +207,12 @@ def test_page_loads_without_errors(page, path, name, ready):
     page.goto(path)
     page.wait_for_selector(ready)
     page.wait_for_load_state("networkidle")
+    through = None
     if name == "compare":
         assert page.locator("#modes article").count() >= 4
         assert page.locator("#languages-table tbody tr").count() > 5
+        tokens_shown(page)
+        through = "#tokens"                                  # every mode's patches and the BPE tokens
     if name == "scaling":  # one drawn graph per figure section (scaling and threshold sweep in plot_data/)
         page.wait_for_function("() => document.querySelectorAll('#scaling-figures section').length === [...document"
                                ".querySelectorAll('#scaling-figures .js-plotly-plot')].filter((d) => d.querySelector"
@@ -203,7 +223,7 @@ def test_page_loads_without_errors(page, path, name, ready):
         assert len(anchors) >= 8
         for anchor in anchors:
             assert page.locator(f"section#{anchor}").count() == 1, anchor
-    screenshot(page, name)
+    screenshot(page, name, through)
     assert page.errors == []
 
 
