@@ -9,9 +9,9 @@ const TOP_K = 5;
 const MAX_ROWS = 16;
 const WAIT_MS = 120;     // a pointer sweeping over the chart asks only where it rests
 
-const NAMES = { 10: "↵ newline", 9: "⇥ tab", 13: "␍ return", 32: "␠ space" };
+const NAMES = { 10: "↵ newline", 9: "⇥ tab", 13: "⏎ return", 32: "␣ space" };
 
-/** A next byte as a reader sees it: 'a', ␠ space, or what part of a character it would start. */
+/** A next byte as a reader sees it: 'a', ␣ space, or what part of a character it would start. */
 export function nextByteLabel({ byte, token }) {
   if (token !== undefined) return `<${token}>`;
   if (NAMES[byte]) return NAMES[byte];
@@ -88,7 +88,7 @@ export class ByteDetail {
       const part = e - s > 1 ? ` (byte ${i - s + 1} of ${e - s})` : "";
       rows.push(el("tr", { className: "detail-row" },
         el("td", { textContent: String(i) }),
-        el("td", { className: "char", textContent: table.texts[c] === " " ? "␠" : visible(table.texts[c]),
+        el("td", { className: "char", textContent: table.texts[c] === " " ? "␣" : visible(table.texts[c]),
           title: table.describe(c) }),
         el("td", { textContent: `${hex(table.bytes[i])}${part}` }),
         el("td", { textContent: fmt(entropies[i], 3) }),

@@ -1,9 +1,11 @@
 // Beside real tokenizers: the text's tokens under GPT-2, GPT-4 and GPT-4o's BPE vocabularies
 // (POST /api/tokenize, computed on the server from tiktoken's own files), next to the BLT's
 // patches of the same text. A self-contained panel: any element
-//   <section data-token-panel data-source="text"></section>
+//   <section data-token-panel data-source="text" data-settings="mode threshold"></section>
 // follows the textarea whose id is data-source (typing, examples, permalinks: the text is
-// re-read whenever it changes) and renders into itself; renderTokenPanel does it once.
+// re-read whenever it changes) and the page's patching inputs named in data-settings (ids; the
+// API field is the id with "-" as "_"; empty or disabled ones are left to the model's default),
+// so its BLT row counts the patches the page shows; renderTokenPanel does it once.
 import { fetchJSON } from "./api.js";
 import { CHIP_COLORS, el, fmt, visible } from "./ui.js";
 
@@ -11,9 +13,10 @@ const DEFAULT_SHOWN = "cl100k_base";
 const TYPING_PAUSE_MS = 1000;
 
 /** The panel's summary table: one row for the BLT's patches, one per vocabulary. */
-function summaryTable(result) {
+function summaryTable(result, patching) {
   const { stats, mode, threshold } = result.blt;
-  const setting = mode.startsWith("entropy") ? `${mode}, θ ${fmt(threshold, 3)} nats` : mode;
+  const setting = mode.startsWith("entropy")
+    ? `${mode}, θ ${fmt(threshold, 3)} nats${patching.threshold === undefined ? ", model default" : ""}` : mode;
   const row = (name, note, count, unit, perUnit, ratio) => el("tr", {},
     el("th", { scope: "row", textContent: name }, el("small", { className: "muted", textContent: ` ${note}` })),
     el("td", { className: "num", textContent: `${count} ${unit}` }),
@@ -21,7 +24,7 @@ function summaryTable(result) {
     el("td", { className: "num", textContent: ratio }));
   const head = el("thead", {}, el("tr", {}, ...["unit", "count", "bytes per unit", "vs BLT patches"].map(
     (label) => el("th", { scope: "col", textContent: label }))));
-  const rows = [row("BLT", `(${setting}, model default)`, stats.patches, "patches", stats.mean_patch_bytes, "1.00×")];
+  const rows = [row("BLT", `(${setting})`, stats.patches, "patches", stats.mean_patch_bytes, "1.00×")];
   for (const t of result.tokenizers) {
     rows.push(row(t.name, `(${t.label})`, t.tokens, "tokens", t.bytes_per_token,
       stats.patches ? `${fmt(t.tokens / stats.patches)}×` : "–"));
@@ -48,13 +51,15 @@ function tokenChips(tokenizer) {
   return el("div", { className: "chips", ariaLabel: `${tokenizer.name} tokens` }, ...chips);
 }
 
-/** Render the tokens of `text` into `container` (replacing what it held). */
-export async function renderTokenPanel(container, text, { shown = DEFAULT_SHOWN, signal } = {}) {
+/** Render the tokens of `text` into `container` (replacing what it held); the BLT's patches
+ * under `patching` (API fields: mode, threshold, max_patch_length, patch_size; absent ones are
+ * the model's defaults). */
+export async function renderTokenPanel(container, text, { shown = DEFAULT_SHOWN, signal, patching = {} } = {}) {
   if (!text) {
     container.replaceChildren();
     return null;
   }
-  const result = await fetchJSON("/api/tokenize", { body: { text }, signal });
+  const result = await fetchJSON("/api/tokenize", { body: { text, ...patching }, signal });
   const picker = el("select", { id: `${container.id}-pick`, ariaLabel: "tokenizer whose tokens are shown" },
     ...result.tokenizers.map((t) => el("option", { value: t.name, textContent: `${t.name} (${t.label})`,
       selected: t.name === shown })));
@@ -70,7 +75,7 @@ export async function renderTokenPanel(container, text, { shown = DEFAULT_SHOWN,
       + "(tiktoken's files, encoded on the server), beside the BLT's patches. A chip is one token; where BPE "
       + "splits a character between tokens, they share one outlined chip so characters stay whole." }),
     el("div", { className: "table-scroll", tabIndex: 0, role: "region", ariaLabel: "tokens and patches table" },
-      summaryTable(result)),
+      summaryTable(result, patching)),
     el("label", { className: "pick" }, "Show the tokens of ", picker),
     chipsBox,
     el("p", { className: "muted" }, "JSON twin: ", el("a", { href: "/api#post-api-tokenize", textContent:
@@ -80,23 +85,37 @@ export async function renderTokenPanel(container, text, { shown = DEFAULT_SHOWN,
   return result;
 }
 
-/** Keep a panel in step with its source textarea. */
+/** The patching fields of the page's inputs: {field: value} of those set and enabled. */
+function pagePatching(inputs) {
+  const out = {};
+  for (const input of inputs) {
+    if (input.disabled || input.value === "") continue;
+    out[input.id.replaceAll("-", "_")] = input.id === "mode" ? input.value : Number(input.value);
+  }
+  return out;
+}
+
+/** Keep a panel in step with its source textarea and the page's patching inputs. */
 function follow(container) {
   const source = document.getElementById(container.dataset.source);
   if (!source) return;
+  const inputs = (container.dataset.settings ?? "").split(/\s+/).filter(Boolean)
+    .map((id) => document.getElementById(id)).filter(Boolean);
   let rendered = null;
   let inflight = null;
   let timer = null;
   const update = async () => {
-    if (source.value === rendered) return;
-    rendered = source.value;
+    const patching = pagePatching(inputs);
+    const key = JSON.stringify([source.value, patching]);
+    if (key === rendered) return;
+    rendered = key;
     inflight?.abort();
     const mine = new AbortController();
     inflight = mine;
     container.setAttribute("aria-busy", "true");
     try {
       await renderTokenPanel(container, source.value, { shown: container.querySelector("select")?.value
-        ?? DEFAULT_SHOWN, signal: mine.signal });
+        ?? DEFAULT_SHOWN, signal: mine.signal, patching });
       delete container.dataset.error;
     } catch (err) {
       if (err.name === "AbortError") return;
@@ -109,14 +128,15 @@ function follow(container) {
   };
   // after typing stops for TYPING_PAUSE_MS: the page's own analysis of the text goes first, and
   // a burst of keystrokes costs one request
-  source.addEventListener("input", () => {
+  const later = () => {
     clearTimeout(timer);
     timer = setTimeout(() => {
       timer = null;
       update();
     }, TYPING_PAUSE_MS);
-  });
-  // examples and permalinks set the text without an input event: look again now and then
+  };
+  for (const input of [source, ...inputs]) input.addEventListener("input", later);
+  // examples and permalinks set the text and settings without an input event: look again now and then
   setInterval(() => {
     if (timer === null) update();
   }, TYPING_PAUSE_MS);

@@ -11,7 +11,7 @@ export function el(tag, props = {}, ...children) {
 export const CHIP_COLORS = 6;   // .chip.p0 .. .chip.p5 in studio.css; PATCH_COLORS mirrors them
 export const PATCH_COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#e15759", "#76b7b2"];
 
-const VISIBLE = { "\n": "↵\n", "\t": "⇥", "\r": "␍" };
+const VISIBLE = { "\n": "↵\n", "\t": "⇥", "\r": "⏎" };
 /** Text with newlines/tabs made visible (and still breaking lines). */
 export function visible(text) {
   return text.replace(/[\n\t\r]/g, (c) => VISIBLE[c]);

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-VISIBLE = {"\n": "↵\n", "\t": "⇥", "\r": "␍"}
+VISIBLE = {"\n": "↵\n", "\t": "⇥", "\r": "⏎"}
 
 
 def plot(selector: str) -> str:

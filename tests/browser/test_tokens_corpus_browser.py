@@ -60,6 +60,26 @@ def test_token_panel_follows_typing(page, reference):
     assert page.errors == []
 
 
+def test_token_panel_counts_the_patches_the_page_shows(page):
+    """Explore's BLT row follows the page's threshold and mode, so its patch count is the page's."""
+    page.goto("/")
+    page.wait_for_selector(TOKEN_PANEL)
+    page.wait_for_function("() => document.body.dataset.patches !== undefined")
+    for threshold in ("2.5", "1.2"):
+        page.evaluate("""(v) => { const t = document.querySelector('#threshold'); t.value = v;
+            t.dispatchEvent(new Event('input', {bubbles: true})); }""", threshold)
+        page.wait_for_function("""(v) => document.querySelector('#tokens tbody tr')?.textContent
+            .includes(`θ ${Number(v).toFixed(3)} nats)`)""", arg=threshold)
+        row = page.locator("#tokens tbody tr").first.inner_text()
+        assert "model default" not in row
+        assert f"{page.evaluate('document.body.dataset.patches')} patches" in row
+    page.select_option("#mode", "space")
+    page.wait_for_function("() => document.querySelector('#tokens tbody tr')?.textContent.includes('(space)')")
+    row = page.locator("#tokens tbody tr").first.inner_text()
+    assert f"{page.evaluate('document.body.dataset.patches')} patches" in row
+    assert page.errors == []
+
+
 CORPUS = ("Patches grow where the next byte is easy to guess and shrink where it is not. "
           "def f(x):\n    return x * 2\n" "Unicode: naïve café, 中文, 😀.\n") * 6
 
