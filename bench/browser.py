@@ -8,7 +8,7 @@ driven by Playwright, CPU) against real gunicorn (bench/server.py) serving the s
 - slider step at 16 kB: Explore with 16 kB of text; one threshold step (input event) until the
   browser has painted the re-patched chips (next animation frame + task), median of --steps;
 - typing -> rendered at 2 kB and 16 kB: one character typed at the end of the text until Explore's
-  chips are replaced with the server's new analysis (the page's 250 ms debounce included, as a
+  chips are replaced with the server's new analysis (the page's pause for typing included, as a
   typist waits it), median of --keystrokes;
 - axe-core (axe.min.js from the axe-playwright-python wheel) serious and critical violations on
   every page at 1280 px and 390 px, the Corpus page after an analysis.
