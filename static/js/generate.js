@@ -136,8 +136,9 @@ class Run {
     this.globalSteps.push(globalStep);
     this.startsPatch.push(startsPatch);
     this.patchIds.push(patch.index);
-    // a character finished by this byte may have begun in the patch before
-    this.dirty = Math.min(this.dirty, Math.max(0, patch.index - 1));
+    // a character finished by this byte began at most 3 bytes before it (UTF-8), perhaps two or
+    // three patches back when every byte is a patch: those chips are redrawn whole
+    this.dirty = Math.min(this.dirty, this.patchIds[Math.max(0, i - 3)]);
     this.frame ??= requestAnimationFrame(() => this.flush());
   }
 

@@ -24,15 +24,27 @@ def explore(page, text: str | None = None, fragment: str = "") -> None:
 
 
 def wait_explored(page, text: str) -> None:
-    page.wait_for_function("(n) => document.getElementById('stat-bytes').textContent === String(n)"
-                           " && !document.getElementById('results').classList.contains('stale')",
-                           arg=len(text.encode()))
+    _wait_shown(page, "(n) => document.getElementById('stat-bytes').textContent === String(n)"
+                      " && !document.getElementById('results').classList.contains('stale')", len(text.encode()))
 
 
 def wait_compared(page, text: str) -> None:
-    page.wait_for_function("(n) => document.body.dataset.compared === String(n)"
-                           " && !document.getElementById('results').classList.contains('stale')",
-                           arg=len(text.encode()))
+    _wait_shown(page, "(n) => document.body.dataset.compared === String(n)"
+                      " && !document.getElementById('results').classList.contains('stale')", len(text.encode()))
+
+
+def _wait_shown(page, condition: str, n_bytes: int) -> None:
+    """Wait for `condition`; on a timeout, fail with what the page shows instead (its error
+    banner, text length, results state, console errors) rather than only the timeout."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try:
+        page.wait_for_function(condition, arg=n_bytes)
+    except PlaywrightTimeout as err:
+        state = page.evaluate("""() => ({error: document.getElementById('error')?.textContent,
+            text_bytes: new TextEncoder().encode(document.getElementById('text')?.value ?? '').length,
+            results: document.getElementById('results')?.className, data: {...document.body.dataset}})""")
+        raise AssertionError(f"the page did not show {n_bytes} bytes' results: {state}, "
+                             f"console: {getattr(page, 'errors', None)}, url: {page.url[:120]}") from err
 
 
 def generated(page, timeout=60_000) -> str:
