@@ -40,10 +40,10 @@ def batch(model, rows: int, prompt: int):
 
 
 @torch.no_grad()
-def run_shape(inc, name, view, steps):
+def run_shape(inc, name, view, steps, options=OPTIONS):
     """`steps` engine-like steps of view (greedy), after warm-up: ms per step, bytes/s over its
     rows, global steps per byte, and the kernels of the timed steps."""
-    graphs = StepGraphs(view, OPTIONS)
+    graphs = StepGraphs(view, options)
     nxt = torch.zeros(view.B, dtype=torch.long, device="cuda")
 
     def one():
@@ -65,7 +65,7 @@ def run_shape(inc, name, view, steps):
             one()
         torch.cuda.synchronize()
     per_stream, top = _kernel_rows(prof, steps)
-    row = {"shape": name, "rows": view.B, "ms_per_step": round(ms, 3),
+    row = {"shape": name, "compile": options.compile, "rows": view.B, "ms_per_step": round(ms, 3),
            "bytes_per_s": round(1000 * view.B / ms, 1), "global_steps_per_byte": round(globals_ / steps / view.B, 3),
            "warmup_s": round(warm, 1), "mean_position": round(float(view.pos.float().mean()), 1),
            "streams": per_stream, "top_us_per_step": top[:12]}
@@ -79,20 +79,29 @@ def main():
     ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--prompt", type=int, default=64, help="prompt bytes of row 0 (row r: + 13 r)")
     ap.add_argument("--steps", type=int, default=64)
+    ap.add_argument("--shapes", nargs="+", choices=["1", "batch", "sdpa"], default=["1", "batch", "sdpa"],
+                    help="1 row with the fused kernels; all rows with the kernels' attention; with masked SDPA")
+    ap.add_argument("--no-compile", action="store_true",
+                    help="CUDA graphs of the eager parts (no torch.compile): how much of the warm-up and the "
+                         "step compiling buys")
     ap.add_argument("--out")
     args = ap.parse_args()
+    options = DecodeOptions(cuda_graphs=True, compile=not args.no_compile, kernels=True)
     torch.manual_seed(0)
     model = BLT(preset(args.preset)).to("cuda", torch.bfloat16).eval()
     results = []
-    inc = batch(model, args.rows, args.prompt)
-    results.append(run_shape(inc, "1 row, fused kernels", inc.rows(1), args.steps))
-    inc = batch(model, args.rows, args.prompt)
-    results.append(run_shape(inc, f"{args.rows} rows, torch layers + kernel attention",
-                             inc.rows(args.rows, kernels=False), args.steps))
-    inc = batch(model, args.rows, args.prompt)
-    sdpa = inc.rows(args.rows, kernels=False)
-    sdpa.attention_kernel = None
-    results.append(run_shape(inc, f"{args.rows} rows, torch layers + masked SDPA", sdpa, args.steps))
+    if "1" in args.shapes:
+        inc = batch(model, args.rows, args.prompt)
+        results.append(run_shape(inc, "1 row, fused kernels", inc.rows(1), args.steps, options))
+    if "batch" in args.shapes:
+        inc = batch(model, args.rows, args.prompt)
+        results.append(run_shape(inc, f"{args.rows} rows, torch layers + kernel attention",
+                                 inc.rows(args.rows, kernels=False), args.steps, options))
+    if "sdpa" in args.shapes:
+        inc = batch(model, args.rows, args.prompt)
+        sdpa = inc.rows(args.rows, kernels=False)
+        sdpa.attention_kernel = None
+        results.append(run_shape(inc, f"{args.rows} rows, torch layers + masked SDPA", sdpa, args.steps, options))
     doc = {"command": "python3 " + " ".join(sys.argv), "device": torch.cuda.get_device_name(),
            "torch": torch.__version__, "preset": args.preset, "results": results}
     if args.out:
