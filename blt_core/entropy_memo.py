@@ -9,8 +9,10 @@ before its first changed byte and runs the remaining chunks only. The result is 
 chunks over the same state as a full pass, so equal to `EntropyModel.entropies` bit for bit.
 
 Which boundaries are kept: every `stride`-th and the last two of each text (typing at the end
-resumes from the last one). Memory is bounded by `max_bytes` over the distinct states held
-(texts share the states of their common beginning); the oldest texts go first. Models without a
+resumes from the last one); a text so long that these would pass `max_bytes` keeps every n-th
+for a larger n, and none where even three would not fit. Memory is bounded by `max_bytes` over
+the distinct states held (texts share the states of their common beginning); the oldest texts
+go first. Models without a
 sliding window, batches of several rows and texts of one chunk or less are computed as usual.
 """
 from __future__ import annotations
@@ -50,17 +52,18 @@ class EntropyMemo:
         row = ids[0]
         with self.lock:
             base, start = self._resume_point(row)
+        stride = self._stride_for(T)
         caches = [WindowCache(self.model.cfg.sliding_window) for _ in self.model.layers]
         kept: dict[int, State] = {}
         if start:
             for cache, (k, v) in zip(caches, base.states[start]):
                 cache.k, cache.v = k, v                  # extend() never writes into them
-            kept = {b: s for b, s in base.states.items() if b <= start and self._keeps(b, T)}
+            kept = {b: s for b, s in base.states.items() if b <= start and self._keeps(b, T, stride)}
         parts = [base.entropies[:start]] if start else []
         for end, (part,) in self.model.windowed_chunks(ids, lambda x: (entropy_of_logits(x),), self.chunk,
                                                        start, caches):
             parts.append(part[0])
-            if end % self.chunk == 0 and self._keeps(end, T):
+            if end % self.chunk == 0 and self._keeps(end, T, stride):
                 kept[end] = tuple((c.k.clone(), c.v.clone()) for c in caches)
         out = torch.cat(parts)
         with self.lock:
@@ -81,9 +84,23 @@ class EntropyMemo:
                 best, start = text, b
         return best, start
 
-    def _keeps(self, boundary: int, T: int) -> bool:
+    def _stride_for(self, T: int) -> int | None:
+        """Every how many chunks a text of T positions keeps a state, so that its states fit in
+        max_bytes (None: not even three fit, keep none)."""
+        cfg = self.model.cfg
+        state_bytes = 2 * cfg.n_layers * (cfg.sliding_window - 1) * cfg.n_kv_heads * cfg.head_dim * \
+            self.model.embed_tokens.weight.element_size()
+        text_bytes = T * (8 + 4)                                         # its ids and entropies
+        room = (self.max_bytes - text_bytes) // state_bytes - 2          # beside the last two
+        if room < 1:
+            return None
+        return max(self.stride, -(-(T // self.chunk) // room))
+
+    def _keeps(self, boundary: int, T: int, stride: int | None) -> bool:
+        if stride is None:
+            return False
         last = (T // self.chunk) * self.chunk
-        return boundary % (self.stride * self.chunk) == 0 or boundary >= last - self.chunk
+        return boundary % (stride * self.chunk) == 0 or boundary >= last - self.chunk
 
     def _remember(self, text: _Text) -> None:
         self.texts.append(text)

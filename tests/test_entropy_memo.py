@@ -74,11 +74,15 @@ def test_memory_stays_within_the_budget_and_texts_share_their_beginnings():
     alone = memo.held_bytes()
     memo.entropies(ids_of(text + [9]))                               # shares its 8 states with the first text
     assert memo.held_bytes() < alone + one_state + 2000
-    small = EntropyMemo(m, chunk=CHUNK, stride=1, max_bytes=3 * one_state)
-    for n in range(5):
-        small.entropies(ids_of([4 + n] + text))
-        assert small.held_bytes() <= 3 * one_state + 2000
-    assert len(small.texts) == 1 and not small.texts[0].states     # over the budget alone: no states kept
+    small = EntropyMemo(m, chunk=CHUNK, stride=1, max_bytes=6 * one_state)
+    for n in range(3):
+        ids = ids_of([4 + n] + text * 2)                             # 257 positions, 16 boundaries
+        assert torch.equal(small.entropies(ids), m.entropies(ids, CHUNK))
+        assert small.held_bytes() <= 6 * one_state
+        assert 1 <= len(small.texts[-1].states) <= 4                 # a sparser stride, not all 16
+    tiny = EntropyMemo(m, chunk=CHUNK, max_bytes=2 * one_state)      # not even three states fit
+    ids = ids_of(text * 2)
+    assert torch.equal(tiny.entropies(ids), m.entropies(ids, CHUNK)) and not tiny.texts[-1].states
 
 
 def test_models_without_a_window_and_batches_are_computed_as_usual():
