@@ -6,9 +6,11 @@ One worker because the model lives in process memory (each worker would load its
 The worker is gunicorn's asyncio worker with the studio's additions (app/worker.py): every
 connection waits on the event loop, so idle, slow-sending and slow-reading clients hold no
 thread; the Flask app runs on BLT_REQUEST_THREADS threads only once a request is complete
-(app/bridge.py). The app is not preloaded, so the master never imports torch's CUDA state; the
-worker starts loading the model as it starts, in a background thread (the bridge's lifespan
-startup).
+(app/bridge.py). On CPU those threads hand every model call to one torch thread, which also
+runs the generation engine's steps (app/torch_thread.py: GNU OpenMP slows every parallel region
+once more than one thread has its own team). The app is not preloaded, so the master never
+imports torch's CUDA state; the worker starts loading the model as it starts, in a background
+thread (the bridge's lifespan startup).
 """
 import ctypes
 import os

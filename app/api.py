@@ -105,7 +105,7 @@ def entropy():
     model = loaded.model
     ids = torch.tensor([model.tokenizer.encode(req["text"])], device=model.device)
     with h.analysis.held(), model_input_errors():
-        entropies = model.entropies(ids)[0, 1:].tolist()
+        entropies = h.run(model.entropies, ids)[0, 1:].tolist()
     return selected(_entropy_report(req["text"], entropies, loaded.name), req["fields"])
 
 
@@ -120,7 +120,7 @@ def entropy_detail():
     model = loaded.model
     ids = torch.tensor([model.tokenizer.encode(req["text"])], device=model.device)
     with h.analysis.held(), model_input_errors():
-        entropies, probs, top = (x[0, 1 + start:1 + stop] for x in model.next_byte_stats(ids, top_k))
+        entropies, probs, top = (x[0, 1 + start:1 + stop] for x in h.run(model.next_byte_stats, ids, top_k))
     return {"start": start, "stop": stop, "top_k": top_k,
             "positions": reports.next_byte_table(req["text"], start, entropies.tolist(), probs.tolist(), top.tolist()),
             "model": display_name(loaded.name)}
@@ -133,7 +133,7 @@ def patch():
     loaded = h.get()
     model, text, patching = loaded.model, req["text"], patching_params(req)
     with h.analysis.held(), model_input_errors():
-        patches = model.patch(text, patching=patching)
+        patches = h.run(model.patch, text, patching=patching)
     lengths, starts = reports.byte_patches(patches)
     return selected({
         **_entropy_report(text, patches.entropies[1:] if patches.entropies else None, loaded.name),
@@ -152,14 +152,17 @@ def compare():
     data = req["text"].encode("utf-8")
     ids = torch.tensor([model.tokenizer.encode(data)], device=model.device)
     patching, modes = patching_params(req), {}
-    with h.analysis.held(), model_input_errors():
+
+    def start_masks() -> dict:
         entropies = model.entropies(ids) if model.entropy_model is not None else None
-        for mode in v.MODES:
-            if mode.startswith("entropy") and entropies is None:
-                continue
-            mask = model.start_mask(ids, entropies=entropies, patching=replace(patching, mode=mode))
-            lengths, starts = reports.byte_patches(patches_from_mask(mask[0].cpu()))
-            modes[mode] = {"patch_lengths": lengths, "patch_starts": starts, "stats": reports.patch_stats(lengths)}
+        return {mode: model.start_mask(ids, entropies=entropies, patching=replace(patching, mode=mode))[0].cpu()
+                for mode in v.MODES if entropies is not None or not mode.startswith("entropy")}
+
+    with h.analysis.held(), model_input_errors():
+        masks = h.run(start_masks)
+    for mode, mask in masks.items():
+        lengths, starts = reports.byte_patches(patches_from_mask(mask))
+        modes[mode] = {"patch_lengths": lengths, "patch_starts": starts, "stats": reports.patch_stats(lengths)}
     return {"text": req["text"], "modes": modes}
 
 
@@ -178,7 +181,7 @@ def tokenize():
         loaded = h.get()
         patching = patching_params(req)
         with h.analysis.held(), model_input_errors():
-            patches = loaded.model.patch(text, patching=patching)
+            patches = h.run(loaded.model.patch, text, patching=patching)
         lengths, starts = reports.byte_patches(patches)
         out["blt"] = {"model": display_name(loaded.name), **asdict(patching.resolve(loaded.model.config)),
                       "patch_lengths": lengths, "patch_starts": starts, "stats": reports.patch_stats(lengths)}
@@ -211,10 +214,16 @@ def corpus_report():
     """Bits per byte, patch sizes, BPE token counts and the most and least predictable passages
     of an uploaded text (text/plain body, at most MAX_CORPUS_BYTES)."""
     text, options = _corpus_request()
-    model = holder().get().model
+    h = holder()
+    model = h.get().model
     with ExitStack() as stack, model_input_errors():
         _corpus_slots(stack)
-        return corpus.analyse(model, text, **options)
+        steps = corpus.analysis(model, text, **options)
+        while True:
+            try:
+                h.run(next, steps)          # one window at a time: generation steps go between
+            except StopIteration as finished:
+                return finished.value
 
 
 @bp.post("/api/corpus/stream")
@@ -222,7 +231,8 @@ def corpus_stream():
     """The same as /api/corpus, as server-sent events: `progress` {bytes_done, bytes_total} after
     each window, then `done` with the report (or `error`)."""
     text, options = _corpus_request()
-    model = holder().get().model
+    h = holder()
+    model = h.get().model
     stack = ExitStack()
     try:
         _corpus_slots(stack)
@@ -235,7 +245,7 @@ def corpus_stream():
         try:
             while True:
                 try:
-                    done = next(steps)
+                    done = h.run(next, steps)              # one window, as /api/corpus
                 except StopIteration as finished:
                     yield sse("done", finished.value)
                     return

@@ -8,6 +8,9 @@ the device; on CUDA its warm-up (compile, graph capture) runs as part of loading
 background ("warming": analyses are served, generations answer 503 until it is done), so no
 request pays for it. `describe()` only reads fields, so /healthz never waits on a load or a
 generation.
+
+On CPU every model call runs on one thread (app/torch_thread.py says why): the load, the
+views' analyses (`run`) and the engine's generation steps, which go before queued analyses.
 """
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ import logging
 import re
 import threading
 import time
-from dataclasses import replace
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -30,6 +33,7 @@ from blt_core.sampling import SamplingParams
 from .errors import ApiError
 from .memory import AnalysisBudget
 from .settings import REPO_ROOT
+from .torch_thread import TorchThread
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +111,14 @@ class ModelHolder:
         self.engine: BatchEngine | None = None
         self.warmup_s: float | None = None
         self._load_lock = threading.Lock()
+        self.torch_thread: TorchThread | None = None     # on CPU, from the load on
+
+    def run(self, fn, *args, **kwargs):
+        """fn(*args, **kwargs): on CPU on the torch thread, after the calls queued before it
+        (the analysis slots bound how many), elsewhere right here. Raises what fn raises."""
+        if self.torch_thread is None:
+            return fn(*args, **kwargs)
+        return self.torch_thread.run(fn, *args, **kwargs)
 
     def get(self) -> LoadedModel:
         """The loaded model; loads it on first call. Raises 503 when it cannot be loaded."""
@@ -131,8 +143,10 @@ class ModelHolder:
     def _load(self) -> None:
         self.state = "loading"
         device = pick_device(self.requested_device)
+        if torch.device(device).type == "cpu":
+            self.torch_thread = TorchThread()
         try:
-            loaded = load_model(self.name, device=device)
+            loaded = self.run(load_model, self.name, device=device)
             if torch.device(device).type == "cuda":
                 # cuDNN's attention plans anew for every sequence length it meets: 0.3-1.6 s on
                 # each new prompt or text length, where flash attention needs no plan
@@ -152,7 +166,8 @@ class ModelHolder:
         if self.generation.size == 0:
             self.generation.resize(DEFAULT_GENERATION_SLOTS.get(torch.device(device).type, 4))
         options = decode_options(self.decode, device)
-        self.engine = BatchEngine(loaded.model, self.generation.size, options)
+        self.engine = BatchEngine(loaded.model, self.generation.size, options,
+                                  call=None if self.torch_thread is None else self.torch_thread.run_first)
         warm = options.compile or (options.cuda_graphs and torch.device(device).type == "cuda")
         self.loaded, self.state = loaded, "warming" if warm else "ready"
         log.info("loaded %s on %s; generation: %s, %d slots", loaded.name, device, describe_options(options),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 
 import pandas as pd
@@ -284,6 +285,30 @@ def test_the_app_reports_how_it_generates(client):
 def test_generation_longer_than_the_model_context_is_refused(client):
     body = {"prompt": "a" * 4000, "max_new_bytes": 200}
     assert_error(post(client, "/api/generate", body), 422, "validation", "context")
+
+
+# ---------------------------------------------------------------------------------- torch thread
+@pytest.mark.parametrize("url, body", [
+    ("/api/entropy", {}), ("/api/patch", {}), ("/api/compare", {}), ("/api/tokenize", {}),
+    ("/api/entropy/detail", {"start": 2, "length": 3}), ("/api/corpus", None), ("/api/corpus/stream", None),
+    ("/api/generate", {"max_new_bytes": 8}), ("/api/generate/stream", {"max_new_bytes": 8})])
+def test_on_cpu_every_model_call_runs_on_the_one_torch_thread(client, model, url, body):
+    """A second thread that runs a parallel region slows every one of them (app/models.py)."""
+    text = f"{url} runs its model on the torch thread, nowhere else."    # new to the entropy memo
+    threads = set()
+    hooks = [module.register_forward_pre_hook(lambda *_: threads.add(threading.current_thread().name))
+             for module in model.modules()]
+    try:
+        if body is None:
+            response = client.post(url, data=text.encode(), content_type="text/plain")
+        else:
+            response = post(client, url, {"prompt" if "generate" in url else "text": text, **body})
+        assert response.status_code == 200
+        response.get_data()                                   # a stream runs as it is read
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert threads == {"torch"}
 
 
 # ---------------------------------------------------------------------------------- bad input

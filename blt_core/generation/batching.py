@@ -108,10 +108,15 @@ class RowStream:
 
 
 class BatchEngine:
-    def __init__(self, model, slots: int, options: DecodeOptions = DecodeOptions()):
+    """`call(fn)`, if given, runs the engine's torch work (fn: one step, returns nothing) where
+    the caller wants it; else it runs on the engine thread. BLT Studio on CPU runs it on the one
+    thread that runs all its torch work (app/torch_thread.py)."""
+
+    def __init__(self, model, slots: int, options: DecodeOptions = DecodeOptions(), call=None):
         if slots < 1:
             raise ValueError(f"slots must be at least 1, found {slots}")
         self.model, self.slots, self.options = model, slots, options
+        self.call = call or (lambda fn: fn())
         self.graphs = options.cuda_graphs and model.device.type == "cuda"
         if self.graphs:
             # The engine thread lets go of the GIL at every wait for the GPU (twice a step); at
@@ -170,11 +175,7 @@ class BatchEngine:
                 if self._stopped:
                     break
             try:
-                with torch.no_grad():
-                    self._admit()
-                    self._retire_closed()
-                    if self.rows:
-                        self._step()
+                self.call(self._tick)
             except Exception as err:                   # e.g. out of memory: fail the running rows
                 log.exception("batched generation failed")
                 for row in self.rows:
@@ -184,6 +185,13 @@ class BatchEngine:
             row.request.events.put(RuntimeError("the batch engine stopped"))
         for request in self._queue:
             request.events.put(RuntimeError("the batch engine stopped"))
+
+    def _tick(self) -> None:
+        with torch.no_grad():
+            self._admit()
+            self._retire_closed()
+            if self.rows:
+                self._step()
 
     def _admit(self) -> None:
         while len(self.rows) < self.slots:
