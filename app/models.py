@@ -89,7 +89,12 @@ def decode_options(decode: str, device: str) -> DecodeOptions:
         raise ValueError(f"BLT_DECODE must be 'fastest' or 'eager', found {decode!r}")
     if decode == "eager":
         return DecodeOptions()
-    return replace(DecodeOptions.fastest(device), speculative=False)    # the engine steps rows on the host
+    # Inductor's coordinate-descent tuning would double the warm-up (blt-1b on an H100: 29 + 110 s
+    # against 19 + 45 s for the engine's two step shapes) for steps within 2 %
+    # (bench/results/profile_batch_h100_blt1b_*tuning.json). The engine steps rows on the host
+    # (no speculative graph: bench/README.md, serving, says why).
+    fastest = DecodeOptions.fastest(device)
+    return replace(fastest, speculative=False, compile_tuning=False) if fastest.compile else fastest
 
 
 def describe_options(options: DecodeOptions) -> str:

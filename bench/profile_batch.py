@@ -65,7 +65,8 @@ def run_shape(inc, name, view, steps, options=OPTIONS):
             one()
         torch.cuda.synchronize()
     per_stream, top = _kernel_rows(prof, steps)
-    row = {"shape": name, "compile": options.compile, "rows": view.B, "ms_per_step": round(ms, 3),
+    row = {"shape": name, "compile": options.compile, "compile_tuning": options.compile and options.compile_tuning,
+           "rows": view.B, "ms_per_step": round(ms, 3),
            "bytes_per_s": round(1000 * view.B / ms, 1), "global_steps_per_byte": round(globals_ / steps / view.B, 3),
            "warmup_s": round(warm, 1), "mean_position": round(float(view.pos.float().mean()), 1),
            "streams": per_stream, "top_us_per_step": top[:12]}
@@ -84,9 +85,13 @@ def main():
     ap.add_argument("--no-compile", action="store_true",
                     help="CUDA graphs of the eager parts (no torch.compile): how much of the warm-up and the "
                          "step compiling buys")
+    ap.add_argument("--no-tuning", action="store_true",
+                    help="compile without inductor's coordinate-descent tuning: how much of the warm-up the "
+                         "tuning takes and what it buys per step")
     ap.add_argument("--out")
     args = ap.parse_args()
-    options = DecodeOptions(cuda_graphs=True, compile=not args.no_compile, kernels=True)
+    options = DecodeOptions(cuda_graphs=True, compile=not args.no_compile, compile_tuning=not args.no_tuning,
+                            kernels=True)
     torch.manual_seed(0)
     model = BLT(preset(args.preset)).to("cuda", torch.bfloat16).eval()
     results = []

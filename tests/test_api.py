@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
+from blt_core.generation import DecodeOptions
+
 from webapp_helpers import REPO, assert_error, make_app, sse_events
 
 ENGLISH = "Byte Latent Transformers read bytes, not tokens. Patches grow where text is predictable."
@@ -280,6 +282,19 @@ def test_the_app_reports_how_it_generates(client):
     while (serving := client.get("/healthz").json["model"]["serving"])["running"] and time.monotonic() < deadline:
         time.sleep(0.01)
     assert serving == {"path": "eager", "batching": "continuous", "slots": 4, "running": 0, "warmup_s": None}
+
+
+def test_the_app_serves_the_fastest_exact_path_without_compile_tuning():
+    """On CUDA: CUDA graphs of compiled parts with the fused kernels, every row stepped on the
+    host, compiled without coordinate-descent tuning (half the warm-up); on CPU and with
+    BLT_DECODE=eager the eager reference."""
+    from app.models import decode_options, describe_options
+    cuda = decode_options("fastest", "cuda")
+    assert cuda.cuda_graphs and cuda.compile and not cuda.speculative and not cuda.compile_tuning
+    assert describe_options(cuda).startswith("cuda graphs + torch.compile")
+    assert decode_options("fastest", "cpu") == decode_options("eager", "cuda") == DecodeOptions()
+    with pytest.raises(ValueError, match="BLT_DECODE"):
+        decode_options("fast", "cuda")
 
 
 def test_generation_longer_than_the_model_context_is_refused(client):

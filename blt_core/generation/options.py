@@ -41,6 +41,8 @@ class DecodeOptions:
     cuda_graphs  replay the step's three parts (byte, patch, decoder) as CUDA graphs (CUDA only;
                  ignored elsewhere)
     compile      torch.compile the step's parts
+    compile_tuning  with compile: inductor's coordinate-descent tuning of the compiled kernels
+                 (slower compile; bench/README.md has the measured trade)
     speculative  greedy without repetition penalty only: each byte is one CUDA graph that always
                  takes the global step and keeps it where a patch completed (`GreedyGraph`);
                  fastest when most bytes end a patch
@@ -49,6 +51,7 @@ class DecodeOptions:
     """
     cuda_graphs: bool = False
     compile: bool = False
+    compile_tuning: bool = True
     speculative: bool = False
     kernels: bool = False
     kernel_config: KernelConfig = KernelConfig()

@@ -31,17 +31,17 @@ from .stepper import IncrementalBLT, StepOutput
 _COMPILED: dict = {}
 
 
-def compiled(fns: tuple) -> tuple:
-    """torch.compile'd versions of step functions, compiled once per process and shared."""
-    import torch._inductor.config          # here: importing it costs about a second
+def compiled(fns: tuple, tuning: bool = True) -> tuple:
+    """torch.compile'd versions of step functions, compiled once per process (per tuning) and
+    shared. tuning: like gpt-fast, inductor's coordinate-descent tuning of its kernels' launch
+    parameters (its reductions include the single-row matrix-vector products), which benchmarks
+    candidate launches of every kernel while compiling: slower to compile."""
     out = []
     for fn in fns:
-        if fn not in _COMPILED:
-            # Tune the single-row matrix-vector products like gpt-fast: inductor turns them into
-            # reductions whose launch parameters coordinate descent tunes towards memory bandwidth.
-            torch._inductor.config.coordinate_descent_tuning = True
-            _COMPILED[fn] = torch.compile(fn, dynamic=False)
-        out.append(_COMPILED[fn])
+        if (fn, tuning) not in _COMPILED:
+            _COMPILED[fn, tuning] = torch.compile(fn, dynamic=False,
+                                                  options={"coordinate_descent_tuning": tuning})
+        out.append(_COMPILED[fn, tuning])
     return tuple(out)
 
 
@@ -86,7 +86,7 @@ class StepGraphs:
     def __init__(self, inc: IncrementalBLT, options: DecodeOptions):
         self.inc = inc
         parts = (byte_part, patch_part, decoder_part)
-        self.parts = compiled(parts) if options.compile else parts
+        self.parts = compiled(parts, options.compile_tuning) if options.compile else parts
         cuda_graphs = options.cuda_graphs and inc.device.type == "cuda"
         self.graphs = {} if cuda_graphs else None
         self.pool = torch.cuda.graph_pool_handle() if cuda_graphs else None
@@ -152,12 +152,13 @@ class GreedyGraph:
     one captured graph with the entropy model on a second stream; elsewhere it runs eagerly (the
     tests' CPU check)."""
 
-    def __init__(self, inc: IncrementalBLT, params: SamplingParams, max_steps: int, compile: bool = False):
+    def __init__(self, inc: IncrementalBLT, params: SamplingParams, max_steps: int, compile: bool = False,
+                 tuning: bool = True):
         if not params.greedy or params.repetition_penalty != 1.0:
             raise ValueError("GreedyGraph decodes greedily without a repetition penalty")
         self.inc, self.params = inc, params
         parts = (_entropy, _encode_and_global, _finish)
-        self.parts = compiled(parts) if compile else parts
+        self.parts = compiled(parts, tuning) if compile else parts
         self.record = torch.zeros(max_steps, inc.B, 4, device=inc.device)
         self.index = torch.zeros(1, dtype=torch.long, device=inc.device)
         self.cuda = inc.device.type == "cuda"
@@ -223,7 +224,7 @@ def schedule(inc: IncrementalBLT, params: SamplingParams, options: DecodeOptions
     entropies, next_starts, context_full) lists over rows. CUDA graphs only on CUDA."""
     n = params.max_new_bytes
     if options.speculative:
-        return GreedyGraph(inc, params, n, compile=options.compile).run(n)
+        return GreedyGraph(inc, params, n, compile=options.compile, tuning=options.compile_tuning).run(n)
     graphs = options.cuda_graphs and inc.device.type == "cuda"
     step = StepGraphs(inc, options).step if options.compile or graphs else inc.step
     return host_steps(inc, params, step, n)
