@@ -59,6 +59,21 @@ def test_rows_of_a_batch_equal_each_alone(model, engine, params):
         same_as_alone(model, prompt, params, PatchingParams(), *drain(stream))
 
 
+def test_greedy_rows_share_one_argmax_per_eos_rule(model):
+    """Greedy rows are sampled together, one argmax for the rows that may end at EOS and one for
+    those that may not, wherever they sit among sampled rows; each still gets its bytes alone."""
+    no_eos = SamplingParams(max_new_bytes=24, stop_at_eos=False)
+    jobs = [(PROMPTS[0], no_eos), (PROMPTS[1], SAMPLINGS[1]), (PROMPTS[2], SamplingParams(max_new_bytes=24)),
+            (PROMPTS[1], no_eos), (PROMPTS[0], SamplingParams(max_new_bytes=18))]
+    engine = BatchEngine(model, slots=len(jobs))
+    try:
+        streams = [engine.submit(prompt, params) for prompt, params in jobs]
+        for (prompt, params), stream in zip(jobs, streams):
+            same_as_alone(model, prompt, params, PatchingParams(), *drain(stream))
+    finally:
+        engine.stop()
+
+
 def test_every_patching_mode_in_one_batch(model):
     engine = BatchEngine(model, slots=len(MODES))
     try:

@@ -284,18 +284,25 @@ class BatchEngine:
 
     def _sample(self, batch: IncrementalBLT) -> torch.Tensor:
         """The next byte of every row in the batch (B,): running rows by their own parameters
-        (greedy rows without a repetition penalty together, in one argmax), idle rows a filler."""
+        (greedy rows without a repetition penalty together, one argmax for each EOS rule), idle
+        rows a filler."""
         nxt = torch.full((batch.B,), 4, dtype=torch.long, device=batch.device)
-        greedy = [i for i, r in enumerate(self.rows) if r.state.params.greedy and r.state.params.repetition_penalty == 1.0
-                  and r.state.params.stop_at_eos]
-        if len(greedy) == len(self.rows):           # the common case: a slice, no index copied to the device
-            nxt[:len(greedy)] = sample_next(batch.logits[:len(greedy)], None, self.rows[0].state.params, None)
-        elif greedy:
-            idx = torch.tensor(greedy, device=batch.device)
-            nxt[idx] = sample_next(batch.logits[idx], None, self.rows[greedy[0]].state.params, None)
+        greedy: dict[bool, list[int]] = {}                      # stop_at_eos -> rows
+        for i, row in enumerate(self.rows):
+            params = row.state.params
+            if params.greedy and params.repetition_penalty == 1.0:
+                greedy.setdefault(params.stop_at_eos, []).append(i)
+        for rows in greedy.values():
+            params = self.rows[rows[0]].state.params
+            if rows[-1] == len(rows) - 1:        # the first rows: a slice, no index copied to the device
+                nxt[:len(rows)] = sample_next(batch.logits[:len(rows)], None, params, None)
+            else:
+                idx = torch.tensor(rows, device=batch.device)
+                nxt[idx] = sample_next(batch.logits[idx], None, params, None)
+        grouped = {i for rows in greedy.values() for i in rows}
         positions = None
         for i, row in enumerate(self.rows):
-            if i in greedy:
+            if i in grouped:
                 continue
             params, history = row.state.params, None
             if params.repetition_penalty != 1.0:
