@@ -115,7 +115,8 @@ def languages(sources: list[dict]) -> go.Figure:
     """Mean bytes per patch by language, one colour per script (distinct for up to 24 scripts)."""
     rows = sorted((r for data in sources for r in data["rows"]), key=lambda r: -r["mean_patch_bytes"])
     fields = [("mean patch size", _key("mean_patch_bytes"), PATCH), ("model's loss", _key("bpb"), BPB),
-              ("script", _key("script"), "{}"), ("held-out text", _key("bytes"), "{:,} bytes")]
+              ("script", _key("script"), "{}"), ("text evaluated", _key("bytes"), "{:,} bytes"),
+              ("held-out file", _key("file_bytes"), "{:,} bytes")]
     fig = go.Figure()
     for k, script in enumerate(dict.fromkeys(r["script"] for r in rows)):
         part = [r for r in rows if r["script"] == script]

@@ -133,8 +133,9 @@ DETAIL_RESPONSE = {"start": 4, "stop": 6, "top_k": 3, "positions": [
 FIELDS_NOTE = ("Optional fields: a list of the response's field names to send only those (e.g. [\"entropies\"]: "
                "a page that has the text needs no per-byte copies of it; in full, 16 kB of text gives ~0.5 MB of "
                "JSON from /api/entropy, ~1 MB from /api/patch).")
-LANGUAGE_ROW = {"language": "en", "script": "Latin", "corpus": "english", "bpb": 1.3112,
-                "mean_patch_bytes": 3.87, "bytes": 20000, "model": "models/blt-studio"}
+LANGUAGE_ROW = {"language": "english_prose", "script": "Latin", "corpus": "broad", "bpb": 1.5109,
+                "mean_patch_bytes": 5.07, "bytes": 100352, "file_bytes": 496890, "sampling": "spread",
+                "model": "models/blt-studio"}
 
 
 def _json(example) -> dict:
@@ -296,8 +297,8 @@ def document() -> dict:
                 ok={"rows": [LANGUAGE_ROW]}, errors=("404",))},
             "/api/languages.csv": {"get": _op(
                 "The same rows as CSV", tag="data", ok_type="text/csv", errors=("404",),
-                ok="language,script,corpus,bpb,mean_patch_bytes,bytes,model\n"
-                   "en,Latin,english,1.3112,3.87,20000,models/blt-studio\n")},
+                ok="language,script,corpus,bpb,mean_patch_bytes,bytes,file_bytes,sampling,model\n"
+                   "english_prose,Latin,broad,1.5109,5.07,100352,496890,spread,models/blt-studio\n")},
             "/api/figures": {"get": _op(
                 "The figures whose data exists in plot_data/", tag="figures",
                 ok=[{"name": "threshold_sweep", "title": "Threshold sweep", "formats": ["json", "html", "png"],

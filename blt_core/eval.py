@@ -2,10 +2,12 @@
 
     python -m blt_core.eval --model runs/blt --data data/corpora/english/heldout.bin --json
 
-BPB = sum of next-byte cross-entropies (nats) / ln 2 / bytes predicted, over consecutive windows of
-`seq_len` bytes (each starting with BOS). For a BLT the patch statistics are those of the patches
-the model itself used, without the BOS patch; `--mode`, `--threshold`, `--max-patch-length` and
-`--patch-size` evaluate it under other patching (unset: its config's).
+BPB = sum of next-byte cross-entropies (nats) / ln 2 / bytes predicted, over windows of `seq_len`
+bytes (each starting with BOS): the first `--max-bytes` of the file in consecutive windows, or with
+`--spread` about `--max-bytes` in windows spread evenly over the whole file (ByteCorpus.spread).
+For a BLT the patch statistics are those of the patches the model itself used, without the BOS
+patch; `--mode`, `--threshold`, `--max-patch-length` and `--patch-size` evaluate it under other
+patching (unset: its config's).
 """
 from __future__ import annotations
 
@@ -28,10 +30,11 @@ from .patching import PatchingParams, patches_from_mask
 
 @torch.no_grad()
 def bits_per_byte(model, corpus: ByteCorpus, device, max_bytes: int | None = None,
-                  patching: PatchingParams = PatchingParams()) -> dict:
-    """Bits per byte over the corpus's windows; for a BLT, patched as `patching` says."""
+                  patching: PatchingParams = PatchingParams(), spread: bool = False) -> dict:
+    """Bits per byte over the corpus's windows (`max_bytes` from its start, or spread over it);
+    for a BLT, patched as `patching` says."""
     total_nats, n_bytes, n_patches, sizes = 0.0, 0, 0, Counter()
-    for ids in corpus.sequential(max_bytes):
+    for ids in (corpus.spread if spread else corpus.sequential)(max_bytes):
         ids = ids.to(device)
         x, y = ids[:, :-1], ids[:, 1:]
         if isinstance(model, BLT):
@@ -74,6 +77,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", required=True, help="a .bin split (see blt_core.data)")
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--max-bytes", type=int, default=200_000)
+    ap.add_argument("--spread", action="store_true",
+                    help="take the --max-bytes as windows spread evenly over the file, not from its start")
     ap.add_argument("--device", default=None)
     ap.add_argument("--mode", choices=PATCHING_MODES, help="BLT patching mode (default: the model's)")
     ap.add_argument("--threshold", type=float, help="entropy threshold, nats")
@@ -88,7 +93,8 @@ def main(argv=None) -> int:
         load = load_byte_lm if byte_lm else BLT.from_pretrained
         model = load(directory, device=device, dtype=torch.float32)
         patching = PatchingParams(args.mode, args.threshold, args.max_patch_length, args.patch_size)
-        result = bits_per_byte(model, ByteCorpus(args.data, args.seq_len), device, args.max_bytes, patching)
+        result = bits_per_byte(model, ByteCorpus(args.data, args.seq_len), device, args.max_bytes, patching,
+                               args.spread)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

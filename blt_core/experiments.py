@@ -14,7 +14,8 @@ pooling: cross-attention pooling (BLT's) against mean pooling of a patch's bytes
 encoder, the mean-pooling run given the steps that equalise training FLOPs.
 training-logs: the logs of finished runs (loss, held-out BPB, FLOPs by step) gathered into one file.
 languages: one trained BLT evaluated on every per-language held-out file of the corpora (and on
-code) -> bytes per patch and bits per byte per language and script.
+code) -> bytes per patch and bits per byte per language and script; --eval-bytes of each file as
+windows spread evenly over the whole file (ByteCorpus.spread; a file that small is taken whole).
 scaling: for each size, BLT with entropy, static (same mean patch size) and space patching, and
 the byte-level transformer of the global model's shape -> bits per byte against training FLOPs.
 Every run is a real training run (blt_core.train) in --runs; nothing is reused from elsewhere.
@@ -99,11 +100,12 @@ def languages(model_dir: str, corpora: str, seq_len: int, max_bytes: int, device
         lang = f.stem.removeprefix("heldout_")
         if f.stat().st_size <= seq_len:
             continue
-        ev = bits_per_byte(model, ByteCorpus(f, seq_len), device, max_bytes)
+        corpus = ByteCorpus(f, seq_len)
+        ev = bits_per_byte(model, corpus, device, max_bytes, spread=True)   # the file's documents, not its first one
         script = SCRIPTS.get(lang.removeprefix("unseen_"), "?")        # heldout_unseen_<label>: never-seen text
         rows.append({"language": lang, "script": script, "corpus": f.parent.name,
                      "bpb": ev["bpb"], "mean_patch_bytes": ev["mean_patch_bytes"], "bytes": ev["bytes"],
-                     "model": model_dir})
+                     "file_bytes": len(corpus), "sampling": "spread", "model": model_dir})
     return rows
 
 

@@ -5,6 +5,8 @@ reads back as EOS.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -14,7 +16,8 @@ SEPARATOR = 0xFF
 
 
 class ByteCorpus:
-    """Random windows of a .bin split: each row is BOS + seq_len bytes (0xFF read as EOS), as ids."""
+    """Windows of a .bin split, random (training) or in order or spread (evaluation): each row is BOS +
+    seq_len bytes (0xFF read as EOS), as ids."""
 
     def __init__(self, path, seq_len: int, seed: int = 0):
         self.data = np.memmap(path, dtype=np.uint8, mode="r")
@@ -38,9 +41,28 @@ class ByteCorpus:
         bos = torch.full((batch_size, 1), BOS_ID, dtype=torch.long)
         return torch.cat([bos, torch.stack(rows)], dim=1)
 
+    def _window(self, start: int, end: int) -> torch.Tensor:
+        """(1, end - start + 1) ids: BOS then the bytes [start, end)."""
+        return torch.cat([torch.tensor([BOS_ID]), self.to_ids(np.asarray(self.data[start:end]))])[None]
+
     def sequential(self, max_bytes: int | None = None):
-        """Consecutive non-overlapping windows covering the split (evaluation), each (1, seq_len+1)."""
+        """Consecutive non-overlapping windows from the split's start (evaluation), each (1, seq_len+1)
+        (the last one shorter): the first `max_bytes` bytes, or the whole split."""
         end = len(self.data) if max_bytes is None else min(len(self.data), max_bytes)
         for s in range(0, end - 1, self.seq_len):
-            chunk = np.asarray(self.data[s:min(s + self.seq_len, end)])
-            yield torch.cat([torch.tensor([BOS_ID]), self.to_ids(chunk)])[None]
+            yield self._window(s, min(s + self.seq_len, end))
+
+    def spread(self, max_bytes: int | None = None):
+        """About `max_bytes` of the split as ceil(max_bytes / seq_len) windows of seq_len bytes at evenly
+        spaced offsets, the first at byte 0 and the last ending at the split's end, none overlapping:
+        a sample of every part of a split whose documents are in no meaningful order (the first
+        `max_bytes` are often one document). Where those windows would cover the split anyway, the
+        whole split, as `sequential()`."""
+        n = math.ceil(max_bytes / self.seq_len) if max_bytes is not None else 0
+        if max_bytes is None or n * self.seq_len >= len(self.data):
+            yield from self.sequential()
+            return
+        room = len(self.data) - self.seq_len                     # the last window starts here
+        for i in range(n):
+            s = i * room // (n - 1) if n > 1 else 0               # gaps >= seq_len as n * seq_len < size
+            yield self._window(s, s + self.seq_len)
