@@ -58,8 +58,9 @@ def bits_per_byte(model, corpus: ByteCorpus, device, max_bytes: int | None = Non
 def solve_threshold(model: BLT, corpus: ByteCorpus, target_patch_bytes: float, device,
                     sample_bytes: int = 50_000) -> float:
     """The global entropy threshold at which 1 / target of the held-out positions start a patch
-    (the paper tunes the threshold to a target mean patch size; Meta's issue #106)."""
-    ents = [model.entropies(ids.to(device))[0, :-1] for ids in corpus.sequential(sample_bytes)]
+    (the paper tunes the threshold to a target mean patch size; Meta's issue #106). The sample is
+    `sample_bytes` spread over the whole split (its first bytes are often one document)."""
+    ents = [model.entropies(ids.to(device))[0, :-1] for ids in corpus.spread(sample_bytes)]
     ents = torch.cat(ents).float()
     return float(torch.quantile(ents, 1 - 1 / target_patch_bytes))
 

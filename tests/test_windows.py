@@ -90,3 +90,24 @@ def test_languages_experiment_records_its_sample(tmp_path):
     assert {k: (r["bytes"], r["file_bytes"], r["sampling"]) for k, r in rows.items()} == {
         "de": (4 * 256, 6_000, "spread"), "fi": (len(small), len(small), "spread")}
     assert rows["fi"]["bpb"] < rows["de"]["bpb"]           # repeated Finnish against random bytes
+
+
+def test_the_threshold_is_solved_on_a_sample_of_the_whole_split(tmp_path):
+    """A split whose first 40 kB is one repetitive document: the threshold solved on 16 kB spread
+    over it gives about the target patch size over the whole split; solved on the first 16 kB
+    alone (near-certain bytes) it would be so low that patches came out far shorter."""
+    from blt_core import BLT
+    from blt_core.eval import solve_threshold
+    model = BLT.from_pretrained(SHIPPED_DIR)
+    text = b"a" * 40_000 + bytes([SEPARATOR])
+    text += open("tests/fixtures/corpus/train.bin", "rb").read()[:120_000]
+    path = tmp_path / "heldout.bin"
+    path.write_bytes(text)
+    corpus = ByteCorpus(path, 512)
+    threshold = solve_threshold(model, corpus, 4.0, "cpu", sample_bytes=16_384)
+    entropies = torch.cat([model.entropies(ids)[0, :-1] for ids in corpus.sequential()])
+    whole = len(entropies) / int((entropies > threshold).sum())        # bytes per patch over the split
+    assert 3.0 < whole < 5.3
+    prefix = [model.entropies(ids)[0, :-1] for ids in corpus.sequential(16_384)]
+    first_only = float(torch.quantile(torch.cat(prefix).float(), 1 - 1 / 4.0))
+    assert len(entropies) / max(int((entropies > first_only).sum()), 1) < 0.6 * whole
