@@ -76,13 +76,38 @@ def profile(trainer: Trainer, steps: int, trace: str | None) -> str:
     with torch.profiler.profile(activities=activities) as prof:
         run_steps(trainer, steps)
         synchronize(trainer.device)
-    if trace:
-        prof.export_chrome_trace(trace)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = trace or str(Path(tmp) / "trace.json")
+        prof.export_chrome_trace(path)
+        kinds = kernel_kinds(path, steps) if trainer.device.type == "cuda" else []
     sort = "self_device_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
     phases = [e for e in prof.key_averages() if e.key in ("patching", "forward_backward", "optimizer")]
     lines = [f"{e.key}: cpu {e.cpu_time_total / 1e3 / steps:.1f} ms/step, device "
              f"{getattr(e, 'device_time_total', 0) / 1e3 / steps:.1f} ms/step" for e in phases]
-    return "\n".join(lines + [prof.key_averages().table(sort_by=sort, row_limit=30)])
+    return "\n".join(lines + kinds + [prof.key_averages().table(sort_by=sort, row_limit=40)])
+
+
+KERNEL_KINDS = (("matmul", ("gemm", "cutlass", "xmma", "nvjet", "cublas")),
+                ("attention", ("flash", "fmha", "attention", "sdpa", "dot_do_o")),
+                ("triton (fused by inductor)", ("triton",)),
+                ("copy/fill", ("memcpy", "memset", "copy_", "fill")),
+                ("nccl", ("nccl",)),
+                ("index/scatter/gather", ("index", "scatter", "gather", "embedding")))
+
+
+def kernel_kinds(trace: str, steps: int) -> list[str]:
+    """Device time per step by kind of kernel (matmul, attention, inductor's fused Triton...),
+    from the kernels of a Chrome trace (the profiler's own averages mix in the CPU ops')."""
+    totals: dict[str, float] = {}
+    for e in json.loads(Path(trace).read_text())["traceEvents"]:
+        if e.get("ph") != "X" or e.get("cat") not in ("kernel", "gpu_memcpy", "gpu_memset"):
+            continue
+        name = e["name"].lower()
+        kind = next((k for k, words in KERNEL_KINDS if any(w in name for w in words)), "other")
+        totals[kind] = totals.get(kind, 0.0) + e["dur"] / 1e3 / steps
+    whole = sum(totals.values()) or 1.0
+    return [f"kernels {k}: {ms:.1f} ms/step ({100 * ms / whole:.0f} %)"
+            for k, ms in sorted(totals.items(), key=lambda kv: -kv[1])]
 
 
 def main(argv=None) -> dict:

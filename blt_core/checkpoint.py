@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 
 from .config import _stack_from_hf, _stack_to_hf, from_hf_dict, to_hf_dict
 from .entropy import EntropyModel
-from .layers import FusedLinear
+from .layers import FusedLinear, Stack
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -110,6 +110,9 @@ def load_hf_state(model, tensors: dict, device=None, dtype=None, where: str = "c
         pieces = [t.to(device=device, dtype=dtype) for _, t in sorted(pieces, key=lambda p: p[0])]
         state[ours] = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
     model.load_state_dict(state, strict=True, assign=True)
+    for module in model.modules():
+        if isinstance(module, Stack):
+            module.init_rope(device)                    # unsaved tables: still on meta if built there
     return model
 
 

@@ -64,7 +64,8 @@ class Distributed:
         if not self.parallel:
             return module
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids, gradient_as_bucket_view=True)
+        return DistributedDataParallel(module, device_ids=ids, gradient_as_bucket_view=True,
+                                       broadcast_buffers=False)   # only RoPE tables, made alike on every rank
 
     def grad_sync(self, module: torch.nn.Module, enabled: bool):
         """Context for one backward: without sync (a micro-batch before the last), DDP only

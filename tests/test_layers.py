@@ -129,3 +129,30 @@ def test_bytes_over_their_patch_slots_equal_the_masked_dense_attention(n_kv_head
     for a, b in zip(torch.autograd.grad((selected * weights).sum(), inputs),
                     torch.autograd.grad((dense * weights).sum(), inputs)):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_rope_tables_are_made_once_and_equal_the_computed_ones():
+    """Stack keeps cos/sin of its trained positions (so torch.compile does not recompute sines in
+    every layer); slices of them, and positions past them, equal rope_tables computed directly."""
+    from blt_core.layers import rope_tables
+    cfg = StackConfig(32, 1, 4, intermediate_size=64, max_seq_len=64, rope_theta=500.0)
+    stack = Stack(cfg)
+    assert "rope_cos" not in stack.state_dict()                         # not saved in checkpoints
+    for start, T in ((0, 64), (5, 20), (60, 10), (100, 3)):            # the last two go past the table
+        want = rope_tables(torch.arange(start, start + T), cfg.head_dim, cfg.rope_theta, torch.bfloat16)
+        got = stack.rope(T, torch.device("cpu"), torch.bfloat16, start)
+        assert all(torch.equal(g, w) for g, w in zip(got, want)) and got[0].shape == (T, cfg.head_dim)
+
+
+def test_a_model_loaded_from_meta_gets_real_rope_tables(tmp_path):
+    from blt_core.blt import BLT
+    from blt_core.config import preset
+    torch.manual_seed(0)
+    model = BLT(preset("blt-tiny"))
+    model.save_pretrained(tmp_path)
+    loaded = BLT.from_pretrained(tmp_path)                              # built on meta, then assigned
+    for ours, theirs in zip(model.modules(), loaded.modules()):
+        if isinstance(ours, Stack):
+            assert not theirs.rope_cos.is_meta and torch.equal(ours.rope_cos, theirs.rope_cos)
+    ids = torch.tensor([list(b"rope tables")]) + 4
+    assert torch.equal(model.eval()(ids), loaded(ids))
