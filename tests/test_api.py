@@ -278,6 +278,7 @@ def test_generations_beyond_the_slots_get_429_then_a_disconnect_frees_one(app, c
 
 
 def test_the_app_reports_how_it_generates(client):
+    assert client.post("/api/generate", json={"prompt": "a", "max_new_bytes": 2}).status_code == 200
     deadline = time.monotonic() + 1                  # rows closed by the test above leave at the next step
     while (serving := client.get("/healthz").json["model"]["serving"])["running"] and time.monotonic() < deadline:
         time.sleep(0.01)
