@@ -139,27 +139,24 @@ def main(argv=None):
                 wall = time.perf_counter() - t
                 firsts = [r["first_byte_s"] for r in out if r["first_byte_s"] is not None]
                 total = sum(r["new_bytes"] for r in out)
+                model_health = server.get("/healthz")["model"]
                 row = {"streams": n, "statuses": sorted({str(r["status"]) for r in out}),
                        "aggregate_bytes_per_s": round(total / wall, 1),
                        "per_stream_bytes_per_s": sorted(round(r["new_bytes"] / r["seconds"], 1) for r in out),
                        "first_byte_p50_s": firsts and round(percentile(firsts, 0.5), 3),
                        "first_byte_p95_s": firsts and round(percentile(firsts, 0.95), 3),
                        "mean_patch_bytes": round(total / max(1, sum(r["global_steps"] for r in out)), 2),
-                       "gpu_peak_mib": server.get("/healthz")["model"].get("gpu_peak_mib")}
-                row["serving"] = server.get("/healthz")["model"].get("serving")
+                       "gpu_peak_mib": model_health.get("gpu_peak_mib"), "serving": model_health.get("serving")}
                 if i:
                     result["rounds"].append(row)
                 print(json.dumps(row), flush=True)
-        if args.library_options == "none":
-            if args.out:
-                Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-            return
-        from blt_core.generation import DecodeOptions
-        options = (DecodeOptions.fastest(device) if args.library_options == "fastest" else
-                   DecodeOptions(**{flag: True for flag in args.library_options.split(",") if flag}))
-        kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, threshold=threshold, options=options)
-        result["library"] = library_row(model_dir, device, kw)
-        print(json.dumps({"library": result["library"]}), flush=True)
+        if args.library_options != "none":
+            from blt_core.generation import DecodeOptions
+            options = (DecodeOptions.fastest(device) if args.library_options == "fastest" else
+                       DecodeOptions(**{flag: True for flag in args.library_options.split(",") if flag}))
+            kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, threshold=threshold, options=options)
+            result["library"] = library_row(model_dir, device, kw)
+            print(json.dumps({"library": result["library"]}), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 

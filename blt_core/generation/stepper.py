@@ -43,7 +43,7 @@ import torch
 
 from ..config import PATCHING_MODES
 from ..entropy import entropy_of_logits
-from ..layers import CachedAttention, KVCache, rope_tables
+from ..layers import CachedAttention, KVCache
 from ..patching import PatchingParams, boundary_rule, split_long, start_mask
 from .options import KernelConfig
 
@@ -63,8 +63,7 @@ class StackSteps:
     def __init__(self, stack, batch, length, dtype, device):
         self.stack, self.length = stack, length
         self.caches = stack.new_caches(batch, length, dtype, device)
-        self.cos, self.sin = rope_tables(torch.arange(length, device=device), stack.cfg.head_dim,
-                                         stack.cfg.rope_theta, dtype)
+        self.cos, self.sin = stack.rope(length, device, dtype)          # the stack's own tables
 
     def rope(self, pos):
         return self.cos[pos][:, None, None, :], self.sin[pos][:, None, None, :]   # (B, 1, 1, D)
