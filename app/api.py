@@ -270,7 +270,8 @@ def _generation(req: dict) -> Generation:
         "temperature": 0.0 if req["temperature"] is None else req["temperature"],
         "top_k": req["top_k"] or None, "top_p": req["top_p"],
         "repetition_penalty": 1.0 if req["repetition_penalty"] is None else req["repetition_penalty"],
-        "seed": req["seed"], "stop": tuple(req["stop"] or ())}
+        "seed": req["seed"], "stop": tuple(req["stop"] or ()),
+        "stop_at_eos": req["stop_at_eos"] is not False}
     return Generation(holder(), req["prompt"] or "", patching_params(req), sampling)
 
 

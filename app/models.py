@@ -208,7 +208,8 @@ class ModelHolder:
         if self.engine is not None:
             info["serving"] = {"path": describe_options(self.engine.options), "batching": "continuous",
                                "slots": self.engine.slots, "running": self.engine.running(),
-                               "warmup_s": self.warmup_s}
+                               "warmup_s": self.warmup_s,
+                               "engine": {k: round(v, 3) for k, v in self.engine.counts.items()}}
             if self.engine.model.device.type == "cuda":
                 info["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(self.engine.model.device) / 2**20)
         if self.loaded is not None:

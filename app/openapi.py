@@ -281,8 +281,11 @@ def document() -> dict:
                 "Generate bytes from a prompt (one response when done)", request=GENERATE_REQUEST,
                 ok=GENERATE_RESPONSE, errors=MODEL_ERRORS,
                 description="Sampling: max_new_bytes, temperature (0: greedy), top_k (0: off), top_p in (0, 1], "
-                            "repetition_penalty, seed, stop (strings, cut from the text); patching as in "
-                            "/api/patch. One generation runs at a time: another gets 429 at once. The prompt "
+                            "repetition_penalty, seed, stop (strings, cut from the text), stop_at_eos (default true; "
+                            "false: never end at the model's end-of-sequence byte, so exactly max_new_bytes "
+                            "unless a stop string or the context ends it); patching as in /api/patch. "
+                            "Concurrent generations share the model's batch (continuous batching) up to its "
+                            "generation slots (/api/models); beyond them another gets 429 at once. The prompt "
                             "is bounded by the model's contexts (/api/models: max_prompt_bytes_rule, "
                             "context_patches); stop_reason is max_new_bytes, eos, stop, or context (the global "
                             "model's context of patches is full).")},

@@ -297,5 +297,6 @@ def generate_schema(cfg: dict) -> dict[str, Checker]:
         "repetition_penalty": number(*cfg["REPETITION_PENALTY_RANGE"]),
         "seed": integer(0, 2**63 - 1),
         "stop": strings(cfg["MAX_STOP_STRINGS"], cfg["MAX_STOP_BYTES"]),
+        "stop_at_eos": boolean,
         **patching_schema(cfg),
     }

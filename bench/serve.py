@@ -117,7 +117,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = materialise(args.model, Path(tmp))
         threshold = args.threshold if args.patch_bytes is None else solve_threshold(model_dir, device, args.patch_bytes)
-        body = {"prompt": PROMPT, "max_new_bytes": args.new_bytes, "temperature": 0, "threshold": threshold}
+        body = {"prompt": PROMPT, "max_new_bytes": args.new_bytes, "temperature": 0, "threshold": threshold,
+                "stop_at_eos": False}
         env = {"BLT_MODEL": model_dir, "BLT_MAX_NEW_BYTES": str(max(args.new_bytes, 1024)),
                "BLT_GENERATION_SLOTS": str(max(args.streams)), **dict(kv.split("=", 1) for kv in args.env)}
         with Server(env, log_path=Path(tmp) / "server.log") as server:

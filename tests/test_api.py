@@ -223,6 +223,12 @@ def test_generate_matches_blt_core(client, model):
     assert stats["seconds"] > 0 and stats["bytes_per_s"] > 0 and body["stop_reason"] == "max_new_bytes"
 
 
+def test_generate_can_ignore_eos(client, model):
+    body = post(client, "/api/generate", {**GREEDY, "max_new_bytes": 40, "stop_at_eos": False}).json
+    ref = model.generate("The patch", max_new_bytes=40, stop_at_eos=False)
+    assert body["bytes"] == list(ref.bytes) and len(body["bytes"]) == 40 and body["stop_reason"] == "max_new_bytes"
+
+
 def test_generate_sampling_and_stop_strings(client, model):
     request = {"prompt": "def f(", "max_new_bytes": 40, "temperature": 0.8, "top_k": 40, "top_p": 0.9,
                "repetition_penalty": 1.1, "seed": 7}
@@ -282,7 +288,9 @@ def test_the_app_reports_how_it_generates(client):
     deadline = time.monotonic() + 1                  # rows closed by the test above leave at the next step
     while (serving := client.get("/healthz").json["model"]["serving"])["running"] and time.monotonic() < deadline:
         time.sleep(0.01)
+    engine = serving.pop("engine")
     assert serving == {"path": "eager", "batching": "continuous", "slots": 4, "running": 0, "warmup_s": None}
+    assert engine["steps"] >= 2 and engine["bytes"] >= 2 and 0 < engine["step_s"] <= engine["tick_s"]
 
 
 def test_the_app_serves_the_fastest_exact_path_without_compile_tuning():
@@ -364,6 +372,7 @@ def test_patch_rejects_bad_fields(client, body, status, error_type, mentions):
     ({"prompt": "x", "stop": [""]}, "stop[0] must not be empty"),
     ({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "at most 4"),
     ({"prompt": 3}, "prompt must be a string"),
+    ({"prompt": "x", "stop_at_eos": "no"}, "stop_at_eos must be true or false"),
 ])
 def test_generate_rejects_bad_fields(client, body, mentions):
     assert_error(post(client, "/api/generate", body), 422, "validation", mentions)

@@ -131,6 +131,9 @@ class BatchEngine:
         self._queue: deque[_Request] = deque()
         self._cv = threading.Condition()
         self._stopped = False
+        # what the engine thread did: steps taken, bytes made (a byte per running row per step),
+        # seconds inside steps and inside ticks (admitting, prefilling, stepping)
+        self.counts = {"steps": 0, "bytes": 0, "step_s": 0.0, "tick_s": 0.0}
         self._thread = threading.Thread(target=self._loop, name="batch-engine", daemon=True)
         self._thread.start()
         _ENGINES.add(self)
@@ -174,6 +177,7 @@ class BatchEngine:
                     self._cv.wait()
                 if self._stopped:
                     break
+            t0 = time.perf_counter()
             try:
                 self.call(self._tick)
             except Exception as err:                   # e.g. out of memory: fail the running rows
@@ -181,6 +185,7 @@ class BatchEngine:
                 for row in self.rows:
                     row.request.events.put(err)
                 self.rows, self.inc, self.step_graphs, self._views = [], None, {}, {}
+            self.counts["tick_s"] += time.perf_counter() - t0
         for row in self.rows:
             row.request.events.put(RuntimeError("the batch engine stopped"))
         for request in self._queue:
@@ -256,7 +261,7 @@ class BatchEngine:
         self.rows.pop()
 
     def _step(self) -> None:
-        n = len(self.rows)
+        t0, n = time.perf_counter(), len(self.rows)
         if self.graphs:
             shape = 1 if n == 1 else self.slots
             batch = self._views[shape]
@@ -281,6 +286,9 @@ class BatchEngine:
                 decode_s = time.perf_counter() - row.started
                 row.request.events.put(row.state.result(row.request.prompt, row.prefill_s, decode_s))
                 self._free(i)
+        self.counts["steps"] += 1
+        self.counts["bytes"] += n
+        self.counts["step_s"] += time.perf_counter() - t0
 
     def _sample(self, batch: IncrementalBLT) -> torch.Tensor:
         """The next byte of every row in the batch (B,): running rows by their own parameters
