@@ -107,7 +107,7 @@ def main(argv=None):
     ap.add_argument("--env", nargs="*", default=[], help="extra KEY=VALUE settings for the server")
     ap.add_argument("--library-options", default="fastest",
                     help="'fastest' (DecodeOptions.fastest, what the app picks) or comma-separated DecodeOptions "
-                         "flags, e.g. cuda_graphs,compile")
+                         "flags, e.g. cuda_graphs,compile; 'none' skips the library row")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -146,9 +146,14 @@ def main(argv=None):
                        "first_byte_p95_s": firsts and round(percentile(firsts, 0.95), 3),
                        "mean_patch_bytes": round(total / max(1, sum(r["global_steps"] for r in out)), 2),
                        "gpu_peak_mib": server.get("/healthz")["model"].get("gpu_peak_mib")}
+                row["serving"] = server.get("/healthz")["model"].get("serving")
                 if i:
                     result["rounds"].append(row)
                 print(json.dumps(row), flush=True)
+        if args.library_options == "none":
+            if args.out:
+                Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+            return
         from blt_core.generation import DecodeOptions
         options = (DecodeOptions.fastest(device) if args.library_options == "fastest" else
                    DecodeOptions(**{flag: True for flag in args.library_options.split(",") if flag}))
