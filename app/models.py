@@ -91,15 +91,16 @@ def decode_options(decode: str, device: str) -> DecodeOptions:
         return DecodeOptions()
     # Inductor's coordinate-descent tuning would double the warm-up (blt-1b on an H100: 29 + 110 s
     # against 19 + 45 s for the engine's two step shapes) for steps within 2 %
-    # (bench/results/profile_batch_h100_blt1b_*tuning.json). The engine steps rows on the host
-    # (no speculative graph: bench/README.md, serving, says why).
+    # (bench/results/profile_batch_h100_blt1b_*tuning.json). speculative: the engine's batch (and a
+    # lone row with short patches) takes the global step on every byte, with no host decision.
     fastest = DecodeOptions.fastest(device)
-    return replace(fastest, speculative=False, compile_tuning=False) if fastest.compile else fastest
+    return replace(fastest, compile_tuning=False) if fastest.compile else fastest
 
 
 def describe_options(options: DecodeOptions) -> str:
     parts = [name for name, on in (("cuda graphs", options.cuda_graphs), ("torch.compile", options.compile),
-                                   ("fused kernels", options.kernels)) if on]
+                                   ("fused kernels", options.kernels), ("speculative global step", options.speculative))
+             if on]
     return " + ".join(parts) or "eager"
 
 
@@ -182,13 +183,16 @@ class ModelHolder:
 
     def _warm_up(self) -> None:
         """Compile and capture the engine's steps before the first request: short generations in
-        which every byte completes a patch (so all three step graphs are made), one alone and two
-        at once (the engine's two batch shapes); then one with the default patching and sampling,
-        as a first request comes."""
+        which every byte completes a patch, one alone and two at once (the engine's two batch
+        shapes, on their speculative step); one alone in 8-byte patches (a lone row with long
+        patches takes the host-decided step: its three graphs); then one with the default
+        patching and sampling, as a first request comes."""
         t0 = time.perf_counter()
-        params = SamplingParams(max_new_bytes=8, stop_at_eos=False)
+        short, long = SamplingParams(max_new_bytes=8, stop_at_eos=False), SamplingParams(max_new_bytes=40, stop_at_eos=False)
         try:
-            for n, patching in ((1, PatchingParams(mode="byte")), (2, PatchingParams(mode="byte")), (1, PatchingParams())):
+            for n, patching, params in ((1, PatchingParams(mode="byte"), short), (2, PatchingParams(mode="byte"), short),
+                                        (1, PatchingParams(mode="static", patch_size=8), long),
+                                        (1, PatchingParams(), short)):
                 streams = [self.engine.submit(WARM_UP_PROMPT, params, patching) for _ in range(n)]
                 for stream in streams:
                     for _ in stream:

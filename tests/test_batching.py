@@ -32,9 +32,16 @@ def model():
     return BLT.from_pretrained(SHIPPED_MODEL)
 
 
+@pytest.fixture(params=[DecodeOptions(), DecodeOptions(speculative=True)], ids=["host-decided", "speculative"])
+def options(request):
+    """Both steps the engine has: the host decides when the global model runs, or it runs on
+    every byte and is kept where a patch completed (SpeculativeStep; eager on the CPU)."""
+    return request.param
+
+
 @pytest.fixture
-def engine(model):
-    engine = BatchEngine(model, slots=4)
+def engine(model, options):
+    engine = BatchEngine(model, slots=4, options=options)
     yield engine
     engine.stop()
 
@@ -59,13 +66,13 @@ def test_rows_of_a_batch_equal_each_alone(model, engine, params):
         same_as_alone(model, prompt, params, PatchingParams(), *drain(stream))
 
 
-def test_greedy_rows_share_one_argmax_per_eos_rule(model):
+def test_greedy_rows_share_one_argmax_per_eos_rule(model, options):
     """Greedy rows are sampled together, one argmax for the rows that may end at EOS and one for
     those that may not, wherever they sit among sampled rows; each still gets its bytes alone."""
     no_eos = SamplingParams(max_new_bytes=24, stop_at_eos=False)
     jobs = [(PROMPTS[0], no_eos), (PROMPTS[1], SAMPLINGS[1]), (PROMPTS[2], SamplingParams(max_new_bytes=24)),
             (PROMPTS[1], no_eos), (PROMPTS[0], SamplingParams(max_new_bytes=18))]
-    engine = BatchEngine(model, slots=len(jobs))
+    engine = BatchEngine(model, slots=len(jobs), options=options)
     try:
         streams = [engine.submit(prompt, params) for prompt, params in jobs]
         for (prompt, params), stream in zip(jobs, streams):
@@ -74,8 +81,8 @@ def test_greedy_rows_share_one_argmax_per_eos_rule(model):
         engine.stop()
 
 
-def test_every_patching_mode_in_one_batch(model):
-    engine = BatchEngine(model, slots=len(MODES))
+def test_every_patching_mode_in_one_batch(model, options):
+    engine = BatchEngine(model, slots=len(MODES), options=options)
     try:
         params = SamplingParams(max_new_bytes=20, temperature=0.8, seed=5)
         streams = [engine.submit(PROMPTS[i % 3], params, patching) for i, patching in enumerate(MODES)]
@@ -101,13 +108,29 @@ def test_rows_join_and_leave_mid_generation(model, engine):
     same_as_alone(model, PROMPTS[2], short, PatchingParams(), third_events, third_result)
 
 
-def test_more_requests_than_slots_wait_their_turn(model):
-    engine = BatchEngine(model, slots=2)
+def test_more_requests_than_slots_wait_their_turn(model, options):
+    engine = BatchEngine(model, slots=2, options=options)
     try:
         params = SamplingParams(max_new_bytes=12, stop_at_eos=False)
         streams = [engine.submit(p, params) for p in PROMPTS * 2]
         for prompt, stream in zip(PROMPTS * 2, streams):
             same_as_alone(model, prompt, params, PatchingParams(), *drain(stream))
+    finally:
+        engine.stop()
+
+
+def test_a_lone_row_moves_between_the_speculative_and_host_decided_steps(model):
+    """A lone row takes the speculative step while most of its bytes end a patch and the
+    host-decided one once its patches grow (here 1-byte, then 6-byte static patches); its bytes
+    stay what it gets alone, and bytes read back one step late are dropped past EOS or a stop."""
+    engine = BatchEngine(model, slots=2, options=DecodeOptions(speculative=True))
+    try:
+        for patching, params in ((PatchingParams(mode="byte"), SamplingParams(max_new_bytes=30, stop_at_eos=False)),
+                                 (PatchingParams(mode="static", patch_size=6), SAMPLINGS[3]),
+                                 (PatchingParams(mode="static", patch_size=6), SamplingParams(max_new_bytes=40))):
+            same_as_alone(model, PROMPTS[1], params, patching, *drain(engine.submit(PROMPTS[1], params, patching)))
+        counts = engine.counts
+        assert min(counts["steps"] - counts["speculative_steps"], counts["speculative_steps"]) > 10   # both kinds
     finally:
         engine.stop()
 
@@ -143,7 +166,8 @@ def check_against_alone(model, jobs, streams):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_cuda_fast_path_batched_equals_eager_alone():
-    """The app's CUDA path (graphs of compiled parts, fused kernels, rows stepped on the host),
+    """The app's CUDA path (graphs of compiled parts, fused kernels, the speculative step for the
+    batch and for a lone row while its patches are short, the host-decided one otherwise),
     float32: a greedy row alone for a while, then 4 rows of mixed sampling and patching in one
     batch, joining at different times; then four rows starting together; each against its
     run alone on the eager path. (In bfloat16 the batch shape's products round differently from

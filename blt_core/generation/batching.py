@@ -17,8 +17,21 @@ step), and all `slots` rows through torch's layers, whose matrix products read e
 for every row (the fused kernels are single-row steps, which would read them once per row), with
 the kernels' attention, which reads each row's cached keys only up to its own position. A
 step runs the smaller shape that holds every running row; its idle rows are parked at position
-1, where their writes touch only their own caches. The speculative greedy graph is not
-used here: it runs bytes ahead without the host, so no row could join between them.
+1, where their writes touch only their own caches.
+
+A step is either the host-decided one (`StepGraphs`, or `IncrementalBLT.step` eagerly: the host
+reads whether any row completed a patch and runs the global model only then) or, with
+`options.speculative`, a `SpeculativeStep`: the global step on every byte, kept where a patch
+completed, with the entropy model beside it on a second stream, and no host decision inside.
+Many rows complete some patch on nearly every byte, so the batch shape always takes the
+speculative step; a lone row takes it while at least half its bytes end a patch.
+
+The host runs one step behind the GPU: it queues byte k+1 (sampling on the device from byte k's
+logits, which are already there) before it reads byte k back and turns it into events, so its
+per-byte Python overlaps the GPU's work. A row that stopped at byte k (EOS, a stop string, a full
+context, a closed stream) has then taken one byte more, which is dropped: rows are independent,
+so no other row sees it. A row whose last byte (max_new_bytes) is in flight is read back before
+the next step, so no row steps past the positions it reserved.
 """
 from __future__ import annotations
 
@@ -39,7 +52,7 @@ from ..sampling import SamplingParams, make_generators, sample_next
 from ..tokenizer import ByteTokenizer
 from .driver import GenerationResult, RowState, cache_length
 from .options import DecodeOptions
-from .schedules import StepGraphs
+from .schedules import SpeculativeStep, StepGraphs
 from .stepper import IncrementalBLT
 
 log = logging.getLogger(__name__)
@@ -72,7 +85,9 @@ class _Row:
     next_starts_patch: bool          # the byte this row generates next opens a patch
     prefill_s: float
     started: float = field(default_factory=time.perf_counter)
-    index: int = 0
+    index: int = 0                   # bytes read back
+    launched: int = 0                # bytes queued on the device
+    freed: bool = False              # left the batch: bytes still in flight for it are dropped
 
 
 class RowStream:
@@ -126,14 +141,18 @@ class BatchEngine:
             sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.inc: IncrementalBLT | None = None
         self.step_graphs: dict[int, StepGraphs] = {}         # CUDA graphs: rows -> the step of that shape
+        self.spec_steps: dict[int, SpeculativeStep] = {}     # options.speculative: rows -> that step
+        self.patch_rate = 1.0          # moving share of bytes that ended some running row's patch
+        # what the engine thread did: byte steps queued (and how many of them speculative), bytes
+        # given to rows, seconds inside ticks (admitting, prefilling, stepping, reading back)
+        self.counts = {"steps": 0, "speculative_steps": 0, "bytes": 0, "tick_s": 0.0}
+        self._pending: deque = deque()                       # steps queued, not yet read back
+        self._host: list[torch.Tensor] = []                  # their read-back buffers (pinned on CUDA)
         self._views: dict[int, IncrementalBLT] = {}
         self.rows: list[_Row] = []
         self._queue: deque[_Request] = deque()
         self._cv = threading.Condition()
         self._stopped = False
-        # what the engine thread did: steps taken, bytes made (a byte per running row per step),
-        # seconds inside steps and inside ticks (admitting, prefilling, stepping)
-        self.counts = {"steps": 0, "bytes": 0, "step_s": 0.0, "tick_s": 0.0}
         self._thread = threading.Thread(target=self._loop, name="batch-engine", daemon=True)
         self._thread.start()
         _ENGINES.add(self)
@@ -185,6 +204,7 @@ class BatchEngine:
                 for row in self.rows:
                     row.request.events.put(err)
                 self.rows, self.inc, self.step_graphs, self._views = [], None, {}, {}
+                self.spec_steps, self._pending = {}, deque()
             self.counts["tick_s"] += time.perf_counter() - t0
         for row in self.rows:
             row.request.events.put(RuntimeError("the batch engine stopped"))
@@ -195,8 +215,13 @@ class BatchEngine:
         with torch.no_grad():
             self._admit()
             self._retire_closed()
+            if any(row.launched >= row.state.params.max_new_bytes for row in self.rows):
+                self._read(0)                          # a last byte is in flight: finish those rows first
             if self.rows:
-                self._step()
+                self._launch()
+            self._read(1 if self.rows else 0)          # all but the step just queued
+            if not self.rows:
+                self._read(0)                          # every row stopped: nothing stays queued
 
     def _admit(self) -> None:
         while len(self.rows) < self.slots:
@@ -237,11 +262,12 @@ class BatchEngine:
             length = self.model.config.byte_context
         if self.inc is not None and self.inc.L >= length:
             return
+        self._read(0)                                  # rows may leave: copy the ones that stay
         kernels = self.options.kernel_config if self.options.kernels else None
         grown = IncrementalBLT(self.model, self.slots, length, kernels=kernels)
         for i in range(len(self.rows)):
             grown.load_row(i, self.inc, i)
-        self.inc, self._views, self.step_graphs = grown, {}, {}
+        self.inc, self._views, self.step_graphs, self.spec_steps = grown, {}, {}, {}
         if self.graphs:
             for n in sorted({1, self.slots}):
                 self._views[n] = grown.rows(n, kernels=n == 1)
@@ -255,40 +281,77 @@ class BatchEngine:
     def _free(self, i: int) -> None:
         """Free row i; the last running row moves into its place (running rows stay in front)."""
         last = len(self.rows) - 1
+        self.rows[i].freed = True
         if i != last:
             self.inc.load_row(i, self.inc, last)
             self.rows[i] = self.rows[last]
         self.rows.pop()
 
-    def _step(self) -> None:
-        t0, n = time.perf_counter(), len(self.rows)
+    def _step_fn(self, n: int):
+        """The batch view for n running rows and its step: next ids (B,) -> record (B, 4) of byte
+        id, entropy, next byte starts a patch, global context full."""
         if self.graphs:
             shape = 1 if n == 1 else self.slots
             batch = self._views[shape]
             if n < shape:
                 batch.park(torch.arange(shape, device=batch.device) >= n)
-            step = self.step_graphs[shape].step
         else:
+            shape = n
             batch = self._views.get(n) or self._views.setdefault(n, self.inc.rows(n))
-            step = batch.step
-        nxt = self._sample(batch)
-        out = step(nxt)
-        host = torch.stack([nxt.float(), out.entropy, out.global_step.float(), out.context_full.float()])
-        ids, entropies, global_steps, full = host[:, :n].tolist()
-        for i in reversed(range(n)):
-            row = self.rows[i]
-            event = row.state.push(int(ids[i]), entropies[i], row.next_starts_patch, bool(global_steps[i]),
-                                   row.index, context_full=bool(full[i]))
-            row.next_starts_patch, row.index = bool(global_steps[i]), row.index + 1
-            if event is not None:
-                row.request.events.put(event)
-            if row.state.done:
-                decode_s = time.perf_counter() - row.started
-                row.request.events.put(row.state.result(row.request.prompt, row.prefill_s, decode_s))
-                self._free(i)
+        if self.options.speculative and (shape > 1 or self.patch_rate >= 0.5):
+            if shape not in self.spec_steps:
+                self.spec_steps[shape] = SpeculativeStep(batch, self.options.compile and self.graphs,
+                                                         self.options.compile_tuning)
+            self.counts["speculative_steps"] += 1
+            return batch, self.spec_steps[shape].step
+        step = self.step_graphs[shape].step if self.graphs else batch.step
+
+        def host_decided(nxt):
+            out = step(nxt)
+            return torch.stack([nxt.float(), out.entropy, out.global_step.float(), out.context_full.float()], dim=-1)
+        return batch, host_decided
+
+    def _launch(self) -> None:
+        """Queue one byte of every running row and its read-back (not waited for)."""
+        n = len(self.rows)
+        batch, step = self._step_fn(n)
+        record = step(self._sample(batch))                                  # (B, 4) on the device
+        if not self._host:
+            pin = self.model.device.type == "cuda"
+            self._host = [torch.empty(self.slots, 4, pin_memory=pin) for _ in range(3)]
+        host = self._host[0]
+        self._host.append(self._host.pop(0))        # at most two steps pending: three buffers
+        host[:n].copy_(record[:n], non_blocking=True)
+        done = torch.cuda.Event() if self.model.device.type == "cuda" else None
+        if done is not None:
+            done.record()
+        for row in self.rows:
+            row.launched += 1
         self.counts["steps"] += 1
-        self.counts["bytes"] += n
-        self.counts["step_s"] += time.perf_counter() - t0
+        self._pending.append((host, done, list(self.rows)))
+
+    def _read(self, keep: int) -> None:
+        """Read back the queued steps but the newest `keep`, in order: each running row's byte
+        becomes its event; rows that stopped leave the batch."""
+        while len(self._pending) > keep:
+            host, done, rows = self._pending.popleft()
+            if done is not None:
+                done.synchronize()
+            ids, entropies, global_steps, full = host[:len(rows)].t().tolist()
+            self.patch_rate = 0.8 * self.patch_rate + 0.2 * float(any(global_steps))
+            for i, row in enumerate(rows):
+                if row.freed:
+                    continue
+                event = row.state.push(int(ids[i]), entropies[i], row.next_starts_patch, bool(global_steps[i]),
+                                       row.index, context_full=bool(full[i]))
+                row.next_starts_patch, row.index = bool(global_steps[i]), row.index + 1
+                if event is not None:
+                    row.request.events.put(event)
+                self.counts["bytes"] += 1
+                if row.state.done:
+                    decode_s = time.perf_counter() - row.started
+                    row.request.events.put(row.state.result(row.request.prompt, row.prefill_s, decode_s))
+                    self._free(self.rows.index(row))
 
     def _sample(self, batch: IncrementalBLT) -> torch.Tensor:
         """The next byte of every row in the batch (B,): running rows by their own parameters

@@ -43,8 +43,10 @@ class DecodeOptions:
     compile      torch.compile the step's parts
     compile_tuning  with compile: inductor's coordinate-descent tuning of the compiled kernels
                  (slower compile; bench/README.md has the measured trade)
-    speculative  greedy without repetition penalty only: each byte is one CUDA graph that always
-                 takes the global step and keeps it where a patch completed (`GreedyGraph`);
+    speculative  each byte always takes the global step and keeps it where a patch completed,
+                 with no host decision inside (`SpeculativeStep`): in `generate`, greedy without
+                 repetition penalty only, one CUDA graph per byte with the argmax inside
+                 (`GreedyGraph`); in the batch engine, any sampling (rows sample outside it);
                  fastest when most bytes end a patch
     kernels      each layer's single-row step as fused Triton kernels (CUDA, or Triton's
                  interpreter), launched as `kernel_config` says

@@ -53,7 +53,9 @@ def capture(fn, pool) -> torch.cuda.CUDAGraph:
         fn()
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, pool=pool):       # recorded, not executed
+    # recorded, not executed; thread_local: CUDA calls of other threads (a server's analyses)
+    # during the capture do not invalidate it
+    with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
         fn()
     return graph
 
@@ -145,30 +147,31 @@ def _entropy(inc: IncrementalBLT, next_ids):
     return inc.entropy_step(next_ids)
 
 
-class GreedyGraph:
-    """Greedy decoding of an IncrementalBLT, one whole byte per call of `step` (see the module
-    docstring). Each step appends (byte id, entropy, next byte starts a patch, global context
-    full) to `record` (max_steps, B, 4) at the step's index, on the device. On CUDA the step is
-    one captured graph with the entropy model on a second stream; elsewhere it runs eagerly (the
-    tests' CPU check)."""
+class SpeculativeStep:
+    """One byte of every row with the global step taken speculatively (see the module docstring):
+    the entropy model (on CUDA on a second stream) beside the encoder and global steps, then the
+    boundary decision, the commit where a patch completed, and the decoder step. The next ids are
+    an input, so each row may sample by its own rule outside; nothing inside waits for the host,
+    so on CUDA the byte is one captured graph that the host can queue before it reads the
+    previous byte back (the batch engine). `record` (B, 4) after each step: byte id, entropy,
+    next byte starts a patch, global context full."""
 
-    def __init__(self, inc: IncrementalBLT, params: SamplingParams, max_steps: int, compile: bool = False,
-                 tuning: bool = True):
-        if not params.greedy or params.repetition_penalty != 1.0:
-            raise ValueError("GreedyGraph decodes greedily without a repetition penalty")
-        self.inc, self.params = inc, params
+    def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True):
+        self.inc = inc
         parts = (_entropy, _encode_and_global, _finish)
         self.parts = compiled(parts, tuning) if compile else parts
-        self.record = torch.zeros(max_steps, inc.B, 4, device=inc.device)
-        self.index = torch.zeros(1, dtype=torch.long, device=inc.device)
         self.cuda = inc.device.type == "cuda"
         self.side = torch.cuda.Stream() if self.cuda else None
+        self.next_ids = torch.zeros(inc.B, dtype=torch.long, device=inc.device)   # the graph's input
+        self.record = torch.zeros(inc.B, 4, device=inc.device)
         self.graph = None
 
-    @torch.no_grad()
-    def _body(self):
+    def body(self, nxt: torch.Tensor) -> None:
+        """The byte's work on the current stream (captured or not). The side stream first waits
+        for the current one, so H's memory (freed after this returns, owned by the side stream) is
+        reused only after its readers: no record_stream, whose allocator events could upset a
+        later capture."""
         inc, (entropy, encode_and_global, finish) = self.inc, self.parts
-        nxt = sample_next(inc.logits, None, self.params, None)          # (B,)
         if self.cuda:
             main = torch.cuda.current_stream()
             self.side.wait_stream(main)
@@ -176,15 +179,49 @@ class GreedyGraph:
                 H = entropy(inc, nxt)                                    # (B,) on the side stream
             g = encode_and_global(inc, nxt)                              # (B, 1, Cg) meanwhile
             main.wait_stream(self.side)
-            if not torch.cuda.is_current_stream_capturing():
-                H.record_stream(main)
         else:
             H = entropy(inc, nxt)
             g = encode_and_global(inc, nxt)
         finish(inc, nxt, H, g)
-        rec = torch.stack([nxt.float(), inc.entropy, inc.next_start.float(), inc.context_full.float()],
-                          dim=-1)                                        # (B, 4)
-        self.record.index_copy_(0, self.index, rec[None])
+        self.record.copy_(torch.stack([nxt.float(), inc.entropy, inc.next_start.float(), inc.context_full.float()],
+                                      dim=-1))                           # (B, 4)
+
+    @torch.no_grad()
+    def step(self, next_ids: torch.Tensor) -> torch.Tensor:
+        """Feed next_ids (B,); returns `record`, updated in place."""
+        self.next_ids.copy_(next_ids)
+        if not self.cuda:
+            self.body(self.next_ids)
+        elif self.graph is None:
+            self.graph = capture(lambda: self.body(self.next_ids), torch.cuda.graph_pool_handle())
+        else:
+            self.graph.replay()
+        return self.record
+
+
+class GreedyGraph:
+    """Greedy decoding of an IncrementalBLT, one whole byte per call of `step`: the argmax of the
+    last logits, then a `SpeculativeStep` body. Each step appends its record (byte id, entropy,
+    next byte starts a patch, global context full) to `record` (max_steps, B, 4) at the step's
+    index, on the device. On CUDA the step is one captured graph with the entropy model on a
+    second stream; elsewhere it runs eagerly (the tests' CPU check)."""
+
+    def __init__(self, inc: IncrementalBLT, params: SamplingParams, max_steps: int, compile: bool = False,
+                 tuning: bool = True):
+        if not params.greedy or params.repetition_penalty != 1.0:
+            raise ValueError("GreedyGraph decodes greedily without a repetition penalty")
+        self.inc, self.params = inc, params
+        self.byte = SpeculativeStep(inc, compile, tuning)
+        self.record = torch.zeros(max_steps, inc.B, 4, device=inc.device)
+        self.index = torch.zeros(1, dtype=torch.long, device=inc.device)
+        self.cuda = inc.device.type == "cuda"
+        self.graph = None
+
+    @torch.no_grad()
+    def _body(self):
+        nxt = sample_next(self.inc.logits, None, self.params, None)     # (B,)
+        self.byte.body(nxt)
+        self.record.index_copy_(0, self.index, self.byte.record[None])
         self.index.add_(1)
 
     def step(self):
