@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,6 +25,20 @@ from blt_core.generation import DecodeOptions, IncrementalBLT, KernelConfig  # n
 from blt_core.generation.schedules import StepGraphs  # noqa: E402
 
 OPTIONS = DecodeOptions(cuda_graphs=True, compile=True, kernels=True)
+
+
+def block_shape(spec: str):
+    """'16x64x4' -> KernelConfig.block_shape giving BLOCK_N 16, BLOCK_K 64, 4 warps for several rows
+    (one row keeps decode_kernels.block_config's)."""
+    from blt_core.generation.decode_kernels import block_config
+    block_n, block_k, warps = (int(x) for x in spec.split("x"))
+
+    def shape(N, K, BP, epi, D):
+        if BP == 1:
+            return block_config(N, K, BP, epi, D)
+        return {"BLOCK_N": block_n, "BLOCK_K": block_k, "LATE": False, "PREFETCH": False, "SPLIT": 1,
+                "num_warps": warps, "num_stages": 2}
+    return shape
 
 
 def batch(model, rows: int, prompt: int):
@@ -80,8 +95,13 @@ def main():
     ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--prompt", type=int, default=64, help="prompt bytes of row 0 (row r: + 13 r)")
     ap.add_argument("--steps", type=int, default=64)
-    ap.add_argument("--shapes", nargs="+", choices=["1", "batch", "sdpa"], default=["1", "batch", "sdpa"],
-                    help="1 row with the fused kernels; all rows with the kernels' attention; with masked SDPA")
+    ap.add_argument("--shapes", nargs="+", choices=["1", "batch", "kernels", "sdpa"], default=["1", "batch", "sdpa"],
+                    help="1 row with the fused kernels; all rows through torch's layers with the kernels' "
+                         "attention; all rows through the fused kernels (each weight tile read once for all "
+                         "rows); through torch's layers with masked SDPA")
+    ap.add_argument("--kernel-blocks", nargs="+", default=[],
+                    help="with --shapes kernels: also these block shapes of the batched matrix-vector kernel, "
+                         "each BLOCK_NxBLOCK_KxWARPS (e.g. 16x64x4)")
     ap.add_argument("--no-compile", action="store_true",
                     help="CUDA graphs of the eager parts (no torch.compile): how much of the warm-up and the "
                          "step compiling buys")
@@ -102,6 +122,14 @@ def main():
         inc = batch(model, args.rows, args.prompt)
         results.append(run_shape(inc, f"{args.rows} rows, torch layers + kernel attention",
                                  inc.rows(args.rows, kernels=False), args.steps, options))
+    if "kernels" in args.shapes:
+        for blocks in [None] + args.kernel_blocks:
+            inc = batch(model, args.rows, args.prompt)
+            kernel_options = options
+            if blocks is not None:
+                kernel_options = replace(options, kernel_config=KernelConfig(block_shape=block_shape(blocks)))
+            results.append(run_shape(inc, f"{args.rows} rows, fused kernels" + (f" {blocks}" if blocks else ""),
+                                     inc.rows(args.rows), args.steps, kernel_options))
     if "sdpa" in args.shapes:
         inc = batch(model, args.rows, args.prompt)
         sdpa = inc.rows(args.rows, kernels=False)

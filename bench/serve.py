@@ -10,7 +10,7 @@ start together, each POSTs /api/generate/stream (greedy, `--new-bytes` bytes, no
 reads every event; per round it reports each stream's bytes/s (its bytes over its own wall time,
 prefill included), the aggregate bytes/s (all bytes over the round's wall time), time to the
 first byte p50/p95, the bytes per patch the server reported, and the worker's peak GPU memory
-(/healthz). `--threshold` (nats) or `--patch-bytes` (a threshold solved on the prompt for about
+(/healthz). `--threshold` (nats) or `--patch-bytes` (a threshold solved on the model's own greedy continuation for about
 that many bytes per patch) sets the patching; the library row runs `model.generate` on the same
 checkpoint, prompt and settings in this process after the server has stopped. Traffic goes to
 127.0.0.1 only; every loop is bounded.
@@ -73,25 +73,40 @@ def stream_once(port: int, body: dict, out: list, start: threading.Barrier) -> N
                 "global_steps": done["stats"]["global_steps"] if done else 0})
 
 
-def solve_threshold(model_dir: str, device: str, patch_bytes: float) -> float:
-    """A threshold at the entropy quantile that gives about `patch_bytes` bytes per patch."""
+def solve_threshold(model_dir: str, device: str, patch_bytes: float, new_bytes: int) -> float:
+    """A threshold at the entropy quantile of the bytes the model generates (greedy, from PROMPT)
+    that gives about `patch_bytes` bytes per patch: solved on the continuation made at the model's
+    default threshold, then twice more on the one made at the last solution (patching changes what
+    a BLT generates, so the bytes per patch the server then sees are only near the aim)."""
     from blt_core import BLT
+    from blt_core.generation import DecodeOptions
     model = BLT.from_pretrained(model_dir, device=device)
-    ids = torch.tensor([model.tokenizer.encode(PROMPT * 8)], device=device)
-    threshold = float(torch.quantile(model.entropies(ids).float(), 1 - 1 / patch_bytes))
+    options = DecodeOptions(cuda_graphs=True)
+    threshold = None
+    for _ in range(3):
+        result = model.generate(PROMPT, max_new_bytes=new_bytes, stop_at_eos=False, threshold=threshold,
+                                options=options)
+        threshold = float(torch.quantile(torch.tensor(result.entropies), 1 - 1 / patch_bytes))
     del model
     return threshold
 
 
-def library_row(model_dir: str, device: str, kw: dict) -> dict:
+def library_row(model_dir: str, device: str, kw: dict, rounds: list) -> dict:
+    """The library's figure for the same settings; also each one-stream round's share of the
+    roofline at the patch size the server reported."""
     from blt_core import BLT
     model = BLT.from_pretrained(model_dir, device=device)
+    bandwidth = copy_bandwidth(torch.device(device))
+    for row in rounds:
+        if bandwidth and row["streams"] == 1 and row["mean_patch_bytes"]:
+            roof = bandwidth / weight_bytes_per_byte(model, 1 / row["mean_patch_bytes"])
+            row["roofline_bytes_per_s"] = round(roof)
+            row["share_of_roofline"] = round(row["aggregate_bytes_per_s"] / roof, 3)
     model.generate(PROMPT, **kw)                       # warm-up: compile and capture for these shapes
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     res = model.generate(PROMPT, **kw)
     share = res.global_steps / max(1, len(res.bytes))
-    bandwidth = copy_bandwidth(torch.device(device))
     roof = bandwidth / weight_bytes_per_byte(model, share) if bandwidth else None
     return {"bytes_per_s": res.timings["bytes_per_s"], "mean_patch_bytes": round(1 / share, 2) if share else None,
             "roofline_bytes_per_s": roof and round(roof), "share_of_roofline": roof and round(res.timings["bytes_per_s"] / roof, 3)}
@@ -103,7 +118,8 @@ def main(argv=None):
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--new-bytes", type=int, default=256)
     ap.add_argument("--threshold", type=float)
-    ap.add_argument("--patch-bytes", type=float, help="solve a threshold for about this many bytes per patch")
+    ap.add_argument("--patch-bytes", type=float,
+                    help="solve a threshold for about this many bytes per patch (on the model's own continuation)")
     ap.add_argument("--env", nargs="*", default=[], help="extra KEY=VALUE settings for the server")
     ap.add_argument("--library-options", default="fastest",
                     help="'fastest' (DecodeOptions.fastest, what the app picks) or comma-separated DecodeOptions "
@@ -116,7 +132,9 @@ def main(argv=None):
               "model": args.model, "rounds": []}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = materialise(args.model, Path(tmp))
-        threshold = args.threshold if args.patch_bytes is None else solve_threshold(model_dir, device, args.patch_bytes)
+        threshold = (args.threshold if args.patch_bytes is None else
+                     solve_threshold(model_dir, device, args.patch_bytes, args.new_bytes))
+        result["threshold"] = threshold
         body = {"prompt": PROMPT, "max_new_bytes": args.new_bytes, "temperature": 0, "threshold": threshold,
                 "stop_at_eos": False}
         env = {"BLT_MODEL": model_dir, "BLT_MAX_NEW_BYTES": str(max(args.new_bytes, 1024)),
@@ -156,7 +174,7 @@ def main(argv=None):
             options = (DecodeOptions.fastest(device) if args.library_options == "fastest" else
                        DecodeOptions(**{flag: True for flag in args.library_options.split(",") if flag}))
             kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, threshold=threshold, options=options)
-            result["library"] = library_row(model_dir, device, kw)
+            result["library"] = library_row(model_dir, device, kw, result["rounds"])
             print(json.dumps({"library": result["library"]}), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -24,7 +24,9 @@ reads whether any row completed a patch and runs the global model only then) or,
 `options.speculative`, a `SpeculativeStep`: the global step on every byte, kept where a patch
 completed, with the entropy model beside it on a second stream, and no host decision inside.
 Many rows complete some patch on nearly every byte, so the batch shape always takes the
-speculative step; a lone row takes it while at least half its bytes end a patch.
+speculative step; a lone row takes it while at least half its bytes end a patch. When every
+running row decodes greedily (no repetition penalty, one EOS rule) the argmax runs inside the
+speculative step's graph (`SpeculativeStep.step_greedy`): no sampling launched from the host.
 
 The host runs one step behind the GPU: it queues byte k+1 (sampling on the device from byte k's
 logits, which are already there) before it reads byte k back and turns it into events, so its
@@ -32,6 +34,11 @@ per-byte Python overlaps the GPU's work. A row that stopped at byte k (EOS, a st
 context, a closed stream) has then taken one byte more, which is dropped: rows are independent,
 so no other row sees it. A row whose last byte (max_new_bytes) is in flight is read back before
 the next step, so no row steps past the positions it reserved.
+
+Events reach a row's stream at most every DELIVERY_S (the first byte and the end at once): each
+delivery wakes the consumer's thread, and through the server also the event loop, all of which
+share the GIL with the engine thread; at a byte every 2 ms, waking them per byte cost the lone
+stream a fifth of its speed (bench/README.md, serving).
 """
 from __future__ import annotations
 
@@ -57,6 +64,7 @@ from .stepper import IncrementalBLT
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.0002
+DELIVERY_S = 0.01               # a row's events are handed to its stream at most this often
 _ENGINES: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -88,6 +96,13 @@ class _Row:
     index: int = 0                   # bytes read back
     launched: int = 0                # bytes queued on the device
     freed: bool = False              # left the batch: bytes still in flight for it are dropped
+    outbox: list = field(default_factory=list)    # events not yet handed to the stream
+    delivered: float = 0.0           # when they last were (perf_counter)
+
+    def deliver(self, now: float) -> None:
+        if self.outbox:
+            self.request.events.put(self.outbox)
+            self.outbox, self.delivered = [], now
 
 
 class RowStream:
@@ -97,6 +112,7 @@ class RowStream:
 
     def __init__(self, engine: "BatchEngine", request: _Request):
         self._engine, self._request, self._done = engine, request, False
+        self._buffer: deque = deque()          # delivered together, not yet taken
 
     def __iter__(self):
         return self
@@ -104,7 +120,10 @@ class RowStream:
     def __next__(self):
         if self._done:
             raise StopIteration
-        item = self._request.events.get()
+        if not self._buffer:
+            item = self._request.events.get()
+            self._buffer.extend(item if isinstance(item, list) else [item])
+        item = self._buffer.popleft()
         if isinstance(item, BaseException):
             self._done = True
             raise item
@@ -114,7 +133,7 @@ class RowStream:
 
     def ready(self) -> bool:
         """Whether the next event is already made (a consumer can send what is ready together)."""
-        return not self._done and not self._request.events.empty()
+        return not self._done and (bool(self._buffer) or not self._request.events.empty())
 
     def close(self) -> None:
         if not self._request.closed.is_set():
@@ -231,6 +250,9 @@ class BatchEngine:
                 request = self._queue.popleft()
             if request.closed.is_set():
                 continue
+            now = time.perf_counter()
+            for row in self.rows:                      # a prefill takes a while: send what is made
+                row.deliver(now)
             try:
                 row, solo = self._prefill(request)
             except Exception as err:        # a prompt it cannot take, or out of memory: only it fails
@@ -288,8 +310,9 @@ class BatchEngine:
         self.rows.pop()
 
     def _step_fn(self, n: int):
-        """The batch view for n running rows and its step: next ids (B,) -> record (B, 4) of byte
-        id, entropy, next byte starts a patch, global context full."""
+        """The batch view for n running rows, its step (next ids (B,) -> record (B, 4) of byte id,
+        entropy, next byte starts a patch, global context full), and the SpeculativeStep behind
+        it, if it is one."""
         if self.graphs:
             shape = 1 if n == 1 else self.slots
             batch = self._views[shape]
@@ -303,19 +326,33 @@ class BatchEngine:
                 self.spec_steps[shape] = SpeculativeStep(batch, self.options.compile and self.graphs,
                                                          self.options.compile_tuning)
             self.counts["speculative_steps"] += 1
-            return batch, self.spec_steps[shape].step
+            return batch, self.spec_steps[shape].step, self.spec_steps[shape]
         step = self.step_graphs[shape].step if self.graphs else batch.step
 
         def host_decided(nxt):
             out = step(nxt)
             return torch.stack([nxt.float(), out.entropy, out.global_step.float(), out.context_full.float()], dim=-1)
-        return batch, host_decided
+        return batch, host_decided, None
+
+    def _greedy_rule(self) -> SamplingParams | None:
+        """The sampling params of every running row if they all decode greedily, without a
+        repetition penalty, by one EOS rule (their argmax can then run inside the step's graph)."""
+        first = self.rows[0].state.params
+        for row in self.rows:
+            params = row.state.params
+            if not params.greedy or params.repetition_penalty != 1.0 or params.stop_at_eos != first.stop_at_eos:
+                return None
+        return first
 
     def _launch(self) -> None:
         """Queue one byte of every running row and its read-back (not waited for)."""
         n = len(self.rows)
-        batch, step = self._step_fn(n)
-        record = step(self._sample(batch))                                  # (B, 4) on the device
+        batch, step, speculative = self._step_fn(n)
+        greedy = self._greedy_rule() if speculative is not None else None
+        if greedy is not None:
+            record = speculative.step_greedy(greedy)                       # (B, 4) on the device
+        else:
+            record = step(self._sample(batch))
         if not self._host:
             pin = self.model.device.type == "cuda"
             self._host = [torch.empty(self.slots, 4, pin_memory=pin) for _ in range(3)]
@@ -346,12 +383,15 @@ class BatchEngine:
                                        row.index, context_full=bool(full[i]))
                 row.next_starts_patch, row.index = bool(global_steps[i]), row.index + 1
                 if event is not None:
-                    row.request.events.put(event)
+                    row.outbox.append(event)
                 self.counts["bytes"] += 1
+                now = time.perf_counter()
                 if row.state.done:
-                    decode_s = time.perf_counter() - row.started
-                    row.request.events.put(row.state.result(row.request.prompt, row.prefill_s, decode_s))
+                    row.outbox.append(row.state.result(row.request.prompt, row.prefill_s, now - row.started))
+                    row.deliver(now)
                     self._free(self.rows.index(row))
+                elif now - row.delivered >= DELIVERY_S:
+                    row.deliver(now)
 
     def _sample(self, batch: IncrementalBLT) -> torch.Tensor:
         """The next byte of every row in the batch (B,): running rows by their own parameters

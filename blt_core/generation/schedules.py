@@ -165,6 +165,7 @@ class SpeculativeStep:
         self.next_ids = torch.zeros(inc.B, dtype=torch.long, device=inc.device)   # the graph's input
         self.record = torch.zeros(inc.B, 4, device=inc.device)
         self.graph = None
+        self.greedy_graphs: dict[bool, torch.cuda.CUDAGraph] = {}     # stop_at_eos -> graph
 
     def body(self, nxt: torch.Tensor) -> None:
         """The byte's work on the current stream (captured or not). The side stream first waits
@@ -196,6 +197,22 @@ class SpeculativeStep:
             self.graph = capture(lambda: self.body(self.next_ids), torch.cuda.graph_pool_handle())
         else:
             self.graph.replay()
+        return self.record
+
+    @torch.no_grad()
+    def step_greedy(self, params: SamplingParams) -> torch.Tensor:
+        """A step whose next ids are every row's argmax of its last logits by params' EOS rule
+        (params greedy, no repetition penalty), taken inside the same captured graph: no
+        sampling launches from the host. Returns `record`, updated in place."""
+        if not params.greedy or params.repetition_penalty != 1.0:
+            raise ValueError("step_greedy samples greedily without a repetition penalty")
+        body = lambda: self.body(sample_next(self.inc.logits, None, params, None))
+        if not self.cuda:
+            body()
+        elif params.stop_at_eos not in self.greedy_graphs:
+            self.greedy_graphs[params.stop_at_eos] = capture(body, torch.cuda.graph_pool_handle())
+        else:
+            self.greedy_graphs[params.stop_at_eos].replay()
         return self.record
 
 
