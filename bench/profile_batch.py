@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from profile_generate import _kernel_rows  # noqa: E402
 from blt_core import BLT, preset  # noqa: E402
 from blt_core.generation import DecodeOptions, IncrementalBLT, KernelConfig  # noqa: E402
-from blt_core.generation.schedules import StepGraphs  # noqa: E402
+from blt_core.generation.schedules import SpeculativeStep, StepGraphs  # noqa: E402
+from blt_core.sampling import SamplingParams  # noqa: E402
 
 OPTIONS = DecodeOptions(cuda_graphs=True, compile=True, kernels=True)
 
@@ -55,16 +56,25 @@ def batch(model, rows: int, prompt: int):
 
 
 @torch.no_grad()
-def run_shape(inc, name, view, steps, options=OPTIONS):
+def run_shape(inc, name, view, steps, options=OPTIONS, speculative=False):
     """`steps` engine-like steps of view (greedy), after warm-up: ms per step, bytes/s over its
-    rows, global steps per byte, and the kernels of the timed steps."""
-    graphs = StepGraphs(view, options)
-    nxt = torch.zeros(view.B, dtype=torch.long, device="cuda")
+    rows, global steps per byte, and the kernels of the timed steps. speculative: the engine's
+    SpeculativeStep with the argmax inside its graph (one graph per byte, the global step on every
+    byte), else StepGraphs (the host reads whether a patch completed)."""
+    if speculative:
+        spec = SpeculativeStep(view, options.compile, options.compile_tuning)
+        greedy = SamplingParams(stop_at_eos=False)
 
-    def one():
-        nxt.copy_(view.logits.argmax(-1))
-        out = graphs.step(nxt)
-        return torch.stack([nxt.float(), out.entropy, out.global_step.float()]).tolist()
+        def one():
+            return spec.step_greedy(greedy).t()[:3].tolist()
+    else:
+        graphs = StepGraphs(view, options)
+        nxt = torch.zeros(view.B, dtype=torch.long, device="cuda")
+
+        def one():
+            nxt.copy_(view.logits.argmax(-1))
+            out = graphs.step(nxt)
+            return torch.stack([nxt.float(), out.entropy, out.global_step.float()]).tolist()
 
     t0 = time.perf_counter()
     for _ in range(8):                               # compile and capture every part
@@ -95,10 +105,12 @@ def main():
     ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--prompt", type=int, default=64, help="prompt bytes of row 0 (row r: + 13 r)")
     ap.add_argument("--steps", type=int, default=64)
-    ap.add_argument("--shapes", nargs="+", choices=["1", "batch", "kernels", "sdpa"], default=["1", "batch", "sdpa"],
+    ap.add_argument("--shapes", nargs="+", choices=["1", "batch", "kernels", "sdpa", "1-spec", "batch-spec"],
+                    default=["1", "batch", "sdpa"],
                     help="1 row with the fused kernels; all rows through torch's layers with the kernels' "
                          "attention; all rows through the fused kernels (each weight tile read once for all "
-                         "rows); through torch's layers with masked SDPA")
+                         "rows); through torch's layers with masked SDPA; 1-spec and batch-spec: the first two "
+                         "as the engine's speculative step")
     ap.add_argument("--kernel-blocks", nargs="+", default=[],
                     help="with --shapes kernels: also these block shapes of the batched matrix-vector kernel, "
                          "each BLOCK_NxBLOCK_KxWARPS (e.g. 16x64x4)")
@@ -122,6 +134,13 @@ def main():
         inc = batch(model, args.rows, args.prompt)
         results.append(run_shape(inc, f"{args.rows} rows, torch layers + kernel attention",
                                  inc.rows(args.rows, kernels=False), args.steps, options))
+    if "1-spec" in args.shapes:
+        inc = batch(model, args.rows, args.prompt)
+        results.append(run_shape(inc, "1 row, fused kernels, speculative", inc.rows(1), args.steps, options, True))
+    if "batch-spec" in args.shapes:
+        inc = batch(model, args.rows, args.prompt)
+        results.append(run_shape(inc, f"{args.rows} rows, torch layers + kernel attention, speculative",
+                                 inc.rows(args.rows, kernels=False), args.steps, options, True))
     if "kernels" in args.shapes:
         for blocks in [None] + args.kernel_blocks:
             inc = batch(model, args.rows, args.prompt)

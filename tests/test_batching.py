@@ -4,6 +4,7 @@ mode, different prompt lengths, rows joining and leaving mid-generation), a clos
 its row at once, and a request the model cannot take fails alone."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -155,6 +156,33 @@ def test_a_request_the_model_cannot_take_fails_alone(model, engine):
     with pytest.raises(ValueError, match="global model's context"):
         next(bad)
     assert drain(ok)[1].stop_reason == "max_new_bytes"
+
+
+def test_requests_that_come_together_are_prefilled_together(model):
+    """Queued requests of one patching rule share a prefill pass; a prompt in such a group that
+    the model cannot take fails alone (the group is prefilled again one by one)."""
+    gate = threading.Event()
+    engine = BatchEngine(model, slots=4, call=lambda fn: (gate.wait(), fn()))    # holds the first tick
+    try:
+        params = SamplingParams(max_new_bytes=12, stop_at_eos=False)
+        jobs = [(p, params, PatchingParams()) for p in PROMPTS] + [(PROMPTS[0], params, PatchingParams(mode="byte"))]
+        streams = [engine.submit(*job) for job in jobs]
+        gate.set()
+        for (prompt, params_, patching), stream in zip(jobs, streams):
+            same_as_alone(model, prompt, params_, patching, *drain(stream))
+        assert engine.counts["prefills"] == 2                              # one per patching rule
+        gate.clear()
+        static = PatchingParams(mode="static", patch_size=1)
+        bad = engine.submit("y" * 3000, SamplingParams(max_new_bytes=10), static)   # > 2048 patches
+        ok = engine.submit("The ", params, static)
+        gate.set()
+        with pytest.raises(ValueError, match="global model's context"):
+            next(bad)
+        same_as_alone(model, "The ", params, static, *drain(ok))
+        assert engine.counts["prefills"] == 2 + 3                          # together, then each alone
+    finally:
+        gate.set()
+        engine.stop()
 
 
 def check_against_alone(model, jobs, streams):
