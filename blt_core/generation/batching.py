@@ -222,12 +222,18 @@ class BatchEngine:
                 self.call(self._tick)
             except Exception as err:                   # e.g. out of memory: fail the running rows
                 log.exception("batched generation failed")
+                try:
+                    self.call(lambda: self._read(0))    # steps queued before it finished: their bytes
+                except Exception:
+                    log.exception("could not read back the steps before the failure")
                 for row in self.rows:
+                    row.deliver(time.perf_counter())   # the bytes made before it, then the error
                     row.request.events.put(err)
                 self.rows, self.inc, self.step_graphs, self._views = [], None, {}, {}
                 self.spec_steps, self._pending = {}, deque()
             self.counts["tick_s"] += time.perf_counter() - t0
         for row in self.rows:
+            row.deliver(time.perf_counter())
             row.request.events.put(RuntimeError("the batch engine stopped"))
         for request in self._queue:
             request.events.put(RuntimeError("the batch engine stopped"))
