@@ -158,6 +158,27 @@ def test_a_request_the_model_cannot_take_fails_alone(model, engine):
     assert drain(ok)[1].stop_reason == "max_new_bytes"
 
 
+def test_the_speculative_step_takes_the_argmax_inside_as_outside(model):
+    """SpeculativeStep.step_greedy (the argmax inside the step) decodes what sampling greedily
+    outside and stepping does, record for record; it refuses sampling that is not greedy."""
+    from blt_core.generation.schedules import SpeculativeStep
+    from blt_core.generation.stepper import IncrementalBLT
+    from blt_core.sampling import sample_next
+    from blt_core.tokenizer import ByteTokenizer
+    rows = [ByteTokenizer().encode(p) for p in PROMPTS[:2]]
+    ids = torch.tensor([r + [0] * (max(map(len, rows)) - len(r)) for r in rows])
+    steppers = [IncrementalBLT(model, 2, 64) for _ in range(2)]
+    for inc in steppers:
+        inc.prefill(ids, torch.tensor([len(r) for r in rows]))
+    inside, outside = (SpeculativeStep(inc) for inc in steppers)
+    params = SamplingParams(stop_at_eos=False)
+    for _ in range(8):
+        expected = outside.step(sample_next(steppers[1].logits, None, params, None)).clone()
+        assert torch.equal(inside.step_greedy(params), expected)
+    with pytest.raises(ValueError, match="greedily"):
+        inside.step_greedy(SamplingParams(temperature=0.7))
+
+
 def test_requests_that_come_together_are_prefilled_together(model):
     """Queued requests of one patching rule share a prefill pass; a prompt in such a group that
     the model cannot take fails alone (the group is prefilled again one by one)."""
