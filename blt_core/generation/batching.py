@@ -58,7 +58,7 @@ import torch
 from ..patching import PatchingParams
 from ..sampling import SamplingParams, make_generators, sample_next
 from ..tokenizer import ByteTokenizer
-from .driver import GenerationResult, RowState, cache_length
+from .driver import GenerationResult, RowState, cache_length, right_padded
 from .options import DecodeOptions
 from .schedules import SpeculativeStep, StepGraphs
 from .stepper import IncrementalBLT
@@ -301,14 +301,12 @@ class BatchEngine:
         """Prompts of one patching rule in one batch, right-padded, as `generate` prefills
         several prompts (rows of a batch are independent) -> (row, stepper, its row there)."""
         model, patching = self.model, requests[0].patching
-        longest = max(len(r.ids) for r in requests)
         length = max(cache_length(model, len(r.ids), r.params.max_new_bytes) for r in requests)
         stepper = IncrementalBLT(model, len(requests), length, patching)
         for r in requests:
             stepper.check_patches_ahead(len(r.ids) + r.params.max_new_bytes)
         t0 = time.perf_counter()
-        stepper.prefill(torch.tensor([r.ids + [0] * (longest - len(r.ids)) for r in requests], device=model.device),
-                        torch.tensor([len(r.ids) for r in requests], device=model.device))
+        stepper.prefill(*right_padded([r.ids for r in requests], model.device))
         starts = stepper.next_start.tolist()
         prefill_s = time.perf_counter() - t0
         return [(_Row(r, RowState(r.params), make_generators(r.params, 1, model.device), bool(starts[i]), prefill_s),

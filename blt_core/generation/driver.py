@@ -53,14 +53,17 @@ def cache_length(model, prompt_positions: int, max_new_bytes: int) -> int:
     return need if need > cap else min(cap, -(-need // 512) * 512)
 
 
+def right_padded(rows: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompt ids as one right-padded batch (B, T0) and their lengths (B,)."""
+    T0 = max(len(r) for r in rows)
+    ids = torch.tensor([r + [0] * (T0 - len(r)) for r in rows], device=device)
+    return ids, torch.tensor([len(r) for r in rows], device=device)
+
+
 def _prepare(model, prompts, params: SamplingParams):
     """Right-padded prompt ids (B, T0), their lengths (B,), and the cache length."""
-    tok = ByteTokenizer()
-    rows = [tok.encode(p) for p in prompts]
-    T0 = max(len(r) for r in rows)
-    ids = torch.tensor([r + [0] * (T0 - len(r)) for r in rows], device=model.device)
-    lengths = torch.tensor([len(r) for r in rows], device=model.device)
-    return ids, lengths, cache_length(model, T0, params.max_new_bytes)
+    ids, lengths = right_padded([ByteTokenizer().encode(p) for p in prompts], model.device)
+    return ids, lengths, cache_length(model, ids.shape[1], params.max_new_bytes)
 
 
 def stream_batch(model, prompts: list, params: SamplingParams, patching: PatchingParams = PatchingParams(),
