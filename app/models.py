@@ -91,15 +91,17 @@ def decode_options(decode: str, device: str) -> DecodeOptions:
         return DecodeOptions()
     # Inductor's coordinate-descent tuning would double the warm-up (blt-1b on an H100: 29 + 110 s
     # against 19 + 45 s for the engine's two step shapes) for steps within 2 %
-    # (bench/results/profile_batch_h100_blt1b_*tuning.json). speculative: the engine's batch (and a
-    # lone row with short patches) takes the global step on every byte, with no host decision.
+    # (bench/results/profile_batch_h100_blt1b_*tuning.json). speculative: while most steps complete
+    # a patch the engine takes the global step on every byte; decoder_first: otherwise the decoder
+    # runs beside the entropy model, and the global step only where a patch completed.
     fastest = DecodeOptions.fastest(device)
     return replace(fastest, compile_tuning=False) if fastest.compile else fastest
 
 
 def describe_options(options: DecodeOptions) -> str:
     parts = [name for name, on in (("cuda graphs", options.cuda_graphs), ("torch.compile", options.compile),
-                                   ("fused kernels", options.kernels), ("speculative global step", options.speculative))
+                                   ("fused kernels", options.kernels), ("speculative global step", options.speculative),
+                                   ("decoder-first step", options.decoder_first))
              if on]
     return " + ".join(parts) or "eager"
 
@@ -185,9 +187,9 @@ class ModelHolder:
         """Compile and capture the engine's steps before the first request: short generations in
         which every byte completes a patch, one alone and two at once (the engine's two batch
         shapes, on their speculative step), greedy with EOS off and on (the argmax is captured
-        per EOS rule); one alone in 8-byte patches (a lone row with long patches takes
-        the host-decided step: its three graphs); then one with the default patching and
-        sampling, as a first request comes."""
+        per EOS rule); one alone and two at once in 8-byte patches (with long patches the
+        engine takes the decoder-first step: its three graphs per shape); then one with the
+        default patching and sampling, as a first request comes."""
         t0 = time.perf_counter()
         short, long = SamplingParams(max_new_bytes=8, stop_at_eos=False), SamplingParams(max_new_bytes=40, stop_at_eos=False)
         default = SamplingParams(max_new_bytes=8)
@@ -195,6 +197,7 @@ class ModelHolder:
         try:
             for n, patching, params in ((1, byte, short), (1, byte, default), (2, byte, short), (2, byte, default),
                                         (1, PatchingParams(mode="static", patch_size=8), long),
+                                        (2, PatchingParams(mode="static", patch_size=8), long),
                                         (1, PatchingParams(), default)):
                 streams = [self.engine.submit(WARM_UP_PROMPT, params, patching) for _ in range(n)]
                 for stream in streams:

@@ -10,9 +10,10 @@ start together, each POSTs /api/generate/stream (greedy, `--new-bytes` bytes, no
 reads every event; per round it reports each stream's bytes/s (its bytes over its own wall time,
 prefill included), the aggregate bytes/s (all bytes over the round's wall time), time to the
 first byte p50/p95, the bytes per patch the server reported, and the worker's peak GPU memory
-(/healthz). `--threshold` (nats) or `--patch-bytes` (a threshold solved on the model's own greedy continuation for about
-that many bytes per patch) sets the patching; the library row runs `model.generate` on the same
-checkpoint, prompt and settings in this process after the server has stopped. Traffic goes to
+(/healthz). `--threshold` (nats), `--patch-bytes` (a threshold solved on the server's own greedy
+continuation for about that many bytes per patch) or `--static-patch` sets the patching; the
+library row runs `model.generate` on the same checkpoint, prompt and settings in this process
+after the server has stopped. Traffic goes to
 127.0.0.1 only; every loop is bounded.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import copy_bandwidth, weight_bytes_per_byte  # noqa: E402
 from latency import machine, percentile  # noqa: E402
@@ -73,22 +75,25 @@ def stream_once(port: int, body: dict, out: list, start: threading.Barrier) -> N
                 "global_steps": done["stats"]["global_steps"] if done else 0})
 
 
-def solve_threshold(model_dir: str, device: str, patch_bytes: float, new_bytes: int) -> float:
-    """A threshold at the entropy quantile of the bytes the model generates (greedy, from PROMPT)
-    that gives about `patch_bytes` bytes per patch: solved on the continuation made at the model's
-    default threshold, then twice more on the one made at the last solution (patching changes what
-    a BLT generates, so the bytes per patch the server then sees are only near the aim)."""
-    from blt_core import BLT
-    from blt_core.generation import DecodeOptions
-    model = BLT.from_pretrained(model_dir, device=device)
-    options = DecodeOptions(cuda_graphs=True)
-    threshold = None
-    for _ in range(3):
-        result = model.generate(PROMPT, max_new_bytes=new_bytes, stop_at_eos=False, threshold=threshold,
-                                options=options)
-        threshold = float(torch.quantile(torch.tensor(result.entropies), 1 - 1 / patch_bytes))
-    del model
-    return threshold
+def solve_threshold(port: int, body: dict, patch_bytes: float, tries: int = 6) -> tuple[float, list]:
+    """A threshold that gives about `patch_bytes` bytes per patch on what the server itself
+    generates (POST /api/generate, the benchmark's body): each try takes the entropy quantile for
+    that share of the continuation made at the last try's threshold (the model's default first),
+    and the try whose own continuation came out nearest the aim wins. Patching changes what a BLT
+    generates, so one quantile is rarely on the aim; and the serving path must make the
+    continuation (bf16 rounding differs between paths, and random weights sit near ties).
+    Returns the threshold and every try's (threshold, bytes per patch)."""
+    threshold, tried = None, []
+    for _ in range(tries):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        conn.request("POST", "/api/generate", body=json.dumps({**body, "threshold": threshold}),
+                     headers={"Content-Type": "application/json"})
+        out = json.loads(conn.getresponse().read())
+        conn.close()
+        if threshold is not None:
+            tried.append((threshold, round(len(out["bytes"]) / max(1, out["stats"]["global_steps"]), 2)))
+        threshold = float(torch.quantile(torch.tensor(out["entropies"]), 1 - 1 / patch_bytes))
+    return min(tried, key=lambda t: abs(t[1] - patch_bytes))[0], tried
 
 
 def library_row(model_dir: str, device: str, kw: dict, rounds: list) -> dict:
@@ -119,7 +124,8 @@ def main(argv=None):
     ap.add_argument("--new-bytes", type=int, default=256)
     ap.add_argument("--threshold", type=float)
     ap.add_argument("--patch-bytes", type=float,
-                    help="solve a threshold for about this many bytes per patch (on the model's own continuation)")
+                    help="solve a threshold for about this many bytes per patch (on the server's own continuation)")
+    ap.add_argument("--static-patch", type=int, help="patch statically in patches of this many bytes instead")
     ap.add_argument("--env", nargs="*", default=[], help="extra KEY=VALUE settings for the server")
     ap.add_argument("--library-options", default="fastest",
                     help="'fastest' (DecodeOptions.fastest, what the app picks) or comma-separated DecodeOptions "
@@ -132,11 +138,9 @@ def main(argv=None):
               "model": args.model, "rounds": []}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = materialise(args.model, Path(tmp))
-        threshold = (args.threshold if args.patch_bytes is None else
-                     solve_threshold(model_dir, device, args.patch_bytes, args.new_bytes))
-        result["threshold"] = threshold
-        body = {"prompt": PROMPT, "max_new_bytes": args.new_bytes, "temperature": 0, "threshold": threshold,
-                "stop_at_eos": False}
+        patching = ({"mode": "static", "patch_size": args.static_patch} if args.static_patch else
+                    {"threshold": args.threshold})
+        body = {"prompt": PROMPT, "max_new_bytes": args.new_bytes, "temperature": 0, "stop_at_eos": False, **patching}
         env = {"BLT_MODEL": model_dir, "BLT_MAX_NEW_BYTES": str(max(args.new_bytes, 1024)),
                "BLT_GENERATION_SLOTS": str(max(args.streams)), **dict(kv.split("=", 1) for kv in args.env)}
         with Server(env, log_path=Path(tmp) / "server.log") as server:
@@ -147,6 +151,10 @@ def main(argv=None):
                 time.sleep(0.5)
             result["ready_after_s"] = round(time.monotonic() - t0, 1)
             result["serving"] = health["model"].get("serving")
+            if args.patch_bytes is not None:
+                patching["threshold"], result["threshold_tries"] = solve_threshold(server.port, body, args.patch_bytes)
+                body.update(patching)
+            result["threshold"] = patching.get("threshold")
             for i, n in enumerate([min(args.streams)] + args.streams):    # round 0 warms up, uncounted
                 out, start = [], threading.Barrier(n)
                 threads = [threading.Thread(target=stream_once, args=(server.port, body, out, start)) for _ in range(n)]
@@ -173,7 +181,7 @@ def main(argv=None):
             from blt_core.generation import DecodeOptions
             options = (DecodeOptions.fastest(device) if args.library_options == "fastest" else
                        DecodeOptions(**{flag: True for flag in args.library_options.split(",") if flag}))
-            kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, threshold=threshold, options=options)
+            kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, options=options, **patching)
             result["library"] = library_row(model_dir, device, kw, result["rounds"])
             print(json.dumps({"library": result["library"]}), flush=True)
     if args.out:

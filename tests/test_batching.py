@@ -33,10 +33,13 @@ def model():
     return BLT.from_pretrained(SHIPPED_MODEL)
 
 
-@pytest.fixture(params=[DecodeOptions(), DecodeOptions(speculative=True)], ids=["host-decided", "speculative"])
+@pytest.fixture(params=[DecodeOptions(), DecodeOptions(speculative=True), DecodeOptions(decoder_first=True)],
+                ids=["host-decided", "speculative", "decoder-first"])
 def options(request):
-    """Both steps the engine has: the host decides when the global model runs, or it runs on
-    every byte and is kept where a patch completed (SpeculativeStep; eager on the CPU)."""
+    """The three steps the engine has: the host decides when the global model runs; or it runs
+    on every byte and is kept where a patch completed (SpeculativeStep); or the host decides and
+    the decoder runs before the decision, again after a global step (DecoderFirstStep). Eager
+    on the CPU."""
     return request.param
 
 
@@ -120,18 +123,22 @@ def test_more_requests_than_slots_wait_their_turn(model, options):
         engine.stop()
 
 
-def test_a_lone_row_moves_between_the_speculative_and_host_decided_steps(model):
+@pytest.mark.parametrize("decoder_first", [False, True], ids=["host-decided", "decoder-first"])
+def test_a_lone_row_moves_between_the_speculative_and_other_steps(model, decoder_first):
     """A lone row takes the speculative step while most of its bytes end a patch and the
-    host-decided one once its patches grow (here 1-byte, then 6-byte static patches); its bytes
-    stay what it gets alone, and bytes read back one step late are dropped past EOS or a stop."""
-    engine = BatchEngine(model, slots=2, options=DecodeOptions(speculative=True))
+    host-decided (or the decoder-first) one once its patches grow (here 1-byte,
+    then 6-byte static patches); its bytes stay what it gets alone, and bytes read back one step
+    late are dropped past EOS or a stop."""
+    engine = BatchEngine(model, slots=2, options=DecodeOptions(speculative=True, decoder_first=decoder_first))
     try:
         for patching, params in ((PatchingParams(mode="byte"), SamplingParams(max_new_bytes=30, stop_at_eos=False)),
                                  (PatchingParams(mode="static", patch_size=6), SAMPLINGS[3]),
                                  (PatchingParams(mode="static", patch_size=6), SamplingParams(max_new_bytes=40))):
             same_as_alone(model, PROMPTS[1], params, patching, *drain(engine.submit(PROMPTS[1], params, patching)))
         counts = engine.counts
-        assert min(counts["steps"] - counts["speculative_steps"], counts["speculative_steps"]) > 10   # both kinds
+        other = counts["steps"] - counts["speculative_steps"]
+        assert min(other, counts["speculative_steps"]) > 10                              # both kinds
+        assert counts["decoder_first_steps"] == (other if decoder_first else 0)
     finally:
         engine.stop()
 
@@ -215,8 +222,8 @@ def check_against_alone(model, jobs, streams):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_cuda_fast_path_batched_equals_eager_alone():
-    """The app's CUDA path (graphs of compiled parts, fused kernels, the speculative step for the
-    batch and for a lone row while its patches are short, the host-decided one otherwise),
+    """The app's CUDA path (graphs of compiled parts, fused kernels, the speculative step while
+    most steps complete a patch, the decoder-first one otherwise),
     float32: a greedy row alone for a while, then 4 rows of mixed sampling and patching in one
     batch, joining at different times; then four rows starting together; each against its
     run alone on the eager path. (In bfloat16 the batch shape's products round differently from
@@ -234,5 +241,9 @@ def test_the_cuda_fast_path_batched_equals_eager_alone():
         streams += [engine.submit(*job) for job in jobs[3:]]
         check_against_alone(model, jobs, streams)
         check_against_alone(model, jobs[:4], [engine.submit(*job) for job in jobs[:4]])   # start together
+        before = engine.counts["decoder_first_steps"]           # a lone row in long patches
+        job = (PROMPTS[1], SamplingParams(max_new_bytes=64, stop_at_eos=False), PatchingParams(mode="static", patch_size=6))
+        check_against_alone(model, [job], [engine.submit(*job)])
+        assert engine.counts["decoder_first_steps"] - before > 30
     finally:
         engine.stop()

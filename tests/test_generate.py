@@ -194,6 +194,10 @@ def test_cuda_graphs_equal_eager_on_gpu():
         assert [r.bytes for r in speculative] == [r.bytes for r in eager]
         fused = m.generate(PROMPTS, cuda_graphs=True, speculative=True, kernels=True, **kw)
         assert [r.bytes for r in fused] == [r.bytes for r in eager]
+        for compile in (False, True):            # the decoder before the boundary decision
+            first = m.generate(PROMPTS, options=DecodeOptions(cuda_graphs=True, compile=compile, decoder_first=True,
+                                                              kernels=True), **kw)
+            assert [(r.bytes, r.global_steps) for r in first] == [(r.bytes, r.global_steps) for r in eager]
         fastest = m.generate(PROMPTS, options=DecodeOptions.fastest("cuda"), **kw)
         assert [r.bytes for r in fastest] == [r.bytes for r in eager]
         ref, _ = generate_reference(m, PROMPTS[1], SamplingParams(max_new_bytes=48, stop_at_eos=False),
@@ -204,30 +208,45 @@ def test_cuda_graphs_equal_eager_on_gpu():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("fast", [dict(cuda_graphs=True), dict(cuda_graphs=True, compile=True),
                                   dict(cuda_graphs=True, speculative=True),
-                                  dict(cuda_graphs=True, speculative=True, kernels=True)],
-                         ids=["graphs", "compiled graphs", "speculative", "fused kernels"])
+                                  dict(cuda_graphs=True, speculative=True, kernels=True),
+                                  dict(cuda_graphs=True, decoder_first=True, kernels=True)],
+                         ids=["graphs", "compiled graphs", "speculative", "fused kernels", "decoder-first"])
 def test_fast_paths_stop_at_the_global_context_like_eager_on_gpu(fast):
     m = short_global_context_model("cuda")
     prompts = ["a" * 55, "short"]
     kw = dict(max_new_bytes=30, stop_at_eos=False, **EVERY_BYTE_A_PATCH)
     eager = m.generate(prompts, **kw)
     assert eager[0].stop_reason == "context" and len(eager[0].bytes) == 9
-    assert [(r.bytes, r.stop_reason) for r in m.generate(prompts, **fast, **kw)] == \
+    assert [(r.bytes, r.stop_reason) for r in m.generate(prompts, options=DecodeOptions(**fast), **kw)] == \
         [(r.bytes, r.stop_reason) for r in eager]
 
 
+@pytest.mark.parametrize("step", ["speculative", "decoder_first"])
 @pytest.mark.parametrize("patching", MODES, ids=lambda d: "-".join(map(str, d.values())))
-def test_speculative_greedy_equals_host_steps(tiny_model, patching):
+def test_speculative_greedy_equals_host_steps(tiny_model, patching, step):
     """GreedyGraph's schedule (global step on every byte, kept only where a patch completed, bytes
-    read back in chunks) run eagerly on CPU: same bytes, entropies and patch starts, row by row."""
+    read back in chunks), or the DecoderFirstStep's (the decoder before the boundary decision,
+    again after a global step), run eagerly on CPU: same bytes, entropies and patch starts, row
+    by row."""
     params = SamplingParams(max_new_bytes=30, stop_at_eos=False)
-    fast = generate(tiny_model, PROMPTS, params, PatchingParams(**patching), DecodeOptions(speculative=True))
+    fast = generate(tiny_model, PROMPTS, params, PatchingParams(**patching), DecodeOptions(**{step: True}))
     slow = generate(tiny_model, PROMPTS, params, PatchingParams(**patching))
     for f, s in zip(fast, slow):
         assert f.bytes == s.bytes and f.patch_starts == s.patch_starts and f.global_steps == s.global_steps
         torch.testing.assert_close(torch.tensor(f.entropies), torch.tensor(s.entropies), atol=1e-5, rtol=0)
     ref, _ = generate_reference(tiny_model, PROMPTS[2], params, PatchingParams(**patching))
     assert fast[2].bytes == ref
+
+
+def test_decoder_first_step_samples_like_host_steps(tiny_model):
+    """With sampling, the DecoderFirstStep gives the host-decided step's bytes for the same seed."""
+    params = SamplingParams(max_new_bytes=30, stop_at_eos=False, temperature=0.9, top_k=20, seed=3,
+                            repetition_penalty=1.2)
+    patching = PatchingParams(mode="static", patch_size=3)
+    fast = generate(tiny_model, PROMPTS, params, patching, DecodeOptions(decoder_first=True))
+    slow = generate(tiny_model, PROMPTS, params, patching)
+    assert [(r.bytes, r.patch_starts, r.global_steps) for r in fast] == \
+        [(r.bytes, r.patch_starts, r.global_steps) for r in slow]
 
 
 def test_speculative_greedy_stops_at_stop_strings(tiny_model):
@@ -243,10 +262,10 @@ def test_speculative_greedy_stops_at_stop_strings(tiny_model):
 def test_fastest_options_per_device_and_sampling():
     assert DecodeOptions.fastest("cpu") == DecodeOptions()                  # the eager path
     greedy = DecodeOptions.fastest("cuda")
-    assert greedy.cuda_graphs and greedy.compile and greedy.speculative
+    assert greedy.cuda_graphs and greedy.compile and greedy.speculative and greedy.decoder_first
     for sampling in (SamplingParams(temperature=0.8), SamplingParams(repetition_penalty=1.1)):
         options = DecodeOptions.fastest("cuda", sampling)
-        assert options.cuda_graphs and options.compile and not options.speculative
+        assert options.cuda_graphs and options.compile and not options.speculative and options.decoder_first
 
 
 def test_decode_keywords_build_the_options(tiny_model):

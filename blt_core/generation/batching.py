@@ -20,14 +20,17 @@ the kernels' attention, which reads each row's cached keys only up to its own po
 step runs the smaller shape that holds every running row; its idle rows are parked at position
 1, where their writes touch only their own caches.
 
-A step is either the host-decided one (`StepGraphs`, or `IncrementalBLT.step` eagerly: the host
-reads whether any row completed a patch and runs the global model only then) or, with
-`options.speculative`, a `SpeculativeStep`: the global step on every byte, kept where a patch
-completed, with the entropy model beside it on a second stream, and no host decision inside.
-Many rows complete some patch on nearly every byte, so the batch shape always takes the
-speculative step; a lone row takes it while at least half its bytes end a patch. When every
-running row decodes greedily (no repetition penalty, one EOS rule) the argmax runs inside the
-speculative step's graph (`SpeculativeStep.step_greedy`): no sampling launched from the host.
+A step is one of three kinds. The host-decided one (`StepGraphs`, or `IncrementalBLT.step`
+eagerly) reads whether any row completed a patch and runs the global model only then. With
+`options.speculative`, a `SpeculativeStep` runs the global step on every byte, kept where a patch
+completed, with the entropy model beside it on a second stream, and waits for nothing from the
+host. With `options.decoder_first`, a `DecoderFirstStep` is host-decided too, but runs the
+decoder beside the entropy model on the guess that no patch completes (and again after the
+global step where one did). The engine takes the speculative step while at least half its steps
+complete some row's patch (many rows together nearly always do; without decoder_first the batch
+shape always takes it; a lone row with decoder_first: LONE_SPECULATIVE_FROM), the decoder-first
+one otherwise, and the plain host-decided one where neither is asked. When every running row decodes greedily (no repetition penalty, one EOS rule)
+the argmax runs inside the step's graph (`step_greedy`): no sampling launched from the host.
 
 The host runs one step behind the GPU: it queues byte k+1 (sampling on the device from byte k's
 logits, which are already there) before it reads byte k back and turns it into events, so its
@@ -60,12 +63,17 @@ from ..sampling import SamplingParams, make_generators, sample_next
 from ..tokenizer import ByteTokenizer
 from .driver import GenerationResult, RowState, cache_length, right_padded
 from .options import DecodeOptions
-from .schedules import SpeculativeStep, StepGraphs
+from .schedules import DecoderFirstStep, SpeculativeStep, StepGraphs
 from .stepper import IncrementalBLT
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.0002
 DELIVERY_S = 0.01               # a row's events are handed to its stream at most this often
+# A lone row takes the speculative step over the decoder-first one while at least this share of
+# its bytes end a patch. blt-1b on an H100: the speculative byte costs ~1.75 ms at any share, a
+# decoder-first byte ~0.6 ms + share x ~1.35 ms (the global step and the decoder again), even at
+# ~0.85 (bench/README.md, serve.py).
+LONE_SPECULATIVE_FROM = 0.85
 _ENGINES: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -161,16 +169,18 @@ class BatchEngine:
             sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.inc: IncrementalBLT | None = None
         self.step_graphs: dict[int, StepGraphs] = {}         # CUDA graphs: rows -> the step of that shape
-        self.spec_steps: dict[int, SpeculativeStep] = {}     # options.speculative: rows -> that step
+        self.spec_steps: dict[tuple, SpeculativeStep] = {}   # (rows, SpeculativeStep or DecoderFirstStep) -> step
         self.patch_rate = 1.0          # moving share of bytes that ended some running row's patch
         # what the engine thread did: prefill passes, byte steps queued (and how many of them
-        # speculative), bytes given to rows, seconds inside ticks (admitting, prefilling, stepping,
-        # reading back)
-        self.counts = {"prefills": 0, "steps": 0, "speculative_steps": 0, "bytes": 0, "tick_s": 0.0}
+        # speculative, how many decoder-first), bytes given to rows, seconds inside ticks
+        # (admitting, prefilling, stepping, reading back)
+        self.counts = {"prefills": 0, "steps": 0, "speculative_steps": 0, "decoder_first_steps": 0, "bytes": 0,
+                       "tick_s": 0.0}
         self._pending: deque = deque()                       # steps queued, not yet read back
         self._host: list[torch.Tensor] = []                  # their read-back buffers (pinned on CUDA)
         self._views: dict[int, IncrementalBLT] = {}
         self.rows: list[_Row] = []
+        self._holding, self._leaving = False, []    # rows that stopped during a step (_read_meanwhile)
         self._queue: deque[_Request] = deque()
         self._cv = threading.Condition()
         self._stopped = False
@@ -230,7 +240,7 @@ class BatchEngine:
                     row.deliver(time.perf_counter())   # the bytes made before it, then the error
                     row.request.events.put(err)
                 self.rows, self.inc, self.step_graphs, self._views = [], None, {}, {}
-                self.spec_steps, self._pending = {}, deque()
+                self.spec_steps, self._pending, self._leaving = {}, deque(), []
             self.counts["tick_s"] += time.perf_counter() - t0
         for row in self.rows:
             row.deliver(time.perf_counter())
@@ -346,8 +356,8 @@ class BatchEngine:
 
     def _step_fn(self, n: int):
         """The batch view for n running rows, its step (next ids (B,) -> record (B, 4) of byte id,
-        entropy, next byte starts a patch, global context full), and the SpeculativeStep behind
-        it, if it is one."""
+        entropy, next byte starts a patch, global context full), and the SpeculativeStep (or
+        DecoderFirstStep) behind it, if it is one: see the module docstring for which."""
         if self.graphs:
             shape = 1 if n == 1 else self.slots
             batch = self._views[shape]
@@ -356,12 +366,19 @@ class BatchEngine:
         else:
             shape = n
             batch = self._views.get(n) or self._views.setdefault(n, self.inc.rows(n))
-        if self.options.speculative and (shape > 1 or self.patch_rate >= 0.5):
-            if shape not in self.spec_steps:
-                self.spec_steps[shape] = SpeculativeStep(batch, self.options.compile and self.graphs,
-                                                         self.options.compile_tuning)
-            self.counts["speculative_steps"] += 1
-            return batch, self.spec_steps[shape].step, self.spec_steps[shape]
+        first = self.options.decoder_first
+        short = self.patch_rate >= (LONE_SPECULATIVE_FROM if first and shape == 1 else 0.5)
+        kind = None
+        if self.options.speculative and (short or (shape > 1 and not first)):
+            kind = SpeculativeStep
+        elif self.options.decoder_first:
+            kind = DecoderFirstStep
+        if kind is not None:
+            if (shape, kind) not in self.spec_steps:
+                self.spec_steps[shape, kind] = kind(batch, self.options.compile and self.graphs,
+                                                    self.options.compile_tuning)
+            self.counts["speculative_steps" if kind is SpeculativeStep else "decoder_first_steps"] += 1
+            return batch, self.spec_steps[shape, kind].step, self.spec_steps[shape, kind]
         step = self.step_graphs[shape].step if self.graphs else batch.step
 
         def host_decided(nxt):
@@ -381,11 +398,18 @@ class BatchEngine:
 
     def _launch(self) -> None:
         """Queue one byte of every running row and its read-back (not waited for)."""
-        n = len(self.rows)
-        batch, step, speculative = self._step_fn(n)
-        greedy = self._greedy_rule() if speculative is not None else None
+        rows = list(self.rows)
+        n = len(rows)
+        batch, step, stepper = self._step_fn(n)
+        # A decoder-first step waits for its byte's boundary flag: meanwhile the steps queued
+        # before it are read back (rows that stop then leave once it is queued), so the host's
+        # per-byte Python runs while the GPU works instead of between its steps.
+        meanwhile = self._read_meanwhile if isinstance(stepper, DecoderFirstStep) else None
+        greedy = self._greedy_rule() if stepper is not None else None
         if greedy is not None:
-            record = speculative.step_greedy(greedy)                       # (B, 4) on the device
+            record = stepper.step_greedy(greedy, meanwhile)                # (B, 4) on the device
+        elif stepper is not None:
+            record = stepper.step(self._sample(batch), meanwhile)
         else:
             record = step(self._sample(batch))
         if not self._host:
@@ -397,10 +421,20 @@ class BatchEngine:
         done = torch.cuda.Event() if self.model.device.type == "cuda" else None
         if done is not None:
             done.record()
-        for row in self.rows:
+        for row in rows:
             row.launched += 1
         self.counts["steps"] += 1
-        self._pending.append((host, done, list(self.rows)))
+        self._pending.append((host, done, rows))
+        for row in self._leaving:                   # stopped while the step was being queued
+            self._free(self.rows.index(row))
+        self._leaving = []
+
+    def _read_meanwhile(self) -> None:
+        self._holding = True
+        try:
+            self._read(0)
+        finally:
+            self._holding = False
 
     def _read(self, keep: int) -> None:
         """Read back the queued steps but the newest `keep`, in order: each running row's byte
@@ -424,7 +458,11 @@ class BatchEngine:
                 if row.state.done:
                     row.outbox.append(row.state.result(row.request.prompt, row.prefill_s, now - row.started))
                     row.deliver(now)
-                    self._free(self.rows.index(row))
+                    if self._holding:              # inside a step: its rows stay put until it is queued
+                        row.freed = True
+                        self._leaving.append(row)
+                    else:
+                        self._free(self.rows.index(row))
                 elif now - row.delivered >= DELIVERY_S:
                     row.deliver(now)
 

@@ -48,6 +48,11 @@ class DecodeOptions:
                  repetition penalty only, one CUDA graph per byte with the argmax inside
                  (`GreedyGraph`); in the batch engine, any sampling (rows sample outside it);
                  fastest when most bytes end a patch
+    decoder_first  host-decided steps (`DecoderFirstStep`) whose decoder step runs beside the
+                 entropy model on the guess that no patch completes, and again after the global
+                 step where one did: fastest at several bytes per patch. Any sampling. With
+                 speculative too, `generate` takes the speculative step and the batch engine
+                 switches between them by how many of its steps complete a patch
     kernels      each layer's single-row step as fused Triton kernels (CUDA, or Triton's
                  interpreter), launched as `kernel_config` says
     """
@@ -55,16 +60,17 @@ class DecodeOptions:
     compile: bool = False
     compile_tuning: bool = True
     speculative: bool = False
+    decoder_first: bool = False
     kernels: bool = False
     kernel_config: KernelConfig = KernelConfig()
 
     @classmethod
     def fastest(cls, device, params: SamplingParams | None = None) -> DecodeOptions:
         """The fastest exact options on `device` for `params` (None: greedy): on CUDA, CUDA graphs
-        of compiled parts with the fused kernels (when Triton is there), speculative for greedy
-        decoding without repetition penalty; elsewhere the eager path."""
+        of compiled parts with the fused kernels (when Triton is there), decoder-first steps, and
+        speculative ones for greedy decoding without repetition penalty; elsewhere the eager path."""
         if torch.device(device).type != "cuda":
             return cls()
         params = params or SamplingParams()
         return cls(cuda_graphs=True, compile=True, kernels=importlib.util.find_spec("triton") is not None,
-                   speculative=params.greedy and params.repetition_penalty == 1.0)
+                   speculative=params.greedy and params.repetition_penalty == 1.0, decoder_first=True)

@@ -4,6 +4,10 @@
                  three parts (`StepGraphs`: byte, patch, decoder) each torch.compile'd and/or
                  replayed as a CUDA graph; the host decides per byte whether the patch part runs
     GreedyGraph  greedy only: one CUDA graph per byte that needs no host decision
+    SpeculativeStep  one byte of every row (next ids in) as one CUDA graph with no host
+                 decision: the global step on every byte, kept where a patch completed
+    DecoderFirstStep  for long patches: the decoder beside the entropy model before the boundary
+                 is known; the host runs the patch part and the decoder again where one completed
 
 Every schedule calls the same step methods in an order that gives the same state, so tests
 compare bytes and logits with the eager path.
@@ -16,6 +20,11 @@ the result is committed for rows whose patch did complete. No host decision is n
 host queues many steps ahead and reads bytes back in chunks. With one byte per patch (the worst
 case) nothing is wasted and the entropy model's time is hidden; at several bytes per patch the
 global step is wasted work on most bytes (see bench/README.md for when that pays).
+
+At several bytes per patch the host-decided step is better, and `DecoderFirstStep` better
+still: the entropy model sits on a host-decided step's critical path (it decides whether the
+global model runs), so the decoder runs beside it on the guess that no patch completes, and is
+run again only on bytes where one did.
 """
 from __future__ import annotations
 
@@ -188,8 +197,9 @@ class SpeculativeStep:
                                       dim=-1))                           # (B, 4)
 
     @torch.no_grad()
-    def step(self, next_ids: torch.Tensor) -> torch.Tensor:
-        """Feed next_ids (B,); returns `record`, updated in place."""
+    def step(self, next_ids: torch.Tensor, meanwhile=None) -> torch.Tensor:
+        """Feed next_ids (B,); returns `record`, updated in place. meanwhile: host work to run
+        once the byte is queued, before anything this step waits for."""
         self.next_ids.copy_(next_ids)
         if not self.cuda:
             self.body(self.next_ids)
@@ -197,13 +207,17 @@ class SpeculativeStep:
             self.graph = capture(lambda: self.body(self.next_ids), torch.cuda.graph_pool_handle())
         else:
             self.graph.replay()
+        if meanwhile is not None:
+            meanwhile()
+        self._after()
         return self.record
 
     @torch.no_grad()
-    def step_greedy(self, params: SamplingParams) -> torch.Tensor:
+    def step_greedy(self, params: SamplingParams, meanwhile=None) -> torch.Tensor:
         """A step whose next ids are every row's argmax of its last logits by params' EOS rule
         (params greedy, no repetition penalty), taken inside the same captured graph: no
-        sampling launches from the host. Returns `record`, updated in place."""
+        sampling launches from the host. Returns `record`, updated in place; meanwhile: as in
+        `step`."""
         if not params.greedy or params.repetition_penalty != 1.0:
             raise ValueError("step_greedy samples greedily without a repetition penalty")
         body = lambda: self.body(sample_next(self.inc.logits, None, params, None))
@@ -213,7 +227,82 @@ class SpeculativeStep:
             self.greedy_graphs[params.stop_at_eos] = capture(body, torch.cuda.graph_pool_handle())
         else:
             self.greedy_graphs[params.stop_at_eos].replay()
+        if meanwhile is not None:
+            meanwhile()
+        self._after()
         return self.record
+
+    def _after(self) -> None:
+        """What a step runs after its captured body (subclasses); here nothing."""
+
+
+def _encode_and_decode(inc: IncrementalBLT, next_ids):
+    inc.encoder_step(next_ids)
+    inc.decoder_step(advance=False)
+
+
+def _decide(inc: IncrementalBLT, next_ids, H):
+    inc.decide_boundary(H, next_ids)
+
+
+def _patch_and_decode(inc: IncrementalBLT):
+    inc.commit_patch(inc.global_step())
+    inc.decoder_step(advance=False)
+
+
+def _advance(inc: IncrementalBLT, next_ids, record):
+    record.copy_(torch.stack([next_ids.float(), inc.entropy, inc.next_start.float(), inc.context_full.float()],
+                             dim=-1))                                    # (B, 4)
+    inc.advance()
+
+
+class DecoderFirstStep(SpeculativeStep):
+    """One byte of every row for long patches, where most bytes complete no patch: the decoder
+    step runs on the guess that none does, beside the entropy model (second stream on CUDA)
+    instead of after it; the boundary is then decided, and where some row did complete a patch
+    the host runs the patch part (pool, global step, commit) and the decoder step again (it
+    rewrites the same cache slot, so the guess costs nothing when wrong but that decoder step).
+    The host reads one flag per byte. Same interface as `SpeculativeStep` (next ids in, `record`
+    out; `step_greedy` takes the argmax inside the byte's graph); on CUDA three captured graphs:
+    the byte, the patch part, and the record with the position's advance."""
+
+    def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True):
+        super().__init__(inc, compile, tuning)
+        parts = (_entropy, _encode_and_decode, _decide, _patch_and_decode, _advance)
+        self.parts = compiled(parts, tuning) if compile else parts
+        self.graphs: dict[str, torch.cuda.CUDAGraph] = {}
+        self.pool = torch.cuda.graph_pool_handle() if self.cuda else None
+
+    def body(self, nxt: torch.Tensor) -> None:
+        """The byte until the boundary decision, on the current stream (captured or not)."""
+        inc, (entropy, encode_and_decode, decide, _, _) = self.inc, self.parts
+        if nxt is not self.next_ids:
+            self.next_ids.copy_(nxt)                                     # the argmax, for the record
+        if self.cuda:
+            main = torch.cuda.current_stream()
+            self.side.wait_stream(main)
+            with torch.cuda.stream(self.side):
+                H = entropy(inc, self.next_ids)                          # (B,) on the side stream
+            encode_and_decode(inc, self.next_ids)                        # meanwhile: logits if no patch completed
+            main.wait_stream(self.side)
+        else:
+            H = entropy(inc, self.next_ids)
+            encode_and_decode(inc, self.next_ids)
+        decide(inc, self.next_ids, H)
+
+    def _run(self, name: str, fn) -> None:
+        if not self.cuda:
+            fn()
+        elif name not in self.graphs:
+            self.graphs[name] = capture(fn, self.pool)
+        else:
+            self.graphs[name].replay()
+
+    def _after(self) -> None:
+        inc, (_, _, _, patch_and_decode, advance) = self.inc, self.parts
+        if bool(inc.next_start.any()):                                   # the one read per byte
+            self._run("patch", lambda: patch_and_decode(inc))
+        self._run("advance", lambda: advance(inc, self.next_ids, self.record))
 
 
 class GreedyGraph:
@@ -272,6 +361,32 @@ class GreedyGraph:
                 yield from host[first:first + n].permute(0, 2, 1).tolist()
 
 
+def _read_behind(byte: DecoderFirstStep, params: SamplingParams, n: int) -> Iterator[list]:
+    """n greedy decoder-first steps, each step's record read back while the next one's byte runs
+    on the device (the host's per-byte work then hides behind the GPU's)."""
+    bufs = [torch.empty_like(byte.record, device="cpu", pin_memory=byte.cuda) for _ in range(2)]
+    pending = None                                       # (host copy, its event) of the step before
+    for k in range(n):
+        ready = []
+
+        def read_previous():
+            if pending is not None:
+                if pending[1] is not None:
+                    pending[1].synchronize()
+                ready.append(pending[0].t().tolist())
+        record = byte.step_greedy(params, read_previous)
+        bufs[k % 2].copy_(record, non_blocking=byte.cuda)
+        event = torch.cuda.Event() if byte.cuda else None
+        if event is not None:
+            event.record()
+        pending = (bufs[k % 2], event)
+        yield from ready
+    if pending is not None:
+        if pending[1] is not None:
+            pending[1].synchronize()
+        yield pending[0].t().tolist()
+
+
 # ---------------------------------------------------------------------------------- choice
 def schedule(inc: IncrementalBLT, params: SamplingParams, options: DecodeOptions) -> Iterator[list]:
     """The steps of `params.max_new_bytes` bytes as `options` asks, each yielded as (ids,
@@ -279,6 +394,11 @@ def schedule(inc: IncrementalBLT, params: SamplingParams, options: DecodeOptions
     n = params.max_new_bytes
     if options.speculative:
         return GreedyGraph(inc, params, n, compile=options.compile, tuning=options.compile_tuning).run(n)
+    if options.decoder_first:
+        byte = DecoderFirstStep(inc, options.compile and inc.device.type == "cuda", options.compile_tuning)
+        if params.greedy and params.repetition_penalty == 1.0:
+            return _read_behind(byte, params, n)
+        return host_steps(inc, params, lambda nxt: (byte.step(nxt), inc.output())[1], n)
     graphs = options.cuda_graphs and inc.device.type == "cuda"
     step = StepGraphs(inc, options).step if options.compile or graphs else inc.step
     return host_steps(inc, params, step, n)

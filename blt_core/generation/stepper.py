@@ -26,6 +26,8 @@ schedules in schedules.py compile, capture or reorder the same calls):
     global_step() -> g              pool the open patch, one global step
     commit_patch(g)                 rows whose patch completed take g as their latest patch
     decoder_step()                  decoder step -> logits; the position advances
+                                    (advance=False, then `advance()`: it may run before the
+                                    boundary is decided, and again after a patch completes)
 
 Rows advance independently (own positions, patches, caches and patching rule); a row's bytes
 are the same alone or in any batch. State is updated in place, because captured CUDA graphs read
@@ -285,13 +287,20 @@ class IncrementalBLT:
         self._set_decoder_patch(g, commit)
         self.n_patches.add_(commit.long())
 
-    def decoder_step(self) -> None:
+    def decoder_step(self, advance: bool = True) -> None:
         """Decoder step of the byte just fed -> logits (B, V) for the following byte; every row's
-        position advances by one."""
+        position advances by one. advance=False leaves the position (and so the byte's other
+        steps) where it is: the step may then run before the boundary is decided and be run again
+        after a patch completes (it rewrites the same cache slot); `advance()` moves on."""
         m, dec, t = self.model, self.model.local_decoder, self.pos.clone()
         crosses = [(c, kv.k, kv.v) for c, kv in zip(dec.cross_attn_layers, self.dec_kv)]
         h = self._run(self.dec, self.h, t, crosses)
         self.logits.copy_(m.lm_head(dec.norm(h))[:, 0].float())
+        if advance:
+            self.advance()
+
+    def advance(self) -> None:
+        """Every row's position moves on by one (the end of a byte's steps)."""
         self.pos.add_(1)
 
     # ------------------------------------------------------------------ rows (continuous batching)
