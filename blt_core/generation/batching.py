@@ -26,10 +26,10 @@ eagerly) reads whether any row completed a patch and runs the global model only 
 completed, with the entropy model beside it on a second stream, and waits for nothing from the
 host. With `options.decoder_first`, a `DecoderFirstStep` is host-decided too, but runs the
 decoder beside the entropy model on the guess that no patch completes (and again after the
-global step where one did). The engine takes the speculative step while at least half its steps
-complete some row's patch (many rows together nearly always do; without decoder_first the batch
-shape always takes it; a lone row with decoder_first: LONE_SPECULATIVE_FROM), the decoder-first
-one otherwise, and the plain host-decided one where neither is asked. When every running row decodes greedily (no repetition penalty, one EOS rule)
+global step where one did). Where speculative is asked the batch shape always takes it (many
+rows together complete some patch on nearly every byte), and a lone row while at least half its
+bytes end a patch (LONE_SPECULATIVE_FROM with decoder_first); otherwise a step is decoder-first
+where that is asked, else the plain host-decided one. When every running row decodes greedily (no repetition penalty, one EOS rule)
 the argmax runs inside the step's graph (`step_greedy`): no sampling launched from the host.
 
 The host runs one step behind the GPU: it queues byte k+1 (sampling on the device from byte k's
@@ -366,10 +366,9 @@ class BatchEngine:
         else:
             shape = n
             batch = self._views.get(n) or self._views.setdefault(n, self.inc.rows(n))
-        first = self.options.decoder_first
-        short = self.patch_rate >= (LONE_SPECULATIVE_FROM if first and shape == 1 else 0.5)
+        lone_from = LONE_SPECULATIVE_FROM if self.options.decoder_first else 0.5
         kind = None
-        if self.options.speculative and (short or (shape > 1 and not first)):
+        if self.options.speculative and (shape > 1 or self.patch_rate >= lone_from):
             kind = SpeculativeStep
         elif self.options.decoder_first:
             kind = DecoderFirstStep
