@@ -130,6 +130,8 @@ def main(argv=None) -> int:
     gen.add_argument("--compile", action="store_true", help="torch.compile the step parts")
     gen.add_argument("--speculative", action="store_true",
                      help="greedy only: one CUDA graph per byte, no host round trip (fastest at short patches)")
+    gen.add_argument("--decoder-first", action="store_true",
+                     help="the decoder beside the entropy model before the boundary is known (fastest at long patches)")
     gen.add_argument("--kernels", action="store_true", help="fused Triton kernels for each layer step (CUDA only)")
     gen.add_argument("--json", action="store_true", help="print the result as JSON at the end")
     info = sub.add_parser("info", help="the model's configuration and size")
@@ -175,7 +177,7 @@ def _generate(loaded, args) -> int:
         if prompt is None:
             raise ValueError("no prompt given: pass it as an argument, '-' for standard input, or --file")
         options = DecodeOptions(cuda_graphs=args.cuda_graphs, compile=args.compile, speculative=args.speculative,
-                                kernels=args.kernels)
+                                decoder_first=args.decoder_first, kernels=args.kernels)
         events = loaded.model.stream(
             prompt, patching=_patching(args), options=options, max_new_bytes=args.max_new_bytes,
             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,

@@ -73,12 +73,18 @@ def test_generate_json_and_errors(checkpoint):
 
 
 def test_generate_fast_path_flags(checkpoint):
-    """--speculative decodes the same greedy bytes as the default path; --kernels on a machine
+    """--speculative (and --decoder-first) decode the same greedy bytes as the default path; --kernels on a machine
     without CUDA is refused with the reason; --speculative with sampling is refused too."""
     plain = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json")
     fast = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json", "--speculative")
     assert plain.returncode == 0 and fast.returncode == 0, fast.stderr
     assert json.loads(fast.stdout)["text"] == json.loads(plain.stdout)["text"]
+    first = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json", "--decoder-first",
+                "--mode", "static", "--patch-size", "3")
+    static = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json",
+                 "--mode", "static", "--patch-size", "3")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["text"] == json.loads(static.stdout)["text"]
     out = cli("--model", checkpoint, "generate", "Hello", "--speculative", "--temperature", "0.8")
     assert out.returncode != 0 and b"greedily" in out.stderr
     if not torch.cuda.is_available():

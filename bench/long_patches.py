@@ -1,0 +1,63 @@
+"""Library decoding paths against patch length: the host-decided step, the decoder-first step and
+the speculative step (each with compile and the fused kernels), batch 1, greedy, on one model, in
+one process; each variant warmed once and timed twice, for static patches of each size and for
+one byte per patch, with the weight-read roofline of that setting.
+
+    python3 bench/long_patches.py --model random:blt-1b --out bench/results/long_patches_h100_blt1b.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import copy_bandwidth, weight_bytes_per_byte  # noqa: E402
+from latency import machine  # noqa: E402
+from serve import PROMPT, materialise  # noqa: E402
+from blt_core import BLT  # noqa: E402
+from blt_core.generation import DecodeOptions  # noqa: E402
+
+FAST = dict(cuda_graphs=True, compile=True, kernels=True)
+VARIANTS = {"host-decided": DecodeOptions(**FAST), "decoder-first": DecodeOptions(**FAST, decoder_first=True),
+            "speculative": DecodeOptions(**FAST, speculative=True)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="random:blt-1b")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8], help="static patch sizes (1: every byte)")
+    ap.add_argument("--new-bytes", type=int, default=512)
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("long_patches.py compares CUDA paths; it needs a GPU")
+    result = {"command": "python3 bench/long_patches.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "machine": machine(), "device": torch.cuda.get_device_name(), "model": args.model, "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        model = BLT.from_pretrained(materialise(args.model, Path(tmp)), device="cuda")
+    bandwidth = copy_bandwidth(torch.device("cuda"))
+    for size in args.sizes:
+        for name, options in VARIANTS.items():
+            kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, mode="static", patch_size=size, options=options)
+            model.generate(PROMPT, **kw)                            # compile and capture
+            runs = [model.generate(PROMPT, **kw) for _ in range(2)]
+            share = runs[-1].global_steps / len(runs[-1].bytes)
+            roof = bandwidth / weight_bytes_per_byte(model, share)
+            row = {"patch_bytes": size, "path": name, "bytes_per_s": [r.timings["bytes_per_s"] for r in runs],
+                   "global_step_share": round(share, 3), "roofline_bytes_per_s": round(roof),
+                   "share_of_roofline": round(max(r.timings["bytes_per_s"] for r in runs) / roof, 3),
+                   "same_bytes": runs[0].bytes == runs[1].bytes}
+            result["rows"].append(row)
+            print(json.dumps(row), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
