@@ -29,8 +29,9 @@ decoder beside the entropy model on the guess that no patch completes (and again
 global step where one did). Where speculative is asked the batch shape always takes it (many
 rows together complete some patch on nearly every byte), and a lone row while at least half its
 bytes end a patch (LONE_SPECULATIVE_FROM with decoder_first); otherwise a step is decoder-first
-where that is asked, else the plain host-decided one. When every running row decodes greedily (no repetition penalty, one EOS rule)
-the argmax runs inside the step's graph (`step_greedy`): no sampling launched from the host.
+where that is asked, else the plain host-decided one. When every running row decodes greedily
+(no repetition penalty, one EOS rule) the argmax runs inside the step's graph (`step_greedy`):
+no sampling launched from the host.
 
 The host runs one step behind the GPU: it queues byte k+1 (sampling on the device from byte k's
 logits, which are already there) before it reads byte k back and turns it into events, so its
@@ -63,7 +64,7 @@ from ..sampling import SamplingParams, make_generators, sample_next
 from ..tokenizer import ByteTokenizer
 from .driver import GenerationResult, RowState, cache_length, right_padded
 from .options import DecodeOptions
-from .schedules import DecoderFirstStep, SpeculativeStep, StepGraphs
+from .schedules import DecoderFirstStep, SpeculativeStep, StepGraphs, step_record
 from .stepper import IncrementalBLT
 
 log = logging.getLogger(__name__)
@@ -381,8 +382,8 @@ class BatchEngine:
         step = self.step_graphs[shape].step if self.graphs else batch.step
 
         def host_decided(nxt):
-            out = step(nxt)
-            return torch.stack([nxt.float(), out.entropy, out.global_step.float(), out.context_full.float()], dim=-1)
+            step(nxt)
+            return step_record(batch, nxt)
         return batch, host_decided, None
 
     def _greedy_rule(self) -> SamplingParams | None:

@@ -69,6 +69,23 @@ def capture(fn, pool) -> torch.cuda.CUDAGraph:
     return graph
 
 
+def run_captured(graphs: dict | None, pool, name: str, fn) -> None:
+    """fn eagerly (graphs None), or as the CUDA graph `name` in graphs: captured on first use
+    (after one real run), replayed from then on."""
+    if graphs is None:
+        fn()
+    elif name not in graphs:
+        graphs[name] = capture(fn, pool)
+    else:
+        graphs[name].replay()
+
+
+def step_record(inc: IncrementalBLT, next_ids: torch.Tensor) -> torch.Tensor:
+    """What a step leaves for the host to read, (B, 4): byte id, entropy, next byte starts a
+    patch, global context full."""
+    return torch.stack([next_ids.float(), inc.entropy, inc.next_start.float(), inc.context_full.float()], dim=-1)
+
+
 # ---------------------------------------------------------------------------------- host loop
 def byte_part(inc: IncrementalBLT, next_ids):
     """Entropy model and encoder steps, patch bookkeeping, and the boundary decision."""
@@ -104,12 +121,7 @@ class StepGraphs:
         self.next_ids = torch.zeros(inc.B, dtype=torch.long, device=inc.device)   # the graphs' input
 
     def _run(self, name, fn):
-        if self.graphs is None:
-            fn()
-        elif name not in self.graphs:
-            self.graphs[name] = capture(fn, self.pool)
-        else:
-            self.graphs[name].replay()
+        run_captured(self.graphs, self.pool, name, fn)
 
     @torch.no_grad()
     def step(self, next_ids: torch.Tensor) -> StepOutput:
@@ -165,10 +177,11 @@ class SpeculativeStep:
     previous byte back (the batch engine). `record` (B, 4) after each step: byte id, entropy,
     next byte starts a patch, global context full."""
 
+    PARTS = (_entropy, _encode_and_global, _finish)
+
     def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True):
         self.inc = inc
-        parts = (_entropy, _encode_and_global, _finish)
-        self.parts = compiled(parts, tuning) if compile else parts
+        self.parts = compiled(self.PARTS, tuning) if compile else self.PARTS
         self.cuda = inc.device.type == "cuda"
         self.side = torch.cuda.Stream() if self.cuda else None
         self.next_ids = torch.zeros(inc.B, dtype=torch.long, device=inc.device)   # the graph's input
@@ -177,24 +190,27 @@ class SpeculativeStep:
         self.greedy_graphs: dict[bool, torch.cuda.CUDAGraph] = {}     # stop_at_eos -> graph
 
     def body(self, nxt: torch.Tensor) -> None:
-        """The byte's work on the current stream (captured or not). The side stream first waits
-        for the current one, so H's memory (freed after this returns, owned by the side stream) is
-        reused only after its readers: no record_stream, whose allocator events could upset a
-        later capture."""
-        inc, (entropy, encode_and_global, finish) = self.inc, self.parts
-        if self.cuda:
-            main = torch.cuda.current_stream()
-            self.side.wait_stream(main)
-            with torch.cuda.stream(self.side):
-                H = entropy(inc, nxt)                                    # (B,) on the side stream
-            g = encode_and_global(inc, nxt)                              # (B, 1, Cg) meanwhile
-            main.wait_stream(self.side)
-        else:
-            H = entropy(inc, nxt)
-            g = encode_and_global(inc, nxt)
+        """The byte's work on the current stream (captured or not)."""
+        inc, (_, encode_and_global, finish) = self.inc, self.parts
+        H, g = self._beside_entropy(nxt, encode_and_global)             # g (B, 1, Cg)
         finish(inc, nxt, H, g)
-        self.record.copy_(torch.stack([nxt.float(), inc.entropy, inc.next_start.float(), inc.context_full.float()],
-                                      dim=-1))                           # (B, 4)
+        self.record.copy_(step_record(inc, nxt))
+
+    def _beside_entropy(self, nxt: torch.Tensor, work):
+        """The entropy model's step (on CUDA on the side stream) beside work(inc, nxt) on the
+        current one -> (H (B,), work's result). The side stream first waits for the current one,
+        so H's memory (freed after the step, owned by the side stream) is reused only after its
+        readers: no record_stream, whose allocator events could upset a later capture."""
+        inc, entropy = self.inc, self.parts[0]
+        if not self.cuda:
+            return entropy(inc, nxt), work(inc, nxt)
+        main = torch.cuda.current_stream()
+        self.side.wait_stream(main)
+        with torch.cuda.stream(self.side):
+            H = entropy(inc, nxt)
+        out = work(inc, nxt)
+        main.wait_stream(self.side)
+        return H, out
 
     @torch.no_grad()
     def step(self, next_ids: torch.Tensor, meanwhile=None) -> torch.Tensor:
@@ -251,8 +267,7 @@ def _patch_and_decode(inc: IncrementalBLT):
 
 
 def _advance(inc: IncrementalBLT, next_ids, record):
-    record.copy_(torch.stack([next_ids.float(), inc.entropy, inc.next_start.float(), inc.context_full.float()],
-                             dim=-1))                                    # (B, 4)
+    record.copy_(step_record(inc, next_ids))
     inc.advance()
 
 
@@ -266,43 +281,26 @@ class DecoderFirstStep(SpeculativeStep):
     out; `step_greedy` takes the argmax inside the byte's graph); on CUDA three captured graphs:
     the byte, the patch part, and the record with the position's advance."""
 
+    PARTS = (_entropy, _encode_and_decode, _decide, _patch_and_decode, _advance)
+
     def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True):
         super().__init__(inc, compile, tuning)
-        parts = (_entropy, _encode_and_decode, _decide, _patch_and_decode, _advance)
-        self.parts = compiled(parts, tuning) if compile else parts
-        self.graphs: dict[str, torch.cuda.CUDAGraph] = {}
+        self.graphs: dict[str, torch.cuda.CUDAGraph] | None = {} if self.cuda else None
         self.pool = torch.cuda.graph_pool_handle() if self.cuda else None
 
     def body(self, nxt: torch.Tensor) -> None:
         """The byte until the boundary decision, on the current stream (captured or not)."""
-        inc, (entropy, encode_and_decode, decide, _, _) = self.inc, self.parts
+        inc, (_, encode_and_decode, decide, _, _) = self.inc, self.parts
         if nxt is not self.next_ids:
             self.next_ids.copy_(nxt)                                     # the argmax, for the record
-        if self.cuda:
-            main = torch.cuda.current_stream()
-            self.side.wait_stream(main)
-            with torch.cuda.stream(self.side):
-                H = entropy(inc, self.next_ids)                          # (B,) on the side stream
-            encode_and_decode(inc, self.next_ids)                        # meanwhile: logits if no patch completed
-            main.wait_stream(self.side)
-        else:
-            H = entropy(inc, self.next_ids)
-            encode_and_decode(inc, self.next_ids)
+        H, _ = self._beside_entropy(self.next_ids, encode_and_decode)   # logits if no patch completed
         decide(inc, self.next_ids, H)
-
-    def _run(self, name: str, fn) -> None:
-        if not self.cuda:
-            fn()
-        elif name not in self.graphs:
-            self.graphs[name] = capture(fn, self.pool)
-        else:
-            self.graphs[name].replay()
 
     def _after(self) -> None:
         inc, (_, _, _, patch_and_decode, advance) = self.inc, self.parts
         if bool(inc.next_start.any()):                                   # the one read per byte
-            self._run("patch", lambda: patch_and_decode(inc))
-        self._run("advance", lambda: advance(inc, self.next_ids, self.record))
+            run_captured(self.graphs, self.pool, "patch", lambda: patch_and_decode(inc))
+        run_captured(self.graphs, self.pool, "advance", lambda: advance(inc, self.next_ids, self.record))
 
 
 class GreedyGraph:
