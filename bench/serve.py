@@ -13,8 +13,7 @@ first byte p50/p95, the bytes per patch the server reported, and the worker's pe
 (/healthz). `--threshold` (nats), `--patch-bytes` (a threshold solved on the server's own greedy
 continuation for about that many bytes per patch) or `--static-patch` sets the patching; the
 library row runs `model.generate` on the same checkpoint, prompt and settings in this process
-after the server has stopped. Traffic goes to
-127.0.0.1 only; every loop is bounded.
+after the server has stopped. Traffic goes to 127.0.0.1 only; every loop is bounded.
 """
 from __future__ import annotations
 
