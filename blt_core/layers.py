@@ -153,10 +153,12 @@ class CachedAttention:
     """Marks a decoding step whose attention is `fn(q (B, H * D), k, v, pos (B,), n_heads,
     window or 0) -> (B, H * D)`: a kernel that reads only each row's valid cached keys
     (generation/decode_kernels.cached_attention), where a masked SDPA would read the whole cache
-    of every row, however short its text."""
+    of every row, however short its text. start (B,), for a cross-attention over the open
+    patch's bytes (start..pos; CrossAttention.attend), is passed as fn's seventh argument."""
     fn: Callable
     pos: torch.Tensor
     window: int | None
+    start: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -299,10 +301,15 @@ class CrossAttention(nn.Module):
         return k, v
 
     def attend(self, x, k, v, mask=None):
-        """x (B, Tq, C) queries over keys/values from `kv`; mask (B, 1, Tq, Tk) additive or bool."""
+        """x (B, Tq, C) queries over keys/values from `kv`; mask (B, 1, Tq, Tk) additive or bool,
+        or a CachedAttention (keys start..pos of each row's cache, read by a kernel)."""
         B, Tq, _ = x.shape
         q = self.q_proj(self.q_norm(x)).view(B, Tq, self.n_heads, self.head_dim).transpose(1, 2)
-        y = attend(q, k, v, mask)                                          # (B, H, Tq, D)
+        if isinstance(mask, CachedAttention):         # each (head, query) a head of its own: (B, H * Tq * D)
+            y = mask.fn(q.reshape(B, -1), k, v, mask.pos, self.n_heads * Tq, mask.window or 0, mask.start)
+            y = y.view(B, self.n_heads, Tq, self.head_dim)
+        else:
+            y = attend(q, k, v, mask)                                      # (B, H, Tq, D)
         return x + self.o_proj(y.transpose(1, 2).reshape(B, Tq, -1))
 
     def attend_patches(self, slots, states, patch_ids, k_per_patch: int):

@@ -9,7 +9,7 @@ from blt_core.config import StackConfig  # noqa: E402
 from blt_core.generation import DecodeOptions, KernelConfig  # noqa: E402
 from blt_core.generation import decode_kernels as dk  # noqa: E402
 from blt_core.generation.stepper import step_mask  # noqa: E402
-from blt_core.layers import Block, CrossAttention, KVCache, rope_tables  # noqa: E402
+from blt_core.layers import Block, CachedAttention, CrossAttention, KVCache, rope_tables  # noqa: E402
 
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -140,6 +140,29 @@ def test_attention_reads_only_the_window_and_the_valid_keys():
     mask = step_mask(pos, L, window)
     ref = torch.nn.functional.scaled_dot_product_attention(q.view(B, H, 1, D), k, v, attn_mask=mask)
     assert torch.allclose(y, ref.reshape(B, H * D), atol=1e-5)
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_patch_pooling_reads_only_the_open_patchs_bytes(kv_heads):
+    """The encoder's pooling step: k queries per row over cached byte states start..pos (the
+    open patch) through the kernel, each (head, query) pair as a head of its own, equal to the
+    masked SDPA over the whole cache; keys outside the patch are poisoned and must not count."""
+    cross = _randomise(CrossAttention(_cfg(n_kv_heads=kv_heads))).to(DEVICE).eval()
+    g = torch.Generator().manual_seed(5)
+    B, L = 3, 40
+    x = torch.randn(B, 2, 64, generator=g).to(DEVICE)                    # k = 2 queries per row
+    states = torch.randn(B, L, 64, generator=g).to(DEVICE)
+    pos, start = torch.tensor([5, 30, 0], device=DEVICE), torch.tensor([2, 19, 0], device=DEVICE)
+    with torch.no_grad():
+        k, v = (t.contiguous() for t in cross.kv(states))
+        j = torch.arange(L, device=DEVICE)
+        in_patch = (j[None] >= start[:, None]) & (j[None] <= pos[:, None])
+        ref = cross.attend(x, k, v, in_patch[:, None, None, :])
+        k2, v2 = k.clone(), v.clone()
+        k2[~in_patch[:, None].expand_as(k2[..., 0])], v2[~in_patch[:, None].expand_as(v2[..., 0])] = 1e4, float("nan")
+        mask = CachedAttention(dk.cached_attention, pos, None, start)
+        out = cross.attend(x, k2, v2, mask)
+    assert torch.allclose(out, ref, atol=1e-5)
 
 
 # In the interpreter a byte takes seconds: on the CPU only the host-stepped path, a few bytes.

@@ -174,9 +174,12 @@ class BatchEngine:
         self.patch_rate = 1.0          # moving share of bytes that ended some running row's patch
         # what the engine thread did: prefill passes, byte steps queued (and how many of them
         # speculative, how many decoder-first), bytes given to rows, seconds inside ticks
-        # (admitting, prefilling, stepping, reading back)
+        # (admitting, prefilling, stepping, reading back); on CUDA also the GPU's seconds in the
+        # steps (step_gpu_s) and between steps that followed one another while rows ran
+        # (between_steps_s: the host late, or a prefill)
         self.counts = {"prefills": 0, "steps": 0, "speculative_steps": 0, "decoder_first_steps": 0, "bytes": 0,
-                       "tick_s": 0.0}
+                       "tick_s": 0.0, "step_gpu_s": 0.0, "between_steps_s": 0.0}
+        self._last_done = None                               # the end of the last step read back (CUDA)
         self._pending: deque = deque()                       # steps queued, not yet read back
         self._host: list[torch.Tensor] = []                  # their read-back buffers (pinned on CUDA)
         self._views: dict[int, IncrementalBLT] = {}
@@ -241,7 +244,7 @@ class BatchEngine:
                     row.deliver(time.perf_counter())   # the bytes made before it, then the error
                     row.request.events.put(err)
                 self.rows, self.inc, self.step_graphs, self._views = [], None, {}, {}
-                self.spec_steps, self._pending, self._leaving = {}, deque(), []
+                self.spec_steps, self._pending, self._leaving, self._last_done = {}, deque(), [], None
             self.counts["tick_s"] += time.perf_counter() - t0
         for row in self.rows:
             row.deliver(time.perf_counter())
@@ -401,6 +404,9 @@ class BatchEngine:
         rows = list(self.rows)
         n = len(rows)
         batch, step, stepper = self._step_fn(n)
+        begun = torch.cuda.Event(enable_timing=True) if self.model.device.type == "cuda" else None
+        if begun is not None:
+            begun.record()
         # A decoder-first step waits for its byte's boundary flag: meanwhile the steps queued
         # before it are read back (rows that stop then leave once it is queued), so the host's
         # per-byte Python runs while the GPU works instead of between its steps.
@@ -418,13 +424,13 @@ class BatchEngine:
         host = self._host[0]
         self._host.append(self._host.pop(0))        # at most two steps pending: three buffers
         host[:n].copy_(record[:n], non_blocking=True)
-        done = torch.cuda.Event() if self.model.device.type == "cuda" else None
+        done = torch.cuda.Event(enable_timing=True) if begun is not None else None
         if done is not None:
             done.record()
         for row in rows:
             row.launched += 1
         self.counts["steps"] += 1
-        self._pending.append((host, done, rows))
+        self._pending.append((host, (begun, done), rows))
         for row in self._leaving:                   # stopped while the step was being queued
             self._free(self.rows.index(row))
         self._leaving = []
@@ -440,9 +446,10 @@ class BatchEngine:
         """Read back the queued steps but the newest `keep`, in order: each running row's byte
         becomes its event; rows that stopped leave the batch."""
         while len(self._pending) > keep:
-            host, done, rows = self._pending.popleft()
+            host, (begun, done), rows = self._pending.popleft()
             if done is not None:
                 done.synchronize()
+                self._time_step(begun, done)
             ids, entropies, global_steps, full = host[:len(rows)].t().tolist()
             self.patch_rate = 0.8 * self.patch_rate + 0.2 * float(any(global_steps))
             for i, row in enumerate(rows):
@@ -465,6 +472,13 @@ class BatchEngine:
                         self._free(self.rows.index(row))
                 elif now - row.delivered >= DELIVERY_S:
                     row.deliver(now)
+
+    def _time_step(self, begun, done) -> None:
+        """The GPU's time in a step read back, and since the step before it ended."""
+        self.counts["step_gpu_s"] += begun.elapsed_time(done) / 1000
+        if self._last_done is not None:
+            self.counts["between_steps_s"] += max(0.0, self._last_done.elapsed_time(begun) / 1000)
+        self._last_done = done if self.rows else None
 
     def _sample(self, batch: IncrementalBLT) -> torch.Tensor:
         """The next byte of every row in the batch (B,): running rows by their own parameters

@@ -228,14 +228,15 @@ def _softmax_tile(q, kb, vb, valid, m, l, acc, scale):
 
 
 @triton.jit
-def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, part_ptr, ml_ptr, cnt_ptr, y_ptr, HQ, HKV, L, window, scale,
-                      S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, CAUSAL: tl.constexpr,
-                      EARLY: tl.constexpr, PDL: tl.constexpr):
+def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, start_ptr, part_ptr, ml_ptr, cnt_ptr, y_ptr, HQ, HKV, L, window,
+                      scale, S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, CAUSAL: tl.constexpr,
+                      STARTS: tl.constexpr, EARLY: tl.constexpr, PDL: tl.constexpr):
     """Program (row*head, s): online softmax of one query over the s-th share of its valid keys.
     With S > 1 the shares go to part / ml; the last program of the head to finish (cnt, left
     at zero) merges them into y. EARLY (causal): the first tile's keys before pos, which earlier
     steps wrote, are loaded before waiting for the previous kernel (the one that writes the key
-    at pos and the query); pos itself is never written by these kernels."""
+    at pos and the query); pos itself is never written by these kernels. STARTS (causal): no key
+    before the row's start either."""
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
     bh, s = tl.program_id(0), tl.program_id(1)
@@ -244,6 +245,8 @@ def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, part_ptr, ml_ptr, cnt_ptr, y
     if CAUSAL:                                                    # keys pos-window+1 .. pos
         hi = tl.load(pos_ptr + b) + 1
         lo = tl.maximum(hi - window, 0)
+        if STARTS:
+            lo = tl.maximum(lo, tl.load(start_ptr + b))
     else:
         hi = L
         lo = 0
@@ -397,9 +400,11 @@ def qkv_rope_cache(x, attn, norm, cache, pos, cos, sin, config: KernelConfig = D
 
 
 def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, num_warps=None,
-              config: KernelConfig = DEFAULT):
-    """q (B, H * D) over k, v (B, Hkv, L, D): causal at pos (B,) within `window` keys, or over
-    all L keys when pos is None. Returns (B, H * D) in q's dtype. The valid keys are shared out
+              config: KernelConfig = DEFAULT, start=None):
+    """q (B, H * D) over k, v (B, Hkv, L, D): causal at pos (B,) within `window` keys and from
+    start (B,) on if given, or over all L keys when pos is None. Query heads map to key heads as
+    in grouped-query attention (head h reads key head h // (H / Hkv)). Returns (B, H * D) in q's
+    dtype. The valid keys are shared out
     among `splits` programs per head (a few hundred keys: one tile of `block` each), so the chain
     of dependent loads stays short; programs with no keys left skip the loop. Unset launch
     parameters come from the config's attention_splits, attention_block, attention_warps."""
@@ -413,24 +418,26 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, 
     y = torch.empty_like(q)
     pdl = _pdl(q.device, config)
     _attention_kernel[(B * n_heads, splits)](
-        q, k, v, pos if pos is not None else q, part, ml, _counters(q.device, B * n_heads), y, n_heads, Hkv, L,
-        window or L + 1, D ** -0.5, S=splits, D=D, BLOCK=block, CAUSAL=pos is not None,
-        EARLY=pos is not None and config.early_keys, PDL=pdl, num_warps=num_warps,
+        q, k, v, pos if pos is not None else q, start if start is not None else q, part, ml,
+        _counters(q.device, B * n_heads), y, n_heads, Hkv, L, window or L + 1, D ** -0.5, S=splits, D=D, BLOCK=block,
+        CAUSAL=pos is not None, STARTS=start is not None, EARLY=pos is not None and config.early_keys, PDL=pdl,
+        num_warps=num_warps,
         **({"launch_pdl": True} if pdl else {}))
     return y
 
 
 @torch.library.custom_op("blt_studio::cached_attention", mutates_args=())
 def cached_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor, n_heads: int,
-                     window: int) -> torch.Tensor:
-    """`attention` at pos within `window` keys (0: no window) as one opaque operator, so compiled
-    torch layers call it without a graph break: the batched step's attention (layers.CachedAttention),
-    which reads each row's keys up to its own position instead of the whole cache."""
-    return attention(q.contiguous(), k, v, n_heads, pos, window or None)
+                     window: int, start: torch.Tensor | None = None) -> torch.Tensor:
+    """`attention` at pos within `window` keys (0: no window), from `start` on if given, as one
+    opaque operator, so compiled torch layers call it without a graph break: the batched step's
+    attention (layers.CachedAttention), which reads each row's keys up to its own position
+    instead of the whole cache, and the encoder's pooling of the open patch (start: its first byte)."""
+    return attention(q.contiguous(), k, v, n_heads, pos, window or None, start=start)
 
 
 @cached_attention.register_fake
-def _(q, k, v, pos, n_heads, window):
+def _(q, k, v, pos, n_heads, window, start=None):
     return torch.empty_like(q)
 
 

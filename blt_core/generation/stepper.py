@@ -266,16 +266,25 @@ class IncrementalBLT:
         B, C, k = self.B, self.h.shape[-1], self.model.config.cross_attn_k
         pooled = self.pooled / self.count[:, None] if self.mean_pool else self.pooled
         q = enc.patch_embedding_projection(pooled).reshape(B, k, C)         # (B, k, C)
-        if self.enc_kv is not None:
-            j = torch.arange(self.L, device=self.device)
-            in_patch = (j[None] >= self.patch_start[:, None]) & (j[None] <= self.pos[:, None])
-            cross = enc.cross_attn_layers[-1]
-            q = q + cross.attend(q, self.enc_kv.k, self.enc_kv.v, in_patch[:, None, None, :])
+        if self.enc_kv is not None:                                         # over the patch's bytes
+            q = q + enc.cross_attn_layers[-1].attend(q, self.enc_kv.k, self.enc_kv.v, self._patch_mask())
         g = q.reshape(B, 1, k * C)
         glob = m.global_transformer
         if glob.token_embedding_projection is not None:
             g = glob.token_embedding_projection(g)
         return self._run(self.glob, g, self.n_patches.clamp(max=self.glob.length - 1))   # (B, 1, Cg)
+
+    def _patch_mask(self):
+        """Which cached encoder states the pooling reads: the open patch's bytes, patch_start..pos.
+        With the kernels (or their attention), a kernel reads just those; else a mask over all L,
+        which SDPA reads whole (blt-1b's byte context, 24,576 positions in the batch engine, took
+        0.5 ms a byte with PyTorch's memory-efficient attention: bench/README.md)."""
+        kernel = self.dk.cached_attention if self.dk is not None else self.attention_kernel
+        if kernel is not None:
+            return CachedAttention(kernel, self.pos, None, self.patch_start)
+        j = torch.arange(self.L, device=self.device)
+        in_patch = (j[None] >= self.patch_start[:, None]) & (j[None] <= self.pos[:, None])
+        return in_patch[:, None, None, :]                                   # (B, 1, 1, L)
 
     def commit_patch(self, g: torch.Tensor) -> None:
         """Rows whose patch completed (next_start) take global output g (B, 1, Cg) as their latest
