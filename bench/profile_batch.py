@@ -29,16 +29,18 @@ OPTIONS = DecodeOptions(cuda_graphs=True, compile=True, kernels=True)
 
 
 def block_shape(spec: str):
-    """'16x64x4' -> KernelConfig.block_shape giving BLOCK_N 16, BLOCK_K 64, 4 warps for several rows
-    (one row keeps decode_kernels.block_config's)."""
+    """'16x64x4' or '16x64x4x3' -> KernelConfig.block_shape giving BLOCK_N 16, BLOCK_K 64 (at most
+    K's next power of two), 4 warps (and 3 pipeline stages; default 2) for several rows (one row
+    keeps decode_kernels.block_config's)."""
+    import triton
     from blt_core.generation.decode_kernels import block_config
-    block_n, block_k, warps = (int(x) for x in spec.split("x"))
+    block_n, block_k, warps, *stages = (int(x) for x in spec.split("x"))
 
     def shape(N, K, BP, epi, D):
         if BP == 1:
             return block_config(N, K, BP, epi, D)
-        return {"BLOCK_N": block_n, "BLOCK_K": block_k, "LATE": False, "PREFETCH": False, "SPLIT": 1,
-                "num_warps": warps, "num_stages": 2}
+        return {"BLOCK_N": block_n, "BLOCK_K": min(block_k, triton.next_power_of_2(K)), "LATE": False,
+                "PREFETCH": False, "SPLIT": 1, "num_warps": warps, "num_stages": stages[0] if stages else 2}
     return shape
 
 
@@ -105,15 +107,16 @@ def main():
     ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--prompt", type=int, default=64, help="prompt bytes of row 0 (row r: + 13 r)")
     ap.add_argument("--steps", type=int, default=64)
-    ap.add_argument("--shapes", nargs="+", choices=["1", "batch", "kernels", "sdpa", "1-spec", "batch-spec"],
+    ap.add_argument("--shapes", nargs="+",
+                    choices=["1", "batch", "kernels", "sdpa", "1-spec", "batch-spec", "kernels-spec"],
                     default=["1", "batch", "sdpa"],
                     help="1 row with the fused kernels; all rows through torch's layers with the kernels' "
                          "attention; all rows through the fused kernels (each weight tile read once for all "
-                         "rows); through torch's layers with masked SDPA; 1-spec and batch-spec: the first two "
-                         "as the engine's speculative step")
+                         "rows); through torch's layers with masked SDPA; 1-spec, batch-spec and kernels-spec: "
+                         "the first three as the engine's speculative step")
     ap.add_argument("--kernel-blocks", nargs="+", default=[],
-                    help="with --shapes kernels: also these block shapes of the batched matrix-vector kernel, "
-                         "each BLOCK_NxBLOCK_KxWARPS (e.g. 16x64x4)")
+                    help="with --shapes kernels or kernels-spec: also these block shapes of the batched "
+                         "matrix-vector kernel, each BLOCK_NxBLOCK_KxWARPS[xSTAGES] (e.g. 16x64x4, 32x128x4x4)")
     ap.add_argument("--no-compile", action="store_true",
                     help="CUDA graphs of the eager parts (no torch.compile): how much of the warm-up and the "
                          "step compiling buys")
@@ -141,14 +144,18 @@ def main():
         inc = batch(model, args.rows, args.prompt)
         results.append(run_shape(inc, f"{args.rows} rows, torch layers + kernel attention, speculative",
                                  inc.rows(args.rows, kernels=False), args.steps, options, True))
-    if "kernels" in args.shapes:
+    for shape in ("kernels", "kernels-spec"):
+        if shape not in args.shapes:
+            continue
         for blocks in [None] + args.kernel_blocks:
             inc = batch(model, args.rows, args.prompt)
             kernel_options = options
             if blocks is not None:
                 kernel_options = replace(options, kernel_config=KernelConfig(block_shape=block_shape(blocks)))
-            results.append(run_shape(inc, f"{args.rows} rows, fused kernels" + (f" {blocks}" if blocks else ""),
-                                     inc.rows(args.rows), args.steps, kernel_options))
+                inc.kernels = kernel_options.kernel_config
+            name = f"{args.rows} rows, fused kernels" + (", speculative" if shape == "kernels-spec" else "")
+            results.append(run_shape(inc, name + (f" {blocks}" if blocks else ""), inc.rows(args.rows), args.steps,
+                                     kernel_options, shape == "kernels-spec"))
     if "sdpa" in args.shapes:
         inc = batch(model, args.rows, args.prompt)
         sdpa = inc.rows(args.rows, kernels=False)

@@ -50,20 +50,24 @@ def _randomise(module):
 # block, per-tile or late reduction, with or without prefetching the next tile (LATE and PREFETCH
 # act on single rows), K shared out among programs that add into a workspace (SPLIT; 3 shares of
 # 80 in 16-wide tiles leave one program with a short share).
-PLAIN, LATE, LATE_PF, PF, SPLIT, SPLIT_PF = (
+# Several rows with tiles of at least 16 outputs and 16 of K take tensor cores (DOT, DOT_SPLIT).
+PLAIN, LATE, LATE_PF, PF, SPLIT, SPLIT_PF, DOT, DOT_SPLIT = (
     dict(BLOCK_N=8, BLOCK_K=32, LATE=False, PREFETCH=False, SPLIT=1),
     dict(BLOCK_N=4, BLOCK_K=64, LATE=True, PREFETCH=False, SPLIT=1),
     dict(BLOCK_N=16, BLOCK_K=16, LATE=True, PREFETCH=True, SPLIT=1),
     dict(BLOCK_N=8, BLOCK_K=32, LATE=False, PREFETCH=True, SPLIT=1),
     dict(BLOCK_N=8, BLOCK_K=16, LATE=True, PREFETCH=False, SPLIT=3),
-    dict(BLOCK_N=4, BLOCK_K=16, LATE=False, PREFETCH=True, SPLIT=2))
+    dict(BLOCK_N=4, BLOCK_K=16, LATE=False, PREFETCH=True, SPLIT=2),
+    dict(BLOCK_N=16, BLOCK_K=32, LATE=False, PREFETCH=False, SPLIT=1),
+    dict(BLOCK_N=16, BLOCK_K=16, LATE=False, PREFETCH=False, SPLIT=2))
 F32, BF16 = (torch.float32, 2e-5), (torch.bfloat16, 3e-2)
 MHA, GQA_WINDOW, ODD_WIDTH = (64, 4, 4, None), (64, 4, 2, 5), (80, 5, 1, None)   # dim, heads, kv heads, window
 # Each feature in both dtypes, without the full product (the interpreter takes seconds per case).
 CASES = [(F32, MHA, 3, PLAIN), (BF16, MHA, 3, PLAIN), (F32, GQA_WINDOW, 3, LATE), (BF16, GQA_WINDOW, 1, LATE),
          (F32, ODD_WIDTH, 1, LATE_PF), (BF16, ODD_WIDTH, 3, LATE_PF), (F32, GQA_WINDOW, 1, PF), (BF16, MHA, 1, PF),
          (F32, ODD_WIDTH, 1, LATE), (F32, MHA, 1, PLAIN), (F32, ODD_WIDTH, 1, SPLIT), (BF16, GQA_WINDOW, 3, SPLIT),
-         (F32, MHA, 3, SPLIT_PF), (BF16, ODD_WIDTH, 1, SPLIT_PF)]
+         (F32, MHA, 3, SPLIT_PF), (BF16, ODD_WIDTH, 1, SPLIT_PF), (F32, ODD_WIDTH, 3, DOT), (BF16, GQA_WINDOW, 3, DOT),
+         (F32, MHA, 3, DOT_SPLIT), (BF16, ODD_WIDTH, 3, DOT_SPLIT)]
 
 
 @pytest.fixture
@@ -75,6 +79,7 @@ def kernels(request) -> KernelConfig:
 def _case_id(case):
     (dtype, _), (dim, heads, kv, window), batch, shape = case
     kind = "-".join(k.lower() for k in ("LATE", "PREFETCH") if shape[k]) or "per-tile"
+    kind += "-dot" if batch > 1 and min(shape["BLOCK_N"], shape["BLOCK_K"]) >= 16 else ""
     kind += f"-split{shape['SPLIT']}" if shape["SPLIT"] > 1 else ""
     return f"{str(dtype)[6:]}-d{dim}h{heads}kv{kv}w{window}-b{batch}-{kind}"
 

@@ -60,9 +60,9 @@ def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
     for the sweep). Triton's autotuner chose worse: it times one launch at a time, where a step
     chains launches back to back. The signature is KernelConfig.block_shape's; the shape is the
     same for every epilogue (`_launch` keeps a RoPE block inside one head of width D)."""
-    if BP > 1:                                   # several rows: (BP, BLOCK_N, BLOCK_K) products per step
-        bk = max(32, min(1024 // BP, triton.next_power_of_2(K)))
-        cfg = dict(BLOCK_N=8, BLOCK_K=bk, LATE=False, PREFETCH=False)
+    if BP > 1:                                   # several rows: tensor-core tiles (BP, BLOCK_K) x (BLOCK_K, BLOCK_N)
+        cfg = dict(BLOCK_N=16, BLOCK_K=min(256, max(16, triton.next_power_of_2(K))), LATE=False, PREFETCH=False)
+        return {**cfg, "SPLIT": 1, "num_warps": 4, "num_stages": 4}
     else:
         bk = min(1024, triton.next_power_of_2(K))
         cfg = dict(BLOCK_N=2048 // bk, BLOCK_K=bk, LATE=True, PREFETCH=True)
@@ -74,11 +74,12 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                    B, N, K, eps, NQ, NKV, L,
                    BP: tl.constexpr, KP: tl.constexpr, D: tl.constexpr, NORM: tl.constexpr, EPI: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr, PREFETCH: tl.constexpr,
-                   SPLIT: tl.constexpr, PDL: tl.constexpr):
+                   SPLIT: tl.constexpr, PDL: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr):
     """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
     (SWIGLU: W (2N, K), gate rows then up rows). Program (i, s): outputs i * BLOCK_N.., the s-th
     of SPLIT shares of K; ws (BP, 2N) float32 and cnt (programs along N) int32 start at zero
-    and are left at zero."""
+    and are left at zero. DOT (several rows): the tiles' products on tensor cores (IEEE: float32
+    exactly, not TF32)."""
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
     dt = x_ptr.dtype.element_ty
@@ -169,11 +170,17 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                 nw = tl.load(nw_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
                 xk = ((xk * r[:, None]).to(dt).to(tl.float32) * nw[None, :]).to(dt).to(tl.float32)
             wmask = nmask[:, None] & kmask[None, :]
-            w = tl.load(w_ptr + n[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
-            acc += tl.sum(xk[:, None, :] * w[None, :, :], 2)
+            w = tl.load(w_ptr + n[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0)
+            if DOT:
+                acc = _dot(xk.to(dt), w, acc, IEEE)
+            else:
+                acc += tl.sum(xk[:, None, :] * w.to(tl.float32)[None, :, :], 2)
             if EPI == _SWIGLU:
-                w2 = tl.load(w_ptr + (n + N)[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
-                acc2 += tl.sum(xk[:, None, :] * w2[None, :, :], 2)
+                w2 = tl.load(w_ptr + (n + N)[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0)
+                if DOT:
+                    acc2 = _dot(xk.to(dt), w2, acc2, IEEE)
+                else:
+                    acc2 += tl.sum(xk[:, None, :] * w2.to(tl.float32)[None, :, :], 2)
     if SPLIT > 1:                # partial sums into the workspace; the last program of the block goes on
         wat = rows[:, None] * 2 * N + n[None, :]
         tl.atomic_add(ws_ptr + wat, acc, mask=omask, sem="relaxed")
@@ -214,6 +221,16 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                 tl.store(kc_ptr + at, y.to(dt), mask=omask)
             else:
                 tl.store(vc_ptr + at, y.to(dt), mask=omask)
+
+
+@triton.jit
+def _dot(x, w, acc, IEEE: tl.constexpr):
+    """acc + x (BP, BLOCK_K) @ w (BLOCK_N, BLOCK_K)^T, accumulated in float32: on tensor cores,
+    or (IEEE) in float32 exactly, for float32 weights and in Triton's CPU interpreter (whose
+    dot does not take bfloat16; bfloat16 products are exact in float32 either way)."""
+    if IEEE:
+        return tl.dot(x.to(tl.float32), tl.trans(w.to(tl.float32)), acc, input_precision="ieee")
+    return tl.dot(x, tl.trans(w), acc)
 
 
 @triton.jit
@@ -307,7 +324,8 @@ def check_head_dims(stacks: dict) -> None:
 
 
 def _bp(B: int) -> int:
-    return triton.next_power_of_2(B)
+    """Rows a program holds: one, or at least 16 (a tensor-core tile's rows; the rest masked)."""
+    return 1 if B == 1 else max(16, triton.next_power_of_2(B))
 
 
 def _kp(B: int, K: int) -> int:
@@ -371,7 +389,11 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, **meta):
     args = (x, nw, w, *args[:7], *split, *args[7:])
     pdl = _pdl(x.device, config)
     launch = {"launch_pdl": True} if pdl else {}
-    _matvec_kernel[(triton.cdiv(N, cfg["BLOCK_N"]), cfg["SPLIT"])](*args, **meta, **cfg, PDL=pdl, **launch)
+    # tensor cores take tiles of at least 16 rows, outputs and K (smaller ones: the products summed)
+    dot = meta["BP"] >= 16 and cfg["BLOCK_N"] >= 16 and cfg["BLOCK_K"] >= 16
+    _matvec_kernel[(triton.cdiv(N, cfg["BLOCK_N"]), cfg["SPLIT"])](*args, **meta, **cfg, PDL=pdl, DOT=dot,
+                                                                   IEEE=x.dtype == torch.float32 or not x.is_cuda,
+                                                                   **launch)
 
 
 def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None, config: KernelConfig = DEFAULT):
