@@ -213,6 +213,28 @@ def test_requests_that_come_together_are_prefilled_together(model):
         engine.stop()
 
 
+def test_requests_arriving_one_by_one_share_a_prefill_from_idle(model):
+    """An idle engine waits while requests keep coming (each within the gap of the last), so
+    requests sent together by separate clients share one prefill; one arriving after the gap
+    gets its own. Gaps widened here so a loaded CI machine cannot split the first group."""
+    engine = BatchEngine(model, slots=4, gather=(0.5, 5.0))
+    try:
+        params = SamplingParams(max_new_bytes=6, stop_at_eos=False)
+        streams = []
+        for prompt in PROMPTS:                                  # one by one, 50 ms apart
+            streams.append(engine.submit(prompt, params))
+            time.sleep(0.05)
+        for prompt, stream in zip(PROMPTS, streams):
+            same_as_alone(model, prompt, params, PatchingParams(), *drain(stream))
+        assert engine.counts["prefills"] == 1
+        engine.gather = (0.0, 0.0)                              # no waiting: each its own prefill
+        late = [engine.submit(PROMPTS[0], params)]
+        drain(late[0])
+        assert engine.counts["prefills"] == 2
+    finally:
+        engine.stop()
+
+
 def check_against_alone(model, jobs, streams):
     for (prompt, params, patching), stream in zip(jobs, streams):
         _, result = drain(stream)

@@ -5,7 +5,8 @@ One engine thread owns the decoding state, an `IncrementalBLT` of `slots` rows. 
 a request and returns its `RowStream` at once. Between two byte steps the engine takes queued
 requests into free rows: it prefills the prompts that came together (and patch alike) in one
 batch, as `generate` prefills several prompts, and copies each one's caches and state into its
-row. Each step then feeds every running row one byte: each row
+row. An idle engine first waits a moment while requests keep arriving (GATHER_GAP_S), so
+clients that start together share one prefill. Each step then feeds every running row one byte: each row
 samples with its own parameters and seeded generator, patches by its own rule, and stops on its
 own (max_new_bytes, EOS, a stop string, a full global context) or when its consumer closes the
 stream (a client that hung up), which frees the row at the next step boundary. A row decodes
@@ -70,6 +71,11 @@ from .stepper import IncrementalBLT
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.0002
 DELIVERY_S = 0.01               # a row's events are handed to its stream at most this often
+# An idle engine given a request waits while more keep coming (each within GATHER_GAP_S of the
+# last, GATHER_S in all), so requests sent together share one prefill: blt-1b's prefill takes
+# ~45 ms on an H100 (launch-bound, about the same for 1 or 8 prompts), and 8 streams started
+# together took two prefills before any first byte (bench/README.md, serve.py).
+GATHER_GAP_S, GATHER_S = 0.002, 0.01
 # A lone row takes the speculative step over the decoder-first one while at least this share of
 # its bytes end a patch. blt-1b on an H100: the speculative byte costs ~1.75 ms at any share, a
 # decoder-first byte ~0.6 ms + share x ~1.35 ms (the global step and the decoder again), even at
@@ -156,10 +162,11 @@ class BatchEngine:
     the caller wants it; else it runs on the engine thread. BLT Studio on CPU runs it on the one
     thread that runs all its torch work (app/torch_thread.py)."""
 
-    def __init__(self, model, slots: int, options: DecodeOptions = DecodeOptions(), call=None):
+    def __init__(self, model, slots: int, options: DecodeOptions = DecodeOptions(), call=None,
+                 gather: tuple[float, float] = (GATHER_GAP_S, GATHER_S)):
         if slots < 1:
             raise ValueError(f"slots must be at least 1, found {slots}")
-        self.model, self.slots, self.options = model, slots, options
+        self.model, self.slots, self.options, self.gather = model, slots, options, gather
         self.call = call or (lambda fn: fn())
         self.graphs = options.cuda_graphs and model.device.type == "cuda"
         if self.graphs:
@@ -269,6 +276,8 @@ class BatchEngine:
         together (one pass for 8 prompts instead of 8: the first byte of each comes sooner)."""
         taken: list[_Request] = []
         with self._cv:
+            if self._queue and not self.rows:
+                self._gather()
             while self._queue and len(self.rows) + len(taken) < self.slots:
                 request = self._queue.popleft()
                 if not request.closed.is_set():
@@ -295,6 +304,19 @@ class BatchEngine:
                 self._reserve(stepper.L)
                 self.inc.load_row(len(self.rows), stepper, i)
                 self.rows.append(row)
+
+    def _gather(self) -> None:
+        """Idle, with requests queued (holding _cv): wait while more keep coming, each within the
+        gap of the last, up to the limit in all or until they fill the slots."""
+        gap, limit = self.gather
+        deadline = time.perf_counter() + limit
+        while len(self._queue) < self.slots and not self._stopped:
+            seen, left = len(self._queue), min(gap, deadline - time.perf_counter())
+            if left <= 0:
+                return
+            self._cv.wait(left)
+            if len(self._queue) == seen:                 # none came within the gap
+                return
 
     def _prefill_alone(self, request: _Request) -> list:
         self.counts["prefills"] += 1
