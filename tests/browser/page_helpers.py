@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 
 VISIBLE = {"\n": "↵\n", "\t": "⇥", "\r": "⏎"}
 
@@ -31,6 +32,20 @@ def wait_explored(page, text: str) -> None:
 def wait_compared(page, text: str) -> None:
     _wait_shown(page, "(n) => document.body.dataset.compared === String(n)"
                       " && !document.getElementById('results').classList.contains('stale')", len(text.encode()))
+
+
+def link_state(page, expected: dict, timeout_s: float = 15.0) -> None:
+    """Wait until the URL's fragment (decoded as the page decodes it: plain or deflated text)
+    holds `expected`: a link taken before then would carry an earlier state (the page writes
+    the fragment a moment after each change)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = page.evaluate("async () => (await import('/static/js/permalink.js')).readFragment()") or {}
+        if all(state.get(k) == v for k, v in expected.items()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the link did not come to hold {expected}: {state}")
+        time.sleep(0.05)
 
 
 def _wait_shown(page, condition: str, n_bytes: int) -> None:

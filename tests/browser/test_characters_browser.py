@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from page_helpers import chip_text, chip_texts, explore, generated, wait_compared, wait_explored
+from page_helpers import chip_text, chip_texts, explore, generated, link_state, wait_compared, wait_explored
 
 MULTILINGUAL = "今天天气很好 مرحبا بالعالم 🍕🚀👩‍💻 naïve\tcafé"
 SHORT = "今天 مرحبا 🍕👩‍💻 naïve\tcafé"     # under 200 characters URL-encoded: readable as t=
@@ -52,7 +52,8 @@ def test_compare_shows_characters_in_every_mode_and_round_trips_a_link(new_page)
     page.fill("#patch_size", "4")                      # static patches of 4 bytes split 3-byte characters
     page.fill("#text", MULTILINGUAL)
     wait_compared(page, MULTILINGUAL)
-    page.wait_for_function("() => location.hash.includes('patch_size=4')")
+    # the link must carry this text, not the one shown before it (the hash follows the text a moment later)
+    link_state(page, {"text": MULTILINGUAL, "patch_size": "4"})
     api = page.request.post("/api/compare", data={"text": MULTILINGUAL, "patch_size": 4}).json()
     by_mode = {}
     for mode, result in api["modes"].items():
