@@ -44,10 +44,10 @@ def block_shape(spec: str):
     return shape
 
 
-def batch(model, rows: int, prompt: int):
-    """A stepper of `rows` rows over the whole byte context, each row a random prompt prefilled
-    alone and loaded in, as the engine does."""
-    inc = IncrementalBLT(model, rows, model.config.byte_context, kernels=KernelConfig())
+def batch(model, rows: int, prompt: int, kernels: KernelConfig = KernelConfig()):
+    """A stepper of `rows` rows over the whole byte context (its fused kernels as `kernels` says),
+    each row a random prompt prefilled alone and loaded in, as the engine does."""
+    inc = IncrementalBLT(model, rows, model.config.byte_context, kernels=kernels)
     gen = torch.Generator().manual_seed(0)
     for r in range(rows):
         ids = torch.randint(4, 260, (1, prompt + 13 * r), generator=gen).cuda()
@@ -148,11 +148,10 @@ def main():
         if shape not in args.shapes:
             continue
         for blocks in [None] + args.kernel_blocks:
-            inc = batch(model, args.rows, args.prompt)
             kernel_options = options
             if blocks is not None:
                 kernel_options = replace(options, kernel_config=KernelConfig(block_shape=block_shape(blocks)))
-                inc.kernels = kernel_options.kernel_config
+            inc = batch(model, args.rows, args.prompt, kernel_options.kernel_config)
             name = f"{args.rows} rows, fused kernels" + (", speculative" if shape == "kernels-spec" else "")
             results.append(run_shape(inc, name + (f" {blocks}" if blocks else ""), inc.rows(args.rows), args.steps,
                                      kernel_options, shape == "kernels-spec"))
