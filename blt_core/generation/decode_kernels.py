@@ -61,8 +61,14 @@ def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
     chains launches back to back. The signature is KernelConfig.block_shape's; the shape is the
     same for every epilogue (`_launch` keeps a RoPE block inside one head of width D)."""
     if BP > 1:                                   # several rows: tensor-core tiles (BP, BLOCK_K) x (BLOCK_K, BLOCK_N)
-        cfg = dict(BLOCK_N=16, BLOCK_K=min(256, max(16, triton.next_power_of_2(K))), LATE=False, PREFETCH=False)
-        return {**cfg, "SPLIT": 1, "num_warps": 4, "num_stages": 4}
+        # bench/matvec_sweep.py --rows 8 (H100): 32 outputs and 3 stages where an RMSNorm comes
+        # first (q/k/v, gate/up), 16 and 4 stages otherwise, and no PDL: a dependent waiting
+        # early holds shared memory the running products need (blt-1b's global output
+        # projection: 10.1 us with PDL, 6.6 without; cuBLAS 6.4).
+        wide = epi in (ROPE_CACHE, SWIGLU)
+        cfg = dict(BLOCK_N=32 if wide else 16, BLOCK_K=min(256, max(16, triton.next_power_of_2(K))), LATE=False,
+                   PREFETCH=False)
+        return {**cfg, "SPLIT": 1, "num_warps": 4, "num_stages": 3 if wide else 4, "PDL": False}
     else:
         bk = min(1024, triton.next_power_of_2(K))
         cfg = dict(BLOCK_N=2048 // bk, BLOCK_K=bk, LATE=True, PREFETCH=True)
@@ -328,10 +334,10 @@ def _bp(B: int) -> int:
     return 1 if B == 1 else max(16, triton.next_power_of_2(B))
 
 
-def _kp(B: int, K: int) -> int:
-    """Width of the one-load RMSNorm prologue (0: loop over K instead, for wide batched rows)."""
+def _kp(BP: int, K: int) -> int:
+    """Width of the one-load RMSNorm prologue for BP rows (0: loop over K instead, for wide batched rows)."""
     kp = triton.next_power_of_2(K)
-    return kp if _bp(B) * kp <= 8192 else 0
+    return kp if BP * kp <= 8192 else 0
 
 
 # The block shape Triton's interpreter runs on the CPU unless KernelConfig.block_shape says otherwise.
@@ -385,9 +391,10 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, **meta):
         cfg = dict(INTERPRETER_BLOCK)
     if meta["EPI"] == ROPE_CACHE:                # RoPE pairs and the cache layout: a block inside one head
         cfg["BLOCK_N"] = min(cfg["BLOCK_N"], meta["D"])
+    meta["KP"] = _kp(meta["BP"], x.shape[1])
     split = _workspace(w, meta["BP"], N) if cfg["SPLIT"] > 1 else (x, x)    # unused without a split
     args = (x, nw, w, *args[:7], *split, *args[7:])
-    pdl = _pdl(x.device, config)
+    pdl = cfg.pop("PDL", True) and _pdl(x.device, config)    # a block shape may launch without PDL
     launch = {"launch_pdl": True} if pdl else {}
     # tensor cores take tiles of at least 16 rows, outputs and K (smaller ones: the products summed)
     dot = meta["BP"] >= 16 and cfg["BLOCK_N"] >= 16 and cfg["BLOCK_K"] >= 16
@@ -404,7 +411,7 @@ def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None, config:
     out = torch.empty(B, N, dtype=x.dtype, device=x.device)
     _launch(config, N, x, norm.weight if norm is not None else x, weight, out, res if res is not None else x,
             x, x, x, x, x, B, N, K, norm.eps if norm is not None else 0.0, 0, 0, 0,
-            BP=_bp(B), KP=_kp(B, K), D=1, NORM=norm is not None, EPI=epi)
+            BP=_bp(B), D=1, NORM=norm is not None, EPI=epi)
     return out
 
 
@@ -417,8 +424,15 @@ def qkv_rope_cache(x, attn, norm, cache, pos, cos, sin, config: KernelConfig = D
     q = torch.empty(B, NQ, dtype=x.dtype, device=x.device)
     N = NQ + 2 * NKV
     _launch(config, N, x, norm.weight, attn.qkv_proj.weight, q, x, pos, cos, sin, cache.k, cache.v,
-            B, N, K, norm.eps, NQ, NKV, L, BP=_bp(B), KP=_kp(B, K), D=D, NORM=True, EPI=ROPE_CACHE)
+            B, N, K, norm.eps, NQ, NKV, L, BP=_bp(B), D=D, NORM=True, EPI=ROPE_CACHE)
     return q
+
+
+def attention_splits(config: KernelConfig, B: int) -> int:
+    """Programs per head for B rows: the config's splits shared among the rows, at least its
+    minimum, as a power of two (the merge loads the shares as one tile)."""
+    splits = max(config.attention_splits // B, min(config.attention_min_splits, config.attention_splits))
+    return 1 << (splits.bit_length() - 1)
 
 
 def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, num_warps=None,
@@ -429,11 +443,12 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, 
     dtype. The valid keys are shared out
     among `splits` programs per head (a few hundred keys: one tile of `block` each), so the chain
     of dependent loads stays short; programs with no keys left skip the loop. Unset launch
-    parameters come from the config's attention_splits, attention_block, attention_warps."""
-    splits = splits or config.attention_splits
+    parameters come from the config's attention_splits (divided among the rows, at least
+    attention_min_splits), attention_block, attention_warps."""
+    B = q.shape[0]
+    splits = splits or attention_splits(config, B)
     block = block or config.attention_block
     num_warps = num_warps or config.attention_warps
-    B = q.shape[0]
     Hkv, L, D = k.shape[1], k.shape[2], k.shape[3]
     part = torch.empty(B * n_heads, splits, D, dtype=torch.float32, device=q.device)
     ml = torch.empty(B * n_heads, splits, 2, dtype=torch.float32, device=q.device)

@@ -26,6 +26,9 @@ class KernelConfig:
     # Self-attention's launch shape: programs per head, keys per tile, warps per program. One warp
     # was fastest on an H100 for both head widths of blt-1b (bench/profile_layer_step.py --attention).
     attention_splits: int = 32
+    # With B rows, attention_splits // B programs per head, at least this many: 8 per head at 8
+    # rows took 10.1 us a global layer where 32 took 16.3 (bench/attention_sweep.py, H100).
+    attention_min_splits: int = 8
     attention_block: int = 16
     attention_warps: int = 1
     # (N outputs, K inputs, rows BP, epilogue, head width D) -> the matrix-vector kernel's block
