@@ -14,12 +14,12 @@ the same bytes as it would alone: layers treat rows independently and sampling r
 
 Running rows are kept at the front of the batch. Without CUDA graphs a step runs eagerly on
 just those rows (`IncrementalBLT.rows`). With CUDA graphs (of compiled parts, as `options` asks)
-there are two captured shapes: one row, with the fused kernels when asked (the fastest batch-1
-step), and all `slots` rows through torch's layers, whose matrix products read each weight once
-for every row (the fused kernels are single-row steps, which would read them once per row), with
-the kernels' attention, which reads each row's cached keys only up to its own position. A
-step runs the smaller shape that holds every running row; its idle rows are parked at position
-1, where their writes touch only their own caches.
+there are two captured shapes: one row and all `slots` rows, both with the fused kernels when
+asked. At several rows those read each weight tile once for all rows and multiply on tensor cores
+(8 rows of blt-1b on an H100: 2.59 ms a step, against 2.73-2.82 ms through torch's layers and
+cuBLAS, bench/README.md), and their attention reads each row's cached keys only up to its own
+position. A step runs the smaller shape that holds every running row; its idle rows are parked
+at position 1, where their writes touch only their own caches.
 
 A step is one of three kinds. The host-decided one (`StepGraphs`, or `IncrementalBLT.step`
 eagerly) reads whether any row completed a patch and runs the global model only then. With
@@ -74,8 +74,10 @@ DELIVERY_S = 0.01               # a row's events are handed to its stream at mos
 # An idle engine given a request waits while more keep coming (each within GATHER_GAP_S of the
 # last, GATHER_S in all), so requests sent together share one prefill: blt-1b's prefill takes
 # ~45 ms on an H100 (launch-bound, about the same for 1 or 8 prompts), and 8 streams started
-# together took two prefills before any first byte (bench/README.md, serve.py).
-GATHER_GAP_S, GATHER_S = 0.002, 0.01
+# together took two prefills before any first byte (bench/README.md, serve.py). A 2 ms gap
+# still split them in two once through the server, so the gap is 5 ms: a lone request's first
+# byte waits that much longer (of ~75 ms).
+GATHER_GAP_S, GATHER_S = 0.005, 0.02
 # A lone row takes the speculative step over the decoder-first one while at least this share of
 # its bytes end a patch. blt-1b on an H100: the speculative byte costs ~1.75 ms at any share, a
 # decoder-first byte ~0.6 ms + share x ~1.35 ms (the global step and the decoder again), even at
@@ -182,11 +184,14 @@ class BatchEngine:
         # what the engine thread did: prefill passes, byte steps queued (and how many of them
         # speculative, how many decoder-first), bytes given to rows, seconds inside ticks
         # (admitting, prefilling, stepping, reading back); on CUDA also the GPU's seconds in the
-        # steps (step_gpu_s) and between steps that followed one another while rows ran
-        # (between_steps_s: the host late, or a prefill)
+        # steps (step_gpu_s) and between steps queued one after another with rows running and
+        # no prefill between them (between_steps_s: the host late). A step after a prefill or
+        # an idle engine adds no gap: counting those once put a whole round's first-byte wait
+        # (~0.2 s) into the gaps of its 512 steps.
         self.counts = {"prefills": 0, "steps": 0, "speculative_steps": 0, "decoder_first_steps": 0, "bytes": 0,
                        "tick_s": 0.0, "step_gpu_s": 0.0, "between_steps_s": 0.0}
         self._last_done = None                               # the end of the last step read back (CUDA)
+        self._after_break = True                             # no step to time a gap from (idle, prefill)
         self._pending: deque = deque()                       # steps queued, not yet read back
         self._host: list[torch.Tensor] = []                  # their read-back buffers (pinned on CUDA)
         self._views: dict[int, IncrementalBLT] = {}
@@ -252,6 +257,7 @@ class BatchEngine:
                     row.request.events.put(err)
                 self.rows, self.inc, self.step_graphs, self._views = [], None, {}, {}
                 self.spec_steps, self._pending, self._leaving, self._last_done = {}, deque(), [], None
+                self._after_break = True
             self.counts["tick_s"] += time.perf_counter() - t0
         for row in self.rows:
             row.deliver(time.perf_counter())
@@ -284,6 +290,7 @@ class BatchEngine:
                     taken.append(request)
         if not taken:
             return
+        self._after_break = True                       # the prefill's time is no gap between steps
         now = time.perf_counter()
         for row in self.rows:                          # a prefill takes a while: send what is made
             row.deliver(now)
@@ -363,7 +370,7 @@ class BatchEngine:
         self.inc, self._views, self.step_graphs, self.spec_steps = grown, {}, {}, {}
         if self.graphs:
             for n in sorted({1, self.slots}):
-                self._views[n] = grown.rows(n, kernels=n == 1)
+                self._views[n] = grown.rows(n)
                 self.step_graphs[n] = StepGraphs(self._views[n], self.options)
 
     def _retire_closed(self) -> None:
@@ -379,6 +386,8 @@ class BatchEngine:
             self.inc.load_row(i, self.inc, last)
             self.rows[i] = self.rows[last]
         self.rows.pop()
+        if not self.rows:
+            self._after_break = True                   # the next step starts after an idle spell
 
     def _step_fn(self, n: int):
         """The batch view for n running rows, its step (next ids (B,) -> record (B, 4) of byte id,
@@ -452,7 +461,8 @@ class BatchEngine:
         for row in rows:
             row.launched += 1
         self.counts["steps"] += 1
-        self._pending.append((host, (begun, done), rows))
+        self._pending.append((host, (begun, done, self._after_break), rows))
+        self._after_break = False
         for row in self._leaving:                   # stopped while the step was being queued
             self._free(self.rows.index(row))
         self._leaving = []
@@ -468,10 +478,10 @@ class BatchEngine:
         """Read back the queued steps but the newest `keep`, in order: each running row's byte
         becomes its event; rows that stopped leave the batch."""
         while len(self._pending) > keep:
-            host, (begun, done), rows = self._pending.popleft()
+            host, (begun, done, after_break), rows = self._pending.popleft()
             if done is not None:
                 done.synchronize()
-                self._time_step(begun, done)
+                self._time_step(begun, done, after_break)
             ids, entropies, global_steps, full = host[:len(rows)].t().tolist()
             self.patch_rate = 0.8 * self.patch_rate + 0.2 * float(any(global_steps))
             for i, row in enumerate(rows):
@@ -495,12 +505,13 @@ class BatchEngine:
                 elif now - row.delivered >= DELIVERY_S:
                     row.deliver(now)
 
-    def _time_step(self, begun, done) -> None:
-        """The GPU's time in a step read back, and since the step before it ended."""
+    def _time_step(self, begun, done, after_break: bool) -> None:
+        """The GPU's time in a step read back, and since the step before it ended unless a
+        prefill or an empty batch came between them."""
         self.counts["step_gpu_s"] += begun.elapsed_time(done) / 1000
-        if self._last_done is not None:
+        if self._last_done is not None and not after_break:
             self.counts["between_steps_s"] += max(0.0, self._last_done.elapsed_time(begun) / 1000)
-        self._last_done = done if self.rows else None
+        self._last_done = done
 
     def _sample(self, batch: IncrementalBLT) -> torch.Tensor:
         """The next byte of every row in the batch (B,): running rows by their own parameters

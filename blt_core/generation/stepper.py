@@ -322,9 +322,9 @@ class IncrementalBLT:
 
     def rows(self, n: int, kernels: bool = True) -> "IncrementalBLT":
         """A view of the first n rows: stepping it steps just them, in these very tensors.
-        kernels=False: the view runs its layers through torch (cuBLAS reads each weight once
-        for all rows; the fused kernels are single-row steps), but where this stepper has the
-        kernels, their attention, which reads each row's cached keys only up to its position."""
+        kernels=False: the view runs its layers through torch (cuBLAS), but where this stepper
+        has the kernels, their attention, which reads each row's cached keys only up to its
+        position (bench/profile_batch.py compares it with the fused kernels at several rows)."""
         view = copy.copy(self)
         if not kernels:
             view.attention_kernel = self.dk.cached_attention if self.dk is not None else None
