@@ -74,9 +74,9 @@ DELIVERY_S = 0.01               # a row's events are handed to its stream at mos
 # An idle engine given a request waits while more keep coming (each within GATHER_GAP_S of the
 # last, GATHER_S in all), so requests sent together share one prefill: blt-1b's prefill takes
 # ~45 ms on an H100 (launch-bound, about the same for 1 or 8 prompts), and 8 streams started
-# together took two prefills before any first byte (bench/README.md, serve.py). A 2 ms gap
-# still split them in two once through the server, so the gap is 5 ms: a lone request's first
-# byte waits that much longer (of ~75 ms).
+# together took two prefills before any first byte (bench/README.md, serve.py). Through gunicorn
+# a 2 ms gap still split them in one of two runs, 5 ms in one of four; a lone request's first
+# byte waits those 5 ms longer (of ~75 ms).
 GATHER_GAP_S, GATHER_S = 0.005, 0.02
 # A lone row takes the speculative step over the decoder-first one while at least this share of
 # its bytes end a patch. blt-1b on an H100: the speculative byte costs ~1.75 ms at any share, a
