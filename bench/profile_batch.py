@@ -31,19 +31,18 @@ OPTIONS = DecodeOptions(cuda_graphs=True, compile=True, kernels=True)
 def block_shape(spec: str):
     """'16x64x4' or '16x64x4x3' -> KernelConfig.block_shape giving BLOCK_N 16, BLOCK_K 64 (at most
     K's next power of two), 4 warps (and 3 pipeline stages; default 2) for several rows (one row
-    keeps decode_kernels.block_config's); a suffix 'r8' ('2x256x4x2r8'): tiles of 8 padded rows
-    with the products summed late on CUDA cores instead of 16 rows on tensor cores."""
+    keeps decode_kernels.block_config's), launched without PDL as block_config launches several
+    rows."""
     import triton
     from blt_core.generation.decode_kernels import block_config
-    spec, _, rows = spec.partition("r")
     block_n, block_k, warps, *stages = (int(x) for x in spec.split("x"))
 
     def shape(N, K, BP, epi, D):
         if BP == 1:
             return block_config(N, K, BP, epi, D)
-        return {**({"BP": int(rows)} if rows else {}), "BLOCK_N": block_n,
-                "BLOCK_K": min(block_k, triton.next_power_of_2(K)), "LATE": bool(rows), "PREFETCH": False,
-                "SPLIT": 1, "num_warps": warps, "num_stages": stages[0] if stages else 2}
+        return {"BLOCK_N": block_n, "BLOCK_K": min(block_k, triton.next_power_of_2(K)), "LATE": False,
+                "PREFETCH": False, "SPLIT": 1, "num_warps": warps, "num_stages": stages[0] if stages else 2,
+                "PDL": False}
     return shape
 
 
@@ -119,8 +118,7 @@ def main():
                          "the first three as the engine's speculative step")
     ap.add_argument("--kernel-blocks", nargs="+", default=[],
                     help="with --shapes kernels or kernels-spec: also these block shapes of the batched "
-                         "matrix-vector kernel, each BLOCK_NxBLOCK_KxWARPS[xSTAGES][rROWS] (e.g. 16x64x4, 32x128x4x4, "
-                         "2x256x4x2r8: 8-row tiles on CUDA cores)")
+                         "matrix-vector kernel, each BLOCK_NxBLOCK_KxWARPS[xSTAGES] (e.g. 16x64x4, 32x128x4x4)")
     ap.add_argument("--no-compile", action="store_true",
                     help="CUDA graphs of the eager parts (no torch.compile): how much of the warm-up and the "
                          "step compiling buys")

@@ -16,7 +16,8 @@ neighbours in its prologue and epilogue:
     5. down projection + residual
 
 On sm_90 and later the kernels are launched as programmatic dependents (`KernelConfig.pdl`):
-each starts reading its weights while the one before it finishes. Every launch choice (PDL, early
+each starts reading its weights while the one before it finishes (the matrix-vector products of
+several rows excepted: `block_config` launches those without it). Every launch choice (PDL, early
 keys, the attention's shape, the block shape of the matrix-vector kernel) comes from the
 `KernelConfig` passed in (options.py); its defaults are the measured best on an H100.
 
