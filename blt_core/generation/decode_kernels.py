@@ -59,8 +59,9 @@ def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
     all eight projections of blt-1b's global model and decoder (73-86 % of copy bandwidth on the
     global ones). Splitting K among programs never won, so SPLIT stays 1 (the kernel keeps it
     for the sweep). Triton's autotuner chose worse: it times one launch at a time, where a step
-    chains launches back to back. The signature is KernelConfig.block_shape's; the shape is the
-    same for every epilogue (`_launch` keeps a RoPE block inside one head of width D)."""
+    chains launches back to back. The signature is KernelConfig.block_shape's; one row's shape is
+    the same for every epilogue, several rows' is wider after an RMSNorm (below; `_launch` keeps
+    a RoPE block inside one head of width D)."""
     if BP > 1:                                   # several rows: tensor-core tiles (BP, BLOCK_K) x (BLOCK_K, BLOCK_N)
         # bench/matvec_sweep.py --rows 8 (H100): 32 outputs and 3 stages where an RMSNorm comes
         # first (q/k/v, gate/up), 16 and 4 stages otherwise, and no PDL: a dependent waiting
@@ -70,10 +71,8 @@ def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
         cfg = dict(BLOCK_N=32 if wide else 16, BLOCK_K=min(256, max(16, triton.next_power_of_2(K))), LATE=False,
                    PREFETCH=False)
         return {**cfg, "SPLIT": 1, "num_warps": 4, "num_stages": 3 if wide else 4, "PDL": False}
-    else:
-        bk = min(1024, triton.next_power_of_2(K))
-        cfg = dict(BLOCK_N=2048 // bk, BLOCK_K=bk, LATE=True, PREFETCH=True)
-    return {**cfg, "SPLIT": 1, "num_warps": 4, "num_stages": 1 if cfg["PREFETCH"] else 2}
+    bk = min(1024, triton.next_power_of_2(K))
+    return dict(BLOCK_N=2048 // bk, BLOCK_K=bk, LATE=True, PREFETCH=True, SPLIT=1, num_warps=4, num_stages=1)
 
 
 @triton.jit
