@@ -1,6 +1,8 @@
 """The fused Triton decoding kernels against the eager layers they replace. On a machine without
 CUDA they run in Triton's interpreter (TRITON_INTERPRET=1, set in conftest.py); without
 Triton installed (the CPU wheel of torch does not bring it) the module is skipped."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -126,6 +128,56 @@ def test_cross_step_equals_eager_cross_attention(dtype, tol, kernels):
         ref = x + cross.attend(x, k, v)
         out = dk.cross_step(cross, x, k.contiguous(), v.contiguous(), kernels)
     assert (out.float() - ref.float()).abs().max() <= tol * ref.float().abs().max()
+
+
+@pytest.mark.parametrize("kernels", [DOT, DOT_SPLIT], indirect=True, ids=["dot", "dot-split"])
+def test_residual_launches_hand_their_rows_sums_of_squares_on(kernels):
+    """Several rows: a residual launch returns its rows' sums of squares in parts (none when K is
+    split among programs), and a norm given them gives what it gives computing them itself."""
+    g = torch.Generator().manual_seed(5)
+    B, K, N = 3, 80, 64
+    x, res = torch.randn(B, K, generator=g).to(DEVICE), torch.randn(B, N, generator=g).to(DEVICE)
+    w, w2 = (torch.randn(n, k, generator=g).to(DEVICE) * 0.1 for n, k in ((N, K), (96, N)))
+    out, stats = dk.matvec(x, w, dk.RESIDUAL, res=res, config=kernels, stats=True)
+    if kernels.block_shape()["SPLIT"] > 1:
+        assert stats is None
+        return
+    assert stats.shape == (16, N // kernels.block_shape()["BLOCK_N"])
+    assert torch.allclose(stats[:B].sum(1), out.float().pow(2).sum(1), rtol=1e-5)
+    norm = SimpleNamespace(weight=torch.rand(N, generator=g).to(DEVICE) + 0.5, eps=1e-5)
+    handed = dk.matvec(out, w2, norm=norm, config=kernels, x_stats=stats)
+    own = dk.matvec(out, w2, norm=norm, config=kernels)
+    assert torch.allclose(handed, own, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernels", [DOT], indirect=True)
+def test_stack_step_equals_eager_layers(kernels):
+    """A decoder-like stack, a cross-attention before its first layer, 3 rows: each launch's
+    statistics go to the next norm, and the result is the eager layers'."""
+    cfg = _cfg(64, 4, n_kv_heads=2)
+    torch.manual_seed(6)
+    layers = [_randomise(Block(cfg)).to(DEVICE).eval() for _ in range(2)]
+    cross = _randomise(CrossAttention(cfg)).to(DEVICE).eval()
+    B, L, D = 3, 24, cfg.head_dim
+    g = torch.Generator().manual_seed(7)
+    caches = [[KVCache(B, 2, L, D, torch.float32, DEVICE) for _ in layers] for _ in range(2)]
+    for c0, c1 in zip(*caches):
+        for name in ("k", "v"):
+            getattr(c0, name).copy_(torch.randn(getattr(c0, name).shape, generator=g))
+            getattr(c1, name).copy_(getattr(c0, name))
+    cos, sin = rope_tables(torch.arange(L, device=DEVICE), D, cfg.rope_theta, torch.float32)
+    pos = torch.tensor([0, 9, 23], device=DEVICE)
+    x = torch.randn(B, 1, 64, generator=g).to(DEVICE)
+    slots = torch.randn(B, 2, 64, generator=g).to(DEVICE)
+    with torch.no_grad():
+        k, v = cross.kv(slots)
+        ref = x + cross.attend(x, k, v)
+        for layer, cache in zip(layers, caches[0]):
+            ref = layer(ref, cos[pos][:, None, None], sin[pos][:, None, None], step_mask(pos, L, None), cache, pos)
+        out = dk.stack_step(layers, caches[1], x, pos, cos, sin, None, kernels,
+                            crosses=[(cross, k.contiguous(), v.contiguous())])
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() <= 2e-5 * ref.abs().max()
 
 
 def test_attention_reads_only_the_window_and_the_valid_keys():

@@ -49,6 +49,7 @@ stream a fifth of its speed (bench/README.md, serving).
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import queue
 import sys
@@ -75,9 +76,9 @@ DELIVERY_S = 0.01               # a row's events are handed to its stream at mos
 # last, GATHER_S in all), so requests sent together share one prefill: blt-1b's prefill takes
 # ~45 ms on an H100 (launch-bound, about the same for 1 or 8 prompts), and 8 streams started
 # together took two prefills before any first byte (bench/README.md, serve.py). Through gunicorn
-# a 2 ms gap still split them in one of two runs, 5 ms in one of four; a lone request's first
-# byte waits those 5 ms longer (of ~75 ms).
-GATHER_GAP_S, GATHER_S = 0.005, 0.02
+# a 2 ms gap still split them in one of two runs, 5 ms in one of four, so the gap is 10 ms; a
+# lone request's first byte waits those 10 ms longer (of ~80 ms).
+GATHER_GAP_S, GATHER_S = 0.01, 0.03
 # A lone row takes the speculative step over the decoder-first one while at least this share of
 # its bytes end a patch. blt-1b on an H100: the speculative byte costs ~1.75 ms at any share, a
 # decoder-first byte ~0.6 ms + share x ~1.35 ms (the global step and the decoder again), even at
@@ -307,10 +308,11 @@ class BatchEngine:
                     self._fail(requests[0], err)
                 else:                                  # find the one it cannot take: each alone
                     admitted = [pair for request in requests for pair in self._prefill_alone(request)]
-            for row, stepper, i in admitted:
+            for stepper, pairs in itertools.groupby(admitted, key=lambda pair: pair[1]):
+                pairs = list(pairs)                    # a prefill's rows 0.., in order: one copy each tensor
                 self._reserve(stepper.L)
-                self.inc.load_row(len(self.rows), stepper, i)
-                self.rows.append(row)
+                self.inc.load_row(len(self.rows), stepper, pairs[0][2], count=len(pairs))
+                self.rows += [row for row, _, _ in pairs]
 
     def _gather(self) -> None:
         """Idle, with requests queued (holding _cv): wait while more keep coming, each within the

@@ -23,7 +23,14 @@ keys, the attention's shape, the block shape of the matrix-vector kernel) comes 
 
 Rounding follows the eager layers (bf16 results rounded where PyTorch rounds them), accumulation
 is float32; results agree with `layers.Block` to bf16 rounding (tests/test_decode_kernels.py).
-Rows of a batch are handled together (the weights are read once for all rows).
+Rows of a batch are handled together (the weights are read once for all rows). With several
+rows an RMSNorm's statistics came from a pass over x before any weight was read (8 trips to
+memory at blt-1b's width, 3-4.5 us of a 12-24 us product); now each residual launch also leaves
+its rows' sums of squares, one partial sum per program, and the next norm adds those up in one
+load (`stack_step` hands them from launch to launch; the first layer of a stack still makes the
+pass). Summing the squares inside the product's loop instead was slower (16.5 -> 36 us for the
+global q/k/v at 8 rows: a reduction across warps in every iteration), as were wider loads for
+the pass (bench/README.md).
 """
 from __future__ import annotations
 
@@ -77,15 +84,18 @@ def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
 
 @triton.jit
 def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr, ws_ptr, cnt_ptr,
-                   B, N, K, eps, NQ, NKV, L,
-                   BP: tl.constexpr, KP: tl.constexpr, D: tl.constexpr, NORM: tl.constexpr, EPI: tl.constexpr,
+                   si_ptr, so_ptr, B, N, K, eps, NQ, NKV, L, NSI,
+                   BP: tl.constexpr, KP: tl.constexpr, SI: tl.constexpr, SO: tl.constexpr, D: tl.constexpr,
+                   NORM: tl.constexpr, EPI: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr, PREFETCH: tl.constexpr,
                    SPLIT: tl.constexpr, PDL: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr):
     """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
     (SWIGLU: W (2N, K), gate rows then up rows). Program (i, s): outputs i * BLOCK_N.., the s-th
     of SPLIT shares of K; ws (BP, 2N) float32 and cnt (programs along N) int32 start at zero
     and are left at zero. DOT (several rows): the tiles' products on tensor cores (IEEE: float32
-    exactly, not TF32)."""
+    exactly, not TF32). Sums of squares of x's rows for the RMSNorm (several rows): SI > 0 takes
+    them from si (BP, NSI), the partial sums the kernel that wrote x left, one per program of
+    it; SO (residual epilogues, unsplit) leaves those of out in so (BP, programs along N)."""
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
     dt = x_ptr.dtype.element_ty
@@ -116,7 +126,11 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     if EPI == _RESIDUAL or EPI == _DOUBLE_RESIDUAL:               # in the same trip as x
         res = tl.load(res_ptr + rows[:, None] * N + n[None, :], mask=omask, other=0.0).to(tl.float32)
     if NORM:                                                      # RMSNorm statistics of x
-        if KP > 0:                                                # whole rows in one load: no serial trips
+        if SI > 0:                                                # the writer's partial sums: one trip
+            part = tl.arange(0, SI)
+            ss = tl.sum(tl.load(si_ptr + rows[:, None] * NSI + part[None, :],
+                                mask=rmask[:, None] & (part < NSI)[None, :], other=0.0), 1)
+        elif KP > 0:                                              # whole rows in one load: no serial trips
             kp = tl.arange(0, KP)
             xa = tl.load(x_ptr + rows[:, None] * K + kp[None, :], mask=rmask[:, None] & (kp < K)[None, :],
                          other=0.0).to(tl.float32)
@@ -209,6 +223,8 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
         if EPI == _DOUBLE_RESIDUAL:
             y = (y + res).to(dt).to(tl.float32)
         tl.store(out_ptr + rows[:, None] * N + n[None, :], y.to(dt), mask=omask)
+        if SO:                                                    # this block's share of the rows' squares
+            tl.store(so_ptr + rows * tl.num_programs(0) + tl.program_id(0), tl.sum(y * y, 1), mask=rmask)
     if EPI == _SWIGLU:
         silu = (y * tl.sigmoid(y)).to(dt).to(tl.float32)
         tl.store(out_ptr + rows[:, None] * N + n[None, :], (silu * acc2.to(dt).to(tl.float32)).to(dt), mask=omask)
@@ -379,10 +395,12 @@ def _counters(device, n):
     return _COUNTERS[key]
 
 
-def _launch(config: KernelConfig, N, x, nw, w, *args, **meta):
+def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False, **meta):
     """The matrix-vector kernel over x (B, K), cdiv(N, BLOCK_N) x SPLIT programs: the config's
     block_shape if it has one, else block_config's on CUDA and on the CPU (Triton's interpreter,
-    TRITON_INTERPRET=1, used by the tests) one small fixed shape."""
+    TRITON_INTERPRET=1, used by the tests) one small fixed shape. x_stats: x's partial sums of
+    squares, from the launch that wrote x. stats: return the output's (BP, programs) float32, or
+    None where this launch leaves none (one row, or K split among programs)."""
     if config.block_shape is not None:
         cfg = dict(config.block_shape(N, x.shape[1], meta["BP"], meta["EPI"], meta["D"]))
     elif x.is_cuda:
@@ -393,38 +411,47 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, **meta):
         cfg["BLOCK_N"] = min(cfg["BLOCK_N"], meta["D"])
     meta["KP"] = _kp(meta["BP"], x.shape[1])
     split = _workspace(w, meta["BP"], N) if cfg["SPLIT"] > 1 else (x, x)    # unused without a split
-    args = (x, nw, w, *args[:7], *split, *args[7:])
+    programs = triton.cdiv(N, cfg["BLOCK_N"])
+    so = (torch.empty(meta["BP"], programs, dtype=torch.float32, device=x.device)
+          if stats and meta["BP"] > 1 and cfg["SPLIT"] == 1 else None)
+    si = x_stats if meta["NORM"] else None
+    meta["SI"], meta["SO"] = (triton.next_power_of_2(si.shape[1]) if si is not None else 0), so is not None
+    args = (x, nw, w, *args[:7], *split, si if si is not None else x, so if so is not None else x, *args[7:],
+            si.shape[1] if si is not None else 0)
     pdl = cfg.pop("PDL", True) and _pdl(x.device, config)    # a block shape may launch without PDL
     launch = {"launch_pdl": True} if pdl else {}
     # tensor cores take tiles of at least 16 rows, outputs and K (smaller ones: the products summed)
     dot = meta["BP"] >= 16 and cfg["BLOCK_N"] >= 16 and cfg["BLOCK_K"] >= 16
-    _matvec_kernel[(triton.cdiv(N, cfg["BLOCK_N"]), cfg["SPLIT"])](*args, **meta, **cfg, PDL=pdl, DOT=dot,
-                                                                   IEEE=x.dtype == torch.float32 or not x.is_cuda,
-                                                                   **launch)
+    _matvec_kernel[(programs, cfg["SPLIT"])](*args, **meta, **cfg, PDL=pdl, DOT=dot,
+                                             IEEE=x.dtype == torch.float32 or not x.is_cuda, **launch)
+    return so
 
 
-def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None, config: KernelConfig = DEFAULT):
+def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None, config: KernelConfig = DEFAULT,
+           x_stats=None, stats=False):
     """x (B, K) -> (B, N): epilogue(weight @ prologue(x)); norm: an RMSNorm applied first;
-    res (B, N): the residual of RESIDUAL / DOUBLE_RESIDUAL."""
+    res (B, N): the residual of RESIDUAL / DOUBLE_RESIDUAL. x_stats: x's row statistics as the
+    launch that wrote x returned them (the norm then makes no pass over x for them). stats: return
+    (out, out's statistics or None) for the next launch's norm."""
     B, K = x.shape
     N = out_features or weight.shape[0]
     out = torch.empty(B, N, dtype=x.dtype, device=x.device)
-    _launch(config, N, x, norm.weight if norm is not None else x, weight, out, res if res is not None else x,
-            x, x, x, x, x, B, N, K, norm.eps if norm is not None else 0.0, 0, 0, 0,
-            BP=_bp(B), D=1, NORM=norm is not None, EPI=epi)
-    return out
+    so = _launch(config, N, x, norm.weight if norm is not None else x, weight, out, res if res is not None else x,
+                 x, x, x, x, x, B, N, K, norm.eps if norm is not None else 0.0, 0, 0, 0,
+                 BP=_bp(B), D=1, NORM=norm is not None, EPI=epi, x_stats=x_stats, stats=stats)
+    return (out, so) if stats else out
 
 
-def qkv_rope_cache(x, attn, norm, cache, pos, cos, sin, config: KernelConfig = DEFAULT):
+def qkv_rope_cache(x, attn, norm, cache, pos, cos, sin, config: KernelConfig = DEFAULT, x_stats=None):
     """x (B, C): RMSNorm, q/k/v projection, RoPE at pos (B,); k, v written into the cache at pos.
-    Returns q (B, H * D)."""
+    Returns q (B, H * D). x_stats: as for `matvec`."""
     B, K = x.shape
     D, L = attn.head_dim, cache.k.shape[2]
     NQ, NKV = attn.n_heads * D, attn.n_kv_heads * D
     q = torch.empty(B, NQ, dtype=x.dtype, device=x.device)
     N = NQ + 2 * NKV
     _launch(config, N, x, norm.weight, attn.qkv_proj.weight, q, x, pos, cos, sin, cache.k, cache.v,
-            B, N, K, norm.eps, NQ, NKV, L, BP=_bp(B), D=D, NORM=True, EPI=ROPE_CACHE)
+            B, N, K, norm.eps, NQ, NKV, L, BP=_bp(B), D=D, NORM=True, EPI=ROPE_CACHE, x_stats=x_stats)
     return q
 
 
@@ -483,14 +510,7 @@ def block_step(layer, x, pos, cache, cos, sin, window=None, config: KernelConfig
     """One decoding step of `layers.Block` for x (B, 1, C) at positions pos (B,), writing the
     cache; cos, sin: the stack's whole RoPE tables (L, D). Returns (B, 1, C)."""
     B, _, C = x.shape
-    x = x.reshape(B, C).contiguous()                                    # rows of stride C
-    att, mlp = layer.self_attn, layer.mlp
-    q = qkv_rope_cache(x, att, layer.input_layernorm, cache, pos, cos, sin, config)
-    y = attention(q, cache.k, cache.v, att.n_heads, pos, window, config=config)
-    x = matvec(y, att.o_proj.weight, RESIDUAL, res=x, config=config)
-    h = matvec(x, mlp.gate_up_proj.weight, SWIGLU, norm=layer.post_attention_layernorm,
-               out_features=mlp.down_proj.weight.shape[1], config=config)
-    return matvec(h, mlp.down_proj.weight, RESIDUAL, res=x, config=config)[:, None]
+    return _block(layer, x.reshape(B, C).contiguous(), pos, cache, cos, sin, window, config)[0][:, None]
 
 
 @torch.compiler.disable
@@ -498,7 +518,36 @@ def cross_step(cross, x, k, v, config: KernelConfig = DEFAULT):
     """h + cross.attend(h, k, v) for one row per sequence, x (B, 1, C) over cached slots k, v
     (B, Hkv, k, D): the decoder's cross-attention step (2h + o(attn), as in layers.CrossAttention)."""
     B, _, C = x.shape
-    x = x.reshape(B, C).contiguous()                                    # rows of stride C
-    q = matvec(x, cross.q_proj.weight, PLAIN, norm=cross.q_norm, config=config)
+    return _cross(cross, x.reshape(B, C).contiguous(), k, v, config)[0][:, None]
+
+
+@torch.compiler.disable          # one opaque call per stack (a graph break per layer would recompile per index)
+def stack_step(layers, caches, x, pos, cos, sin, window=None, config: KernelConfig = DEFAULT, crosses=()):
+    """`block_step` through every layer of a stack (x (B, 1, C)), each after its cross-attention
+    step if `crosses` has one for it ((cross, k, v), the decoder's first layers). Each launch that
+    writes x hands its rows' sums of squares to the next RMSNorm (several rows)."""
+    B, _, C = x.shape
+    x, stats = x.reshape(B, C).contiguous(), None                        # rows of stride C
+    for i, (layer, cache) in enumerate(zip(layers, caches)):
+        if i < len(crosses):
+            x, stats = _cross(crosses[i][0], x, *crosses[i][1:], config, stats)
+        x, stats = _block(layer, x, pos, cache, cos, sin, window, config, stats)
+    return x[:, None]
+
+
+def _block(layer, x, pos, cache, cos, sin, window, config, x_stats=None):
+    """block_step on x (B, C) -> (B, C) and its row statistics (or None)."""
+    att, mlp = layer.self_attn, layer.mlp
+    q = qkv_rope_cache(x, att, layer.input_layernorm, cache, pos, cos, sin, config, x_stats)
+    y = attention(q, cache.k, cache.v, att.n_heads, pos, window, config=config)
+    x, x_stats = matvec(y, att.o_proj.weight, RESIDUAL, res=x, config=config, stats=True)
+    h = matvec(x, mlp.gate_up_proj.weight, SWIGLU, norm=layer.post_attention_layernorm,
+               out_features=mlp.down_proj.weight.shape[1], config=config, x_stats=x_stats)
+    return matvec(h, mlp.down_proj.weight, RESIDUAL, res=x, config=config, stats=True)
+
+
+def _cross(cross, x, k, v, config, x_stats=None):
+    """cross_step on x (B, C) -> (B, C) and its row statistics (or None)."""
+    q = matvec(x, cross.q_proj.weight, PLAIN, norm=cross.q_norm, config=config, x_stats=x_stats)
     y = attention(q, k, v, cross.n_heads, splits=1, block=triton.next_power_of_2(k.shape[2]), config=config)
-    return matvec(y, cross.o_proj.weight, DOUBLE_RESIDUAL, res=x, config=config)[:, None]
+    return matvec(y, cross.o_proj.weight, DOUBLE_RESIDUAL, res=x, config=config, stats=True)
