@@ -25,12 +25,11 @@ Rounding follows the eager layers (bf16 results rounded where PyTorch rounds the
 is float32; results agree with `layers.Block` to bf16 rounding (tests/test_decode_kernels.py).
 Rows of a batch are handled together (the weights are read once for all rows). With several
 rows an RMSNorm's statistics came from a pass over x before any weight was read (8 trips to
-memory at blt-1b's width, 3-4.5 us of a 12-24 us product); now each residual launch also leaves
-its rows' sums of squares, one partial sum per program, and the next norm adds those up in one
-load (`stack_step` hands them from launch to launch; the first layer of a stack still makes the
-pass). Summing the squares inside the product's loop instead was slower (16.5 -> 36 us for the
-global q/k/v at 8 rows: a reduction across warps in every iteration), as were wider loads for
-the pass (bench/README.md).
+memory at blt-1b's width: 4.4 of the global q/k/v's 16.5 us at 8 rows, 3.4 of gate/up's 23.7).
+Now each residual launch also leaves its rows' sums of squares, one partial sum per program,
+and the next norm adds those up in one load (`stack_step` hands them from launch to launch;
+the first layer of a stack still makes the pass). Summing the squares inside the product's loop instead was slower (16.5 -> 36 us for the
+global q/k/v at 8 rows), as were wider loads for the pass (bench/README.md).
 """
 from __future__ import annotations
 
