@@ -171,10 +171,8 @@ def main():
         from blt_core.generation import decode_kernels as dk
 
         def fused(config: KernelConfig):                    # the fused block steps, launched as config says
-            def run(x, pos):
-                for b, c in zip(blocks, caches):
-                    x = dk.block_step(b, x, pos, c, cos, sin, None, config)
-                return x
+            def run(x, pos):                                 # as the engine runs a stack (norm statistics handed on)
+                return dk.stack_step(blocks, caches, x, pos, cos, sin, None, config)
             return run
         for pdl, early in ((True, True), (True, False), (False, False)):   # dependent launch, early keys
             timed_row(fused(KernelConfig(pdl=pdl, early_keys=early)), variant="fused Triton block step",
