@@ -139,6 +139,7 @@ def test_residual_launches_hand_their_rows_sums_of_squares_on(kernels):
     x, res = torch.randn(B, K, generator=g).to(DEVICE), torch.randn(B, N, generator=g).to(DEVICE)
     w, w2 = (torch.randn(n, k, generator=g).to(DEVICE) * 0.1 for n, k in ((N, K), (96, N)))
     out, stats = dk.matvec(x, w, dk.RESIDUAL, res=res, config=kernels, stats=True)
+    assert dk.matvec(x, w, config=kernels, stats=True)[1] is None           # no residual epilogue: none
     if kernels.block_shape()["SPLIT"] > 1:
         assert stats is None
         return

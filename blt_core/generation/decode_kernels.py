@@ -28,8 +28,9 @@ rows an RMSNorm's statistics came from a pass over x before any weight was read 
 memory at blt-1b's width: 4.4 of the global q/k/v's 16.5 us at 8 rows, 3.4 of gate/up's 23.7).
 Now each residual launch also leaves its rows' sums of squares, one partial sum per program,
 and the next norm adds those up in one load (`stack_step` hands them from launch to launch;
-the first layer of a stack still makes the pass). Summing the squares inside the product's loop instead was slower (16.5 -> 36 us for the
-global q/k/v at 8 rows), as were wider loads for the pass (bench/README.md).
+the first layer of a stack still makes the pass). Summing the squares inside the product's loop
+instead was slower (16.5 -> 36 us for the global q/k/v at 8 rows), as were wider loads for the
+pass (bench/README.md).
 """
 from __future__ import annotations
 
@@ -399,7 +400,7 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False,
     block_shape if it has one, else block_config's on CUDA and on the CPU (Triton's interpreter,
     TRITON_INTERPRET=1, used by the tests) one small fixed shape. x_stats: x's partial sums of
     squares, from the launch that wrote x. stats: return the output's (BP, programs) float32, or
-    None where this launch leaves none (one row, or K split among programs)."""
+    None where this launch leaves none (one row, K split among programs, or no residual epilogue)."""
     if config.block_shape is not None:
         cfg = dict(config.block_shape(N, x.shape[1], meta["BP"], meta["EPI"], meta["D"]))
     elif x.is_cuda:
@@ -412,7 +413,7 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False,
     split = _workspace(w, meta["BP"], N) if cfg["SPLIT"] > 1 else (x, x)    # unused without a split
     programs = triton.cdiv(N, cfg["BLOCK_N"])
     so = (torch.empty(meta["BP"], programs, dtype=torch.float32, device=x.device)
-          if stats and meta["BP"] > 1 and cfg["SPLIT"] == 1 else None)
+          if stats and meta["BP"] > 1 and cfg["SPLIT"] == 1 and meta["EPI"] in (RESIDUAL, DOUBLE_RESIDUAL) else None)
     si = x_stats if meta["NORM"] else None
     meta["SI"], meta["SO"] = (triton.next_power_of_2(si.shape[1]) if si is not None else 0), so is not None
     args = (x, nw, w, *args[:7], *split, si if si is not None else x, so if so is not None else x, *args[7:],
