@@ -186,18 +186,19 @@ class ModelHolder:
     def _warm_up(self) -> None:
         """Compile and capture the engine's steps before the first request: short generations in
         which every byte completes a patch, one alone and one in every slot at once (the engine's
-        two batch shapes, on their speculative step; and a full batch's prefill: served without it, the
-        first 8 streams on an H100 waited 0.17 s for their first byte, later ones 0.08-0.11 s), greedy with EOS off and on (the
-        argmax is captured per EOS rule); one alone in 8-byte patches (a lone row with long
-        patches takes the decoder-first step: its three graphs); then one with the default
-        patching and sampling, as a first request comes."""
+        two batch shapes, on their speculative step; and a full batch's prefill: served without
+        it, the first 8 streams on an H100 waited 0.17 s for their first byte, later ones
+        0.08-0.11 s), greedy with EOS off and on (the argmax is captured per EOS rule); one alone
+        in 8-byte patches (a lone row with long patches takes the decoder-first step: its three
+        graphs); then one with the default patching and sampling, as a first request comes."""
         t0 = time.perf_counter()
         short, long = SamplingParams(max_new_bytes=8, stop_at_eos=False), SamplingParams(max_new_bytes=40, stop_at_eos=False)
         default = SamplingParams(max_new_bytes=8)
         byte = PatchingParams(mode="byte")
         try:
             full = self.engine.slots
-            for n, patching, params in ((1, byte, short), (1, byte, default), (full, byte, short), (full, byte, default),
+            for n, patching, params in ((1, byte, short), (1, byte, default),
+                                        (full, byte, short), (full, byte, default),
                                         (1, PatchingParams(mode="static", patch_size=8), long),
                                         (1, PatchingParams(), default)):
                 streams = [self.engine.submit(WARM_UP_PROMPT, params, patching) for _ in range(n)]

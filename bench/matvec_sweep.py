@@ -9,8 +9,9 @@ launches captured in one CUDA graph; the time is the median replay divided by th
     python3 bench/matvec_sweep.py --dim 2048 --hidden 5632      # blt-1b global layer
     python3 bench/matvec_sweep.py --dim 2048 --hidden 5632 --rows 8       # the same, 8 rows at once
 
-With several rows the candidates are tensor-core tiles of 16 padded rows; the peer is cuBLAS at the same rows, and the projections
-that carry an RMSNorm prologue are also timed without it (what the prologue costs).
+With several rows the candidates are tensor-core tiles of 16 padded rows; the peer is cuBLAS at
+the same rows, and the projections that carry an RMSNorm prologue are also timed without it
+(what the prologue costs).
 """
 from __future__ import annotations
 

@@ -200,7 +200,6 @@ def test_attention_reads_only_the_window_and_the_valid_keys():
     assert torch.allclose(y, ref.reshape(B, H * D), atol=1e-5)
 
 
-
 def test_attention_splits_are_shared_among_rows_as_powers_of_two():
     """Each row count gets a power of two (the merge's tile must be one), fewer per head as rows
     grow, never under the minimum nor over the configured splits; 3 rows once gave 10 and failed
@@ -210,6 +209,7 @@ def test_attention_splits_are_shared_among_rows_as_powers_of_two():
     assert got[:8] == [32, 16, 8, 8, 8, 8, 8, 8] and set(got[8:]) == {8}
     assert dk.attention_splits(KernelConfig(attention_splits=2), 3) == 2
     assert dk.attention_splits(KernelConfig(attention_splits=24, attention_min_splits=4), 1) == 16
+
 
 @pytest.mark.parametrize("kv_heads", [4, 2])
 def test_patch_pooling_reads_only_the_open_patchs_bytes(kv_heads):

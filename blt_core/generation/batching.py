@@ -17,9 +17,10 @@ just those rows (`IncrementalBLT.rows`). With CUDA graphs (of compiled parts, as
 there are two captured shapes: one row and all `slots` rows, both with the fused kernels when
 asked. At several rows those read each weight tile once for all rows and multiply on tensor cores
 (8 rows of blt-1b on an H100: 2.41 ms a step; 2.59 before the RMSNorms took their statistics
-from the launch before, when torch's layers and cuBLAS took 2.73-2.82 ms; bench/README.md), and their attention reads each row's cached keys only up to its own
-position. A step runs the smaller shape that holds every running row; its idle rows are parked
-at position 1, where their writes touch only their own caches.
+from the launch before, when torch's layers and cuBLAS took 2.73-2.82 ms; bench/README.md),
+and their attention reads each row's cached keys only up to its own position. A step runs the
+smaller shape that holds every running row; its idle rows are parked at position 1, where their
+writes touch only their own caches.
 
 A step is one of three kinds. The host-decided one (`StepGraphs`, or `IncrementalBLT.step`
 eagerly) reads whether any row completed a patch and runs the global model only then. With

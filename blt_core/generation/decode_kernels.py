@@ -351,7 +351,8 @@ def _bp(B: int) -> int:
 
 
 def _kp(BP: int, K: int) -> int:
-    """Width of the one-load RMSNorm prologue for BP rows (0: loop over K instead, for wide batched rows)."""
+    """Width of the one-load RMSNorm prologue for BP rows (0: loop over K instead, for wide
+    batched rows)."""
     kp = triton.next_power_of_2(K)
     return kp if BP * kp <= 8192 else 0
 
