@@ -1,8 +1,9 @@
 """Generation requests: prompts in, bytes and per-byte events out.
 
-`stream_batch` builds an IncrementalBLT for the prompts, prefills it, runs the schedule that
-`DecodeOptions` picks (schedules.py) and keeps each row's bytes, stop handling and UTF-8-safe
-text (`RowState`). Rows of a batch are independent: a row's bytes are the same alone or in any
+`stream_batch` takes a session for the prompts' shapes (sessions.py: an IncrementalBLT and the
+schedule that `DecodeOptions` picks, kept from an earlier call or built), prefills the prompts
+into it, runs the schedule and keeps each row's bytes, stop handling and UTF-8-safe text
+(`RowState`). Rows of a batch are independent: a row's bytes are the same alone or in any
 batch. `generate` and `stream` are its two common shapes.
 """
 from __future__ import annotations
@@ -17,9 +18,8 @@ import torch
 from ..patching import PatchingParams
 from ..sampling import SamplingParams
 from ..tokenizer import EOS_ID, ByteTokenizer, to_bytes
+from . import sessions
 from .options import DecodeOptions
-from .schedules import schedule
-from .stepper import IncrementalBLT
 
 
 @dataclass
@@ -72,7 +72,8 @@ def stream_batch(model, prompts: list, params: SamplingParams, patching: Patchin
     finally a list of GenerationResult."""
     ids, lengths, length = _prepare(model, prompts, params)
     B = ids.shape[0]
-    inc = IncrementalBLT(model, B, length, patching, options.kernel_config if options.kernels else None)
+    key, session = sessions.take(model, B, length, patching, options, params)
+    inc = session.inc
     inc.check_patches_ahead(ids.shape[1] + params.max_new_bytes)
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
     t0 = time.perf_counter()
@@ -82,18 +83,24 @@ def stream_batch(model, prompts: list, params: SamplingParams, patching: Patchin
     states = [RowState(params) for _ in range(B)]
     starts = inc.next_start.tolist()
     t1 = time.perf_counter()
-    steps = schedule(inc, params, options)
-    for i, (nxt_l, ent_l, next_l, full_l) in enumerate(steps):
-        events = [None if st.done else st.push(int(nxt_l[r]), ent_l[r], starts[r], bool(next_l[r]), i,
-                                               context_full=bool(full_l[r]))
-                  for r, st in enumerate(states)]
-        starts = [bool(x) for x in next_l]                 # the patch just completed <=> next byte starts one
-        yield events
-        if all(st.done for st in states):
-            break
+    steps = session.schedule.run(params)
+    try:
+        for i, (nxt_l, ent_l, next_l, full_l) in enumerate(steps):
+            events = [None if st.done else st.push(int(nxt_l[r]), ent_l[r], starts[r], bool(next_l[r]), i,
+                                                   context_full=bool(full_l[r]))
+                      for r, st in enumerate(states)]
+            starts = [bool(x) for x in next_l]             # the patch just completed <=> next byte starts one
+            yield events
+            if all(st.done for st in states):
+                break
+    except GeneratorExit:                                  # the consumer stopped early: the session is sound
+        steps.close()
+        sessions.keep(model, key, session)
+        raise
     steps.close()
     sync()
     decode_s = time.perf_counter() - t1
+    sessions.keep(model, key, session)
     yield [st.result(p, prefill_s, decode_s) for st, p in zip(states, prompts)]
 
 

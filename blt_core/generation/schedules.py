@@ -8,6 +8,8 @@
                  decision: the global step on every byte, kept where a patch completed
     DecoderFirstStep  for long patches: the decoder beside the entropy model before the boundary
                  is known; the host runs the patch part and the decoder again where one completed
+    Schedule     the one of these that DecodeOptions ask for, built once over a stepper and run
+                 for each prompt prefilled into it (its graphs captured on the first run only)
 
 Every schedule calls the same step methods in an order that gives the same state, so tests
 compare bytes and logits with the eager path.
@@ -158,10 +160,11 @@ def _encode_and_global(inc: IncrementalBLT, next_ids):
     return inc.global_step()
 
 
-def _finish(inc: IncrementalBLT, next_ids, H, g):
+def _finish(inc: IncrementalBLT, next_ids, H, g, record):
     inc.decide_boundary(H, next_ids)
     inc.commit_patch(g)
     inc.decoder_step()
+    record.copy_(step_record(inc, next_ids))
 
 
 def _entropy(inc: IncrementalBLT, next_ids):
@@ -182,6 +185,7 @@ class SpeculativeStep:
     def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True):
         self.inc = inc
         self.parts = compiled(self.PARTS, tuning) if compile else self.PARTS
+        self.argmax = compiled((_argmax,), tuning)[0] if compile else _argmax     # greedy next ids inside a graph
         self.cuda = inc.device.type == "cuda"
         self.side = torch.cuda.Stream() if self.cuda else None
         self.next_ids = torch.zeros(inc.B, dtype=torch.long, device=inc.device)   # the graph's input
@@ -193,8 +197,7 @@ class SpeculativeStep:
         """The byte's work on the current stream (captured or not)."""
         inc, (_, encode_and_global, finish) = self.inc, self.parts
         H, g = self._beside_entropy(nxt, encode_and_global)             # g (B, 1, Cg)
-        finish(inc, nxt, H, g)
-        self.record.copy_(step_record(inc, nxt))
+        finish(inc, nxt, H, g, self.record)
 
     def _beside_entropy(self, nxt: torch.Tensor, work):
         """The entropy model's step (on CUDA on the side stream) beside work(inc, nxt) on the
@@ -236,7 +239,7 @@ class SpeculativeStep:
         `step`."""
         if not params.greedy or params.repetition_penalty != 1.0:
             raise ValueError("step_greedy samples greedily without a repetition penalty")
-        body = lambda: self.body(sample_next(self.inc.logits, None, params, None))
+        body = lambda: self.body(self.argmax(self.inc.logits, params))
         if not self.cuda:
             body()
         elif params.stop_at_eos not in self.greedy_graphs:
@@ -303,6 +306,16 @@ class DecoderFirstStep(SpeculativeStep):
         run_captured(self.graphs, self.pool, "advance", lambda: advance(inc, self.next_ids, self.record))
 
 
+def _argmax(logits, params: SamplingParams):
+    return sample_next(logits, None, params, None)
+
+
+def _append(records, index, record):
+    """record (B, 4) into records (steps, B, 4) at index, which moves on by one."""
+    records.index_copy_(0, index, record[None])
+    index.add_(1)
+
+
 class GreedyGraph:
     """Greedy decoding of an IncrementalBLT, one whole byte per call of `step`: the argmax of the
     last logits, then a `SpeculativeStep` body. Each step appends its record (byte id, entropy,
@@ -316,6 +329,7 @@ class GreedyGraph:
             raise ValueError("GreedyGraph decodes greedily without a repetition penalty")
         self.inc, self.params = inc, params
         self.byte = SpeculativeStep(inc, compile, tuning)
+        self.append = compiled((_append,), tuning)[0] if compile else _append
         self.record = torch.zeros(max_steps, inc.B, 4, device=inc.device)
         self.index = torch.zeros(1, dtype=torch.long, device=inc.device)
         self.cuda = inc.device.type == "cuda"
@@ -323,10 +337,9 @@ class GreedyGraph:
 
     @torch.no_grad()
     def _body(self):
-        nxt = sample_next(self.inc.logits, None, self.params, None)     # (B,)
+        nxt = self.byte.argmax(self.inc.logits, self.params)            # (B,)
         self.byte.body(nxt)
-        self.record.index_copy_(0, self.index, self.byte.record[None])
-        self.index.add_(1)
+        self.append(self.record, self.index, self.byte.record)
 
     def step(self):
         if not self.cuda:
@@ -338,7 +351,11 @@ class GreedyGraph:
 
     def run(self, n_steps: int, chunk: int = 8) -> Iterator[list]:
         """Queue n_steps steps, `chunk` at a time, and yield each step's (ids, entropies,
-        next_starts, context_full) as lists over rows, reading a chunk back while the next one runs."""
+        next_starts, context_full) as lists over rows, reading a chunk back while the next one runs.
+        Each run records from index 0 (a graph captured by an earlier run is replayed)."""
+        if n_steps > self.record.shape[0]:
+            raise ValueError(f"{n_steps} steps do not fit a record of {self.record.shape[0]}")
+        self.index.zero_()
         host = torch.empty_like(self.record, device="cpu", pin_memory=self.cuda)
         pending, launched = deque(), 0
         while launched < n_steps or pending:
@@ -386,17 +403,31 @@ def _read_behind(byte: DecoderFirstStep, params: SamplingParams, n: int) -> Iter
 
 
 # ---------------------------------------------------------------------------------- choice
-def schedule(inc: IncrementalBLT, params: SamplingParams, options: DecodeOptions) -> Iterator[list]:
-    """The steps of `params.max_new_bytes` bytes as `options` asks, each yielded as (ids,
-    entropies, next_starts, context_full) lists over rows. CUDA graphs only on CUDA."""
-    n = params.max_new_bytes
-    if options.speculative:
-        return GreedyGraph(inc, params, n, compile=options.compile, tuning=options.compile_tuning).run(n)
-    if options.decoder_first:
-        byte = DecoderFirstStep(inc, options.compile and inc.device.type == "cuda", options.compile_tuning)
-        if params.greedy and params.repetition_penalty == 1.0:
-            return _read_behind(byte, params, n)
-        return host_steps(inc, params, lambda nxt: (byte.step(nxt), inc.output())[1], n)
-    graphs = options.cuda_graphs and inc.device.type == "cuda"
-    step = StepGraphs(inc, options).step if options.compile or graphs else inc.step
-    return host_steps(inc, params, step, n)
+class Schedule:
+    """The steps of generations over one IncrementalBLT as `options` ask: built once, then `run`
+    once per prompt prefilled into that stepper, so a later run replays the graphs the first one
+    compiled and captured (sessions.py keeps it between calls of `generate`). CUDA graphs only
+    on CUDA. `params`: what the captured steps bake in (greedy argmax, EOS rule); runs must
+    agree with it on those (sessions.key)."""
+
+    def __init__(self, inc: IncrementalBLT, params: SamplingParams, options: DecodeOptions):
+        self.inc, self.greedy, self.byte, self.step = inc, None, None, None
+        if options.speculative:
+            self.greedy = GreedyGraph(inc, params, inc.L, compile=options.compile, tuning=options.compile_tuning)
+        elif options.decoder_first:
+            self.byte = DecoderFirstStep(inc, options.compile and inc.device.type == "cuda", options.compile_tuning)
+        else:
+            graphs = options.cuda_graphs and inc.device.type == "cuda"
+            self.step = StepGraphs(inc, options).step if options.compile or graphs else inc.step
+
+    def run(self, params: SamplingParams) -> Iterator[list]:
+        """The steps of `params.max_new_bytes` bytes from the stepper's prefilled state, each
+        yielded as (ids, entropies, next_starts, context_full) lists over rows."""
+        inc, n = self.inc, params.max_new_bytes
+        if self.greedy is not None:
+            return self.greedy.run(n)
+        if self.byte is not None:
+            if params.greedy and params.repetition_penalty == 1.0:
+                return _read_behind(self.byte, params, n)
+            return host_steps(inc, params, lambda nxt: (self.byte.step(nxt), inc.output())[1], n)
+        return host_steps(inc, params, self.step, n)
