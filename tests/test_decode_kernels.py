@@ -181,6 +181,88 @@ def test_stack_step_equals_eager_layers(kernels):
     assert (out - ref).abs().max() <= 2e-5 * ref.abs().max()
 
 
+@pytest.mark.parametrize("kernels", [DOT], indirect=True)
+@pytest.mark.parametrize("B", [1, 3])
+def test_decoder_slots_write_the_eager_keys_and_values_where_kept(kernels, B):
+    """The decoder's cross-attention slots of a global output: every layer's cache takes the
+    eager kv of the slots in the rows kept, and the other rows' caches keep every value."""
+    cfg, k, Cg = _cfg(64, 4, n_kv_heads=2), 2, 48
+    torch.manual_seed(8)
+    decoder = SimpleNamespace(k=k, patch_embedding_projection=_randomise(torch.nn.Linear(Cg, 64 * k, bias=False)),
+                              cross_attn_layers=[_randomise(CrossAttention(cfg)) for _ in range(2)])
+    for m in [decoder.patch_embedding_projection, *decoder.cross_attn_layers]:
+        m.to(DEVICE).eval()
+    g = torch.Generator().manual_seed(9)
+    out = torch.randn(B, 1, Cg, generator=g).to(DEVICE)
+    keep = torch.tensor([True, False, True][:B], device=DEVICE)
+    caches = [KVCache(B, 2, k, cfg.head_dim, torch.float32, DEVICE) for _ in decoder.cross_attn_layers]
+    for c in caches:
+        c.k.copy_(torch.randn(c.k.shape, generator=g))
+        c.v.copy_(torch.randn(c.v.shape, generator=g))
+    before = [(c.k.clone(), c.v.clone()) for c in caches]
+    with torch.no_grad():
+        dk.decoder_slots(decoder, out, caches, keep, kernels)
+        slots = decoder.patch_embedding_projection(out).reshape(B, k, 64)
+        for c, cross, (k0, v0) in zip(caches, decoder.cross_attn_layers, before):
+            ref_k, ref_v = cross.kv(slots)
+            for got, ref, old in ((c.k, ref_k, k0), (c.v, ref_v, v0)):
+                assert torch.equal(got[~keep], old[~keep])
+                assert (got[keep] - ref[keep]).abs().max() <= 2e-5 * ref.abs().max()
+
+
+@pytest.mark.parametrize("kernels", [PLAIN, DOT], indirect=True, ids=["one-row-shape", "dot"])
+def test_kv_at_writes_each_rows_byte_at_its_position(kernels):
+    """The encoder's byte for the pooling: k_norm, k/v projection, written at each row's own
+    position; every other position keeps its value."""
+    cfg, B, L = _cfg(64, 4, n_kv_heads=2), 3, 12
+    cross = _randomise(CrossAttention(cfg)).to(DEVICE).eval()
+    g = torch.Generator().manual_seed(10)
+    h = torch.randn(B, 64, generator=g).to(DEVICE)
+    cache = KVCache(B, 2, L, cfg.head_dim, torch.float32, DEVICE)
+    cache.k.copy_(torch.randn(cache.k.shape, generator=g))
+    cache.v.copy_(torch.randn(cache.v.shape, generator=g))
+    before = cache.k.clone(), cache.v.clone()
+    pos = torch.tensor([0, 7, 11], device=DEVICE)
+    with torch.no_grad():
+        dk.kv_at(cross, h, cache, pos, kernels)
+        ref_k, ref_v = cross.kv(h[:, None])                                 # (B, Hkv, 1, D)
+    at = torch.zeros(B, L, dtype=torch.bool, device=DEVICE)
+    at[torch.arange(B), pos] = True
+    for got, old, ref in ((cache.k, before[0], ref_k), (cache.v, before[1], ref_v)):
+        assert torch.equal(got.transpose(1, 2)[~at], old.transpose(1, 2)[~at])
+        new = got.transpose(1, 2)[at]                                       # (B, Hkv, D) in row order
+        assert (new - ref[:, :, 0]).abs().max() <= 2e-5 * ref.abs().max()
+
+
+@pytest.mark.parametrize("kernels", [DOT], indirect=True)
+def test_pool_patch_equals_the_eager_pooling(kernels):
+    """The open patch's k slots over its bytes' cached keys (start..pos only): the eager
+    projection and masked cross-attention, q + (q + o(attention)); keys outside the patch are
+    poisoned, so reading them would show."""
+    cfg, B, L, k = _cfg(64, 4, n_kv_heads=2), 3, 16, 2
+    torch.manual_seed(11)
+    encoder = SimpleNamespace(k=k, patch_embedding_projection=_randomise(torch.nn.Linear(64, 64 * k, bias=False)),
+                              cross_attn_layers=[_randomise(CrossAttention(cfg))])
+    for m in [encoder.patch_embedding_projection, *encoder.cross_attn_layers]:
+        m.to(DEVICE).eval()
+    g = torch.Generator().manual_seed(12)
+    pooled = torch.randn(B, 64, generator=g).to(DEVICE)
+    cache = KVCache(B, 2, L, cfg.head_dim, torch.float32, DEVICE)
+    cache.k.copy_(torch.randn(cache.k.shape, generator=g))
+    cache.v.copy_(torch.randn(cache.v.shape, generator=g))
+    pos, start = torch.tensor([0, 9, 15], device=DEVICE), torch.tensor([0, 4, 15], device=DEVICE)
+    j = torch.arange(L, device=DEVICE)
+    in_patch = (j[None] >= start[:, None]) & (j[None] <= pos[:, None])
+    with torch.no_grad():
+        q = encoder.patch_embedding_projection(pooled).reshape(B, k, 64)
+        ref = (q + encoder.cross_attn_layers[0].attend(q, cache.k, cache.v, in_patch[:, None, None, :])).reshape(B, -1)
+        cache.k[~in_patch[:, None, :, None].expand_as(cache.k)] = 1e4
+        cache.v[~in_patch[:, None, :, None].expand_as(cache.v)] = float("nan")
+        out = dk.pool_patch(encoder, pooled, cache, pos, start, kernels)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() <= 2e-5 * ref.abs().max()
+
+
 def test_attention_reads_only_the_window_and_the_valid_keys():
     """Keys after pos or outside the window must not count: poison them and compare."""
     g = torch.Generator().manual_seed(4)

@@ -40,8 +40,8 @@ import triton.language as tl
 
 from .options import KernelConfig
 
-PLAIN, RESIDUAL, DOUBLE_RESIDUAL, SWIGLU, ROPE_CACHE = 0, 1, 2, 3, 4        # epilogues
-_PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE = map(tl.constexpr, range(5))   # the same, in kernels
+PLAIN, RESIDUAL, DOUBLE_RESIDUAL, SWIGLU, ROPE_CACHE, SLOTS = 0, 1, 2, 3, 4, 5        # epilogues
+_PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE, _SLOTS = map(tl.constexpr, range(6))   # the same, in kernels
 
 # Programmatic dependent launch (sm_90+, KernelConfig.pdl): each kernel lets the next one start as
 # soon as all its programs are running; the next loads what no kernel of this module writes (its
@@ -88,7 +88,8 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                    BP: tl.constexpr, KP: tl.constexpr, SI: tl.constexpr, SO: tl.constexpr, D: tl.constexpr,
                    NORM: tl.constexpr, EPI: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr, PREFETCH: tl.constexpr,
-                   SPLIT: tl.constexpr, PDL: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr):
+                   SPLIT: tl.constexpr, PDL: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
+                   AT_POS: tl.constexpr = False):
     """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
     (SWIGLU: W (2N, K), gate rows then up rows). Program (i, s): outputs i * BLOCK_N.., the s-th
     of SPLIT shares of K; ws (BP, 2N) float32 and cnt (programs along N) int32 start at zero
@@ -228,6 +229,18 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     if EPI == _SWIGLU:
         silu = (y * tl.sigmoid(y)).to(dt).to(tl.float32)
         tl.store(out_ptr + rows[:, None] * N + n[None, :], (silu * acc2.to(dt).to(tl.float32)).to(dt), mask=omask)
+    if EPI == _SLOTS:            # keys then values into the caches (B, NKV // D, L, D)
+        if AT_POS:               # row b at position pos[b] (the encoder's byte, for the pooling)
+            seq = rows
+            slot = tl.load(pos_ptr + rows, mask=rmask, other=0)
+            kept = rmask
+        else:                    # rows b * L + slot, where keep[b] (pos_ptr; the decoder's slots of a patch)
+            seq, slot = rows // L, rows % L
+            kept = tl.load(pos_ptr + seq, mask=rmask, other=0) != 0
+        ch = n % NKV
+        into = ((seq[:, None] * (NKV // D) + ch[None, :] // D) * L + slot[:, None]) * D + ch[None, :] % D
+        tl.store(kc_ptr + into, y.to(dt), mask=omask & kept[:, None] & (n < NKV)[None, :])
+        tl.store(vc_ptr + into, y.to(dt), mask=omask & kept[:, None] & (n >= NKV)[None, :])
     if EPI == _ROPE_CACHE:
         n0 = tl.program_id(0) * BLOCK_N                           # a block lies within one head
         if n0 < NQ + NKV:                                         # q and k are rotated pairwise
@@ -534,6 +547,50 @@ def stack_step(layers, caches, x, pos, cos, sin, window=None, config: KernelConf
             x, stats = _cross(crosses[i][0], x, *crosses[i][1:], config, stats)
         x, stats = _block(layer, x, pos, cache, cos, sin, window, config, stats)
     return x[:, None]
+
+
+@torch.compiler.disable
+def decoder_slots(decoder, g, caches, keep, config: KernelConfig = DEFAULT):
+    """The decoder's cross-attention keys and values of the k slots of global output g (B, 1, Cg),
+    written into each layer's cache (B, Hkv, k, D) for rows where keep (B,) bool, others left as
+    they are: the slots' projection, then per layer one launch (k_norm, k/v projection, the
+    masked write), as `IncrementalBLT._set_decoder_patch` computes them eagerly."""
+    B = g.shape[0]
+    slots = matvec(g.reshape(B, -1).contiguous(), decoder.patch_embedding_projection.weight, config=config)
+    x = slots.view(B * decoder.k, -1)                                   # row b * k + slot
+    K = x.shape[1]
+    for cache, cross in zip(caches, decoder.cross_attn_layers):
+        NKV = cross.n_kv_heads * cross.head_dim
+        _launch(config, 2 * NKV, x, cross.k_norm.weight, cross.kv_proj.weight, x, x, keep, x, x, cache.k, cache.v,
+                B * decoder.k, 2 * NKV, K, cross.k_norm.eps, 0, NKV, decoder.k, BP=_bp(B * decoder.k),
+                D=cross.head_dim, NORM=True, EPI=SLOTS)
+
+
+@torch.compiler.disable
+def kv_at(cross, h, cache, pos, config: KernelConfig = DEFAULT):
+    """Keys and values of one state per row, h (B, C), into cache (B, Hkv, L, D) at pos (B,): the
+    encoder's byte for the patch pooling (k_norm, k/v projection and the write in one launch)."""
+    B, C = h.shape
+    NKV = cross.n_kv_heads * cross.head_dim
+    _launch(config, 2 * NKV, h, cross.k_norm.weight, cross.kv_proj.weight, h, h, pos, h, h, cache.k, cache.v,
+            B, 2 * NKV, C, cross.k_norm.eps, 0, NKV, cache.k.shape[2], BP=_bp(B), D=cross.head_dim, NORM=True,
+            EPI=SLOTS, AT_POS=True)
+
+
+@torch.compiler.disable
+def pool_patch(encoder, pooled, cache, pos, start, config: KernelConfig = DEFAULT):
+    """The open patch's k slots, encoder.patch_embedding_projection(pooled (B, C)), each attending
+    to the patch's bytes (cached keys start..pos) -> (B, k * C): q + (q + o(attention)), as
+    `IncrementalBLT.global_step` computes it eagerly."""
+    B, C = pooled.shape
+    k, cross = encoder.k, encoder.cross_attn_layers[-1]
+    H, D = cross.n_heads, cross.head_dim
+    q = matvec(pooled.contiguous(), encoder.patch_embedding_projection.weight, config=config).view(B * k, C)
+    heads = matvec(q, cross.q_proj.weight, norm=cross.q_norm, config=config)         # (B * k, H * D), rows (b, slot)
+    heads = heads.view(B, k, H, D).transpose(1, 2).reshape(B, H * k * D)          # a head per (h, slot)
+    y = attention(heads, cache.k, cache.v, H * k, pos, None, config=config, start=start)
+    y = y.view(B, H, k, D).transpose(1, 2).reshape(B * k, H * D)
+    return matvec(y, cross.o_proj.weight, DOUBLE_RESIDUAL, res=q, config=config).view(B, k * C)
 
 
 def _block(layer, x, pos, cache, cos, sin, window, config, x_stats=None):

@@ -187,6 +187,7 @@ class IncrementalBLT:
         if H is not None:
             self.prev_entropy.copy_(H[rows, last])
         self.n_patches.copy_(count[rows, lengths] - 1)                      # complete patches
+        self.context_full.zero_()                  # (a stepper may be prefilled again: sessions.py)
         self.patch_start.copy_(torch.where(starts, positions, 0).cummax(1).values[rows, last])
         in_open = (positions[None, :T0] >= self.patch_start[:, None]) & (positions[None, :T0] <= last[:, None])
         if self.mean_pool:
@@ -237,7 +238,9 @@ class IncrementalBLT:
         window = torch.where(idx >= 0, self.ids.gather(1, idx.clamp(min=0)), 0)   # (B, n)
         x = m.hash_embeddings.add_to(m.local_encoder.embed_tokens(window), window)[:, -1:]
         h = self._run(self.enc, x, t)                                       # (B, 1, C)
-        if self.enc_kv is not None:
+        if self.enc_kv is not None and self.dk is not None:                # one launch
+            self.dk.kv_at(m.local_encoder.cross_attn_layers[-1], h[:, 0], self.enc_kv, t, self.kernels)
+        elif self.enc_kv is not None:
             self.enc_kv.write(t, *m.local_encoder.cross_attn_layers[-1].kv(h))
         merged = self.pooled + h[:, 0] if self.mean_pool else torch.maximum(self.pooled, h[:, 0])
         self.pooled.copy_(torch.where(starts_here[:, None], h[:, 0], merged))
@@ -265,9 +268,12 @@ class IncrementalBLT:
         m, enc = self.model, self.model.local_encoder
         B, C, k = self.B, self.h.shape[-1], self.model.config.cross_attn_k
         pooled = self.pooled / self.count[:, None] if self.mean_pool else self.pooled
-        q = enc.patch_embedding_projection(pooled).reshape(B, k, C)         # (B, k, C)
-        if self.enc_kv is not None:                                         # over the patch's bytes
-            q = q + enc.cross_attn_layers[-1].attend(q, self.enc_kv.k, self.enc_kv.v, self._patch_mask())
+        if self.enc_kv is not None and self.dk is not None:                 # the same as below, fused
+            q = self.dk.pool_patch(enc, pooled, self.enc_kv, self.pos, self.patch_start, self.kernels)
+        else:
+            q = enc.patch_embedding_projection(pooled).reshape(B, k, C)     # (B, k, C)
+            if self.enc_kv is not None:                                     # over the patch's bytes
+                q = q + enc.cross_attn_layers[-1].attend(q, self.enc_kv.k, self.enc_kv.v, self._patch_mask())
         g = q.reshape(B, 1, k * C)
         glob = m.global_transformer
         if glob.token_embedding_projection is not None:
@@ -276,12 +282,12 @@ class IncrementalBLT:
 
     def _patch_mask(self):
         """Which cached encoder states the pooling reads: the open patch's bytes, patch_start..pos.
-        With the kernels (or their attention), a kernel reads just those; else a mask over all L,
+        With the kernels' attention (`rows(n, kernels=False)`; the fused kernels pool in
+        `decode_kernels.pool_patch`), a kernel reads just those; else a mask over all L,
         which SDPA reads whole (blt-1b's byte context, 24,576 positions in the batch engine, took
         0.5 ms a byte with PyTorch's memory-efficient attention: bench/README.md)."""
-        kernel = self.dk.cached_attention if self.dk is not None else self.attention_kernel
-        if kernel is not None:
-            return CachedAttention(kernel, self.pos, None, self.patch_start)
+        if self.attention_kernel is not None:
+            return CachedAttention(self.attention_kernel, self.pos, None, self.patch_start)
         j = torch.arange(self.L, device=self.device)
         in_patch = (j[None] >= self.patch_start[:, None]) & (j[None] <= self.pos[:, None])
         return in_patch[:, None, None, :]                                   # (B, 1, 1, L)
@@ -360,8 +366,14 @@ class IncrementalBLT:
 
     # ------------------------------------------------------------------ internals
     def _set_decoder_patch(self, g, rows_mask):
-        """Decoder cross-attention keys/values of the k slots of global output g (B, 1, Cg)."""
+        """Decoder cross-attention keys/values of the k slots of global output g (B, 1, Cg), for
+        rows where rows_mask (B,) bool. With the kernels: one launch per layer, the masked write
+        inside it (eagerly a product and two masked copies per layer: 90 us a byte of blt-1b's
+        speculative step, bench/README.md)."""
         dec = self.model.local_decoder
+        if self.dk is not None:
+            self.dk.decoder_slots(dec, g, self.dec_kv, rows_mask, self.kernels)
+            return
         slots = dec.patch_embedding_projection(g).reshape(self.B, dec.k, -1)   # (B, k, Cd)
         keep = rows_mask[:, None, None, None]
         for cache, cross in zip(self.dec_kv, dec.cross_attn_layers):
