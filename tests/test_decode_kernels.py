@@ -235,11 +235,12 @@ def test_kv_at_writes_each_rows_byte_at_its_position(kernels):
 
 
 @pytest.mark.parametrize("kernels", [DOT], indirect=True)
-def test_pool_patch_equals_the_eager_pooling(kernels):
+@pytest.mark.parametrize("B", [1, 3])
+def test_pool_patch_equals_the_eager_pooling(kernels, B):
     """The open patch's k slots over its bytes' cached keys (start..pos only): the eager
     projection and masked cross-attention, q + (q + o(attention)); keys outside the patch are
     poisoned, so reading them would show."""
-    cfg, B, L, k = _cfg(64, 4, n_kv_heads=2), 3, 16, 2
+    cfg, L, k = _cfg(64, 4, n_kv_heads=2), 16, 2
     torch.manual_seed(11)
     encoder = SimpleNamespace(k=k, patch_embedding_projection=_randomise(torch.nn.Linear(64, 64 * k, bias=False)),
                               cross_attn_layers=[_randomise(CrossAttention(cfg))])
@@ -248,9 +249,9 @@ def test_pool_patch_equals_the_eager_pooling(kernels):
     g = torch.Generator().manual_seed(12)
     pooled = torch.randn(B, 64, generator=g).to(DEVICE)
     cache = KVCache(B, 2, L, cfg.head_dim, torch.float32, DEVICE)
-    cache.k.copy_(torch.randn(cache.k.shape, generator=g))
+    cache.k.copy_(torch.randn(cache.k.shape, generator=g) * 3)
     cache.v.copy_(torch.randn(cache.v.shape, generator=g))
-    pos, start = torch.tensor([0, 9, 15], device=DEVICE), torch.tensor([0, 4, 15], device=DEVICE)
+    pos, start = torch.tensor([9, 0, 15][:B], device=DEVICE), torch.tensor([4, 0, 15][:B], device=DEVICE)
     j = torch.arange(L, device=DEVICE)
     in_patch = (j[None] >= start[:, None]) & (j[None] <= pos[:, None])
     with torch.no_grad():
@@ -260,6 +261,20 @@ def test_pool_patch_equals_the_eager_pooling(kernels):
         cache.v[~in_patch[:, None, :, None].expand_as(cache.v)] = float("nan")
         out = dk.pool_patch(encoder, pooled, cache, pos, start, kernels)
     assert out.shape == ref.shape
+    assert (out - ref).abs().max() <= 2e-5 * ref.abs().max()
+
+
+@pytest.mark.parametrize("kernels", [PLAIN], indirect=True)
+def test_norm_head_is_the_final_norm_and_head(kernels):
+    """The decoder's final RMSNorm and the byte head in one launch."""
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(1, 64, generator=g).to(DEVICE)
+    head = _randomise(torch.nn.Linear(64, 260, bias=False)).to(DEVICE)
+    norm = SimpleNamespace(weight=torch.rand(64, generator=g).to(DEVICE) + 0.5, eps=1e-5)
+    with torch.no_grad():
+        ref = head(x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps) * norm.weight)
+        out = dk.norm_head(x, norm, head.weight, kernels)
+    assert out.shape == (1, 260)
     assert (out - ref).abs().max() <= 2e-5 * ref.abs().max()
 
 

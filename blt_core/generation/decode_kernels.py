@@ -69,6 +69,12 @@ def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
     chains launches back to back. The signature is KernelConfig.block_shape's; one row's shape is
     the same for every epilogue, several rows' is wider after an RMSNorm (below; `_launch` keeps
     a RoPE block inside one head of width D)."""
+    if 1 < BP < 16:                              # a few rows (_bp's few): products summed
+        # 2 rows, H100 (decoder_slots, blt-1b's 9 layers in one launch): 8 x 512 tiles 26.5 us,
+        # 2 x 1024 45.2; a 2-row q projection: 2 x 1024 3.5 us, 8 x 512 3.7
+        bk = min(512 if epi == SLOTS else 1024, triton.next_power_of_2(K))
+        bn = 8 if epi == SLOTS else max(2, 2048 // bk // BP)
+        return dict(BLOCK_N=bn, BLOCK_K=bk, LATE=False, PREFETCH=True, SPLIT=1, num_warps=4, num_stages=1, PDL=True)
     if BP > 1:                                   # several rows: tensor-core tiles (BP, BLOCK_K) x (BLOCK_K, BLOCK_N)
         # bench/matvec_sweep.py --rows 8 (H100): 32 outputs and 3 stages where an RMSNorm comes
         # first (q/k/v, gate/up), 16 and 4 stages otherwise, and no PDL: a dependent waiting
@@ -89,7 +95,7 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                    NORM: tl.constexpr, EPI: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr, PREFETCH: tl.constexpr,
                    SPLIT: tl.constexpr, PDL: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
-                   AT_POS: tl.constexpr = False):
+                   AT_POS: tl.constexpr = False, TABLES: tl.constexpr = False):
     """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
     (SWIGLU: W (2N, K), gate rows then up rows). Program (i, s): outputs i * BLOCK_N.., the s-th
     of SPLIT shares of K; ws (BP, 2N) float32 and cnt (programs along N) int32 start at zero
@@ -100,6 +106,12 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
     dt = x_ptr.dtype.element_ty
+    if TABLES:                   # layer program_id(2) of several (decoder_slots): its pointers from tables
+        layer = tl.program_id(2)
+        w_ptr = tl.load(w_ptr + layer).to(tl.pointer_type(dt))
+        nw_ptr = tl.load(nw_ptr + layer).to(tl.pointer_type(dt))
+        kc_ptr = tl.load(kc_ptr + layer).to(tl.pointer_type(dt))
+        vc_ptr = tl.load(vc_ptr + layer).to(tl.pointer_type(dt))
     rows = tl.arange(0, BP)
     rmask = rows < B
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -112,7 +124,7 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     omask = rmask[:, None] & nmask[None, :]
     # Before the wait, what no kernel of this module writes: the first weight tiles, and (RoPE)
     # the positions and their rows of the cos / sin tables.
-    if BP == 1 and PREFETCH:
+    if PREFETCH:
         first = nmask[:, None] & ((k_lo + kk) < k_hi)[None, :]
         w_next = tl.load(w_rows + (k_lo + kk)[None, :], mask=first, other=0.0)
         if EPI == _SWIGLU:
@@ -191,13 +203,22 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                 nw = tl.load(nw_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
                 xk = ((xk * r[:, None]).to(dt).to(tl.float32) * nw[None, :]).to(dt).to(tl.float32)
             wmask = nmask[:, None] & kmask[None, :]
-            w = tl.load(w_ptr + n[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0)
+            if PREFETCH:                                          # this tile was loaded one step ago
+                following = nmask[:, None] & ((k0 + BLOCK_K + kk) < k_hi)[None, :]
+                w = w_next
+                w_next = tl.load(w_rows + (k0 + BLOCK_K + kk)[None, :], mask=following, other=0.0)
+            else:
+                w = tl.load(w_rows + (k0 + kk)[None, :], mask=wmask, other=0.0)
             if DOT:
                 acc = _dot(xk.to(dt), w, acc, IEEE)
             else:
                 acc += tl.sum(xk[:, None, :] * w.to(tl.float32)[None, :, :], 2)
             if EPI == _SWIGLU:
-                w2 = tl.load(w_ptr + (n + N)[:, None] * K + (k0 + kk)[None, :], mask=wmask, other=0.0)
+                if PREFETCH:
+                    w2 = w2_next
+                    w2_next = tl.load(w2_rows + (k0 + BLOCK_K + kk)[None, :], mask=following, other=0.0)
+                else:
+                    w2 = tl.load(w2_rows + (k0 + kk)[None, :], mask=wmask, other=0.0)
                 if DOT:
                     acc2 = _dot(xk.to(dt), w2, acc2, IEEE)
                 else:
@@ -280,7 +301,7 @@ def _softmax_tile(q, kb, vb, valid, m, l, acc, scale):
 
 
 @triton.jit
-def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, start_ptr, part_ptr, ml_ptr, cnt_ptr, y_ptr, HQ, HKV, L, window,
+def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, start_ptr, part_ptr, ml_ptr, cnt_ptr, y_ptr, HQ, HKV, HG, L, window,
                       scale, S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, CAUSAL: tl.constexpr,
                       STARTS: tl.constexpr, EARLY: tl.constexpr, PDL: tl.constexpr):
     """Program (row*head, s): online softmax of one query over the s-th share of its valid keys.
@@ -293,7 +314,7 @@ def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, start_ptr, part_ptr, ml_ptr,
         tl.extra.cuda.gdc_launch_dependents()
     bh, s = tl.program_id(0), tl.program_id(1)
     b, h = bh // HQ, bh % HQ
-    hk = h // (HQ // HKV)
+    hk = (h % HG) // (HG // HKV)                                  # HG: the query heads' cycle (HQ, or H of k slots)
     if CAUSAL:                                                    # keys pos-window+1 .. pos
         hi = tl.load(pos_ptr + b) + 1
         lo = tl.maximum(hi - window, 0)
@@ -358,9 +379,13 @@ def check_head_dims(stacks: dict) -> None:
         raise ValueError(f"kernels=True needs head widths that are a power of two; this model has {bad}")
 
 
-def _bp(B: int) -> int:
-    """Rows a program holds: one, or at least 16 (a tensor-core tile's rows; the rest masked)."""
-    return 1 if B == 1 else max(16, triton.next_power_of_2(B))
+def _bp(B: int, few: bool = False) -> int:
+    """Rows a program holds: one, or at least 16 (a tensor-core tile's rows; the rest masked).
+    few: up to 4 rows as 2 or 4 without tensor cores (the k slots of a patch, where a 16-row tile
+    held 2: 5.9 us for a 4 MB projection on an H100, bench/README.md)."""
+    if B == 1:
+        return 1
+    return triton.next_power_of_2(B) if few and B <= 4 else max(16, triton.next_power_of_2(B))
 
 
 def _kp(BP: int, K: int) -> int:
@@ -436,23 +461,25 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False,
     launch = {"launch_pdl": True} if pdl else {}
     # tensor cores take tiles of at least 16 rows, outputs and K (smaller ones: the products summed)
     dot = meta["BP"] >= 16 and cfg["BLOCK_N"] >= 16 and cfg["BLOCK_K"] >= 16
-    _matvec_kernel[(programs, cfg["SPLIT"])](*args, **meta, **cfg, PDL=pdl, DOT=dot,
-                                             IEEE=x.dtype == torch.float32 or not x.is_cuda, **launch)
+    layers = meta.pop("LAYERS", 1)              # > 1: w, nw and the caches are pointer tables (TABLES)
+    _matvec_kernel[(programs, cfg["SPLIT"], layers)](*args, **meta, **cfg, PDL=pdl, DOT=dot, TABLES=layers > 1,
+                                                     IEEE=x.dtype == torch.float32 or not x.is_cuda, **launch)
     return so
 
 
 def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None, config: KernelConfig = DEFAULT,
-           x_stats=None, stats=False):
+           x_stats=None, stats=False, few_rows=False):
     """x (B, K) -> (B, N): epilogue(weight @ prologue(x)); norm: an RMSNorm applied first;
     res (B, N): the residual of RESIDUAL / DOUBLE_RESIDUAL. x_stats: x's row statistics as the
     launch that wrote x returned them (the norm then makes no pass over x for them). stats: return
-    (out, out's statistics or None) for the next launch's norm."""
+    (out, out's statistics or None) for the next launch's norm. few_rows: up to 4 rows without
+    tensor-core tiles (`_bp`)."""
     B, K = x.shape
     N = out_features or weight.shape[0]
     out = torch.empty(B, N, dtype=x.dtype, device=x.device)
     so = _launch(config, N, x, norm.weight if norm is not None else x, weight, out, res if res is not None else x,
                  x, x, x, x, x, B, N, K, norm.eps if norm is not None else 0.0, 0, 0, 0,
-                 BP=_bp(B), D=1, NORM=norm is not None, EPI=epi, x_stats=x_stats, stats=stats)
+                 BP=_bp(B, few_rows), D=1, NORM=norm is not None, EPI=epi, x_stats=x_stats, stats=stats)
     return (out, so) if stats else out
 
 
@@ -477,7 +504,7 @@ def attention_splits(config: KernelConfig, B: int) -> int:
 
 
 def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, num_warps=None,
-              config: KernelConfig = DEFAULT, start=None):
+              config: KernelConfig = DEFAULT, start=None, head_cycle=None):
     """q (B, H * D) over k, v (B, Hkv, L, D): causal at pos (B,) within `window` keys and from
     start (B,) on if given, or over all L keys when pos is None. Query heads map to key heads as
     in grouped-query attention (head h reads key head h // (H / Hkv)). Returns (B, H * D) in q's
@@ -485,7 +512,9 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, 
     among `splits` programs per head (a few hundred keys: one tile of `block` each), so the chain
     of dependent loads stays short; programs with no keys left skip the loop. Unset launch
     parameters come from the config's attention_splits (divided among the rows, at least
-    attention_min_splits), attention_block, attention_warps."""
+    attention_min_splits), attention_block, attention_warps. head_cycle: query heads repeat the
+    key heads' mapping every head_cycle heads (the pooling's k slots of H heads: head j reads key
+    head (j % H) // (H / Hkv)); None: n_heads."""
     B = q.shape[0]
     splits = splits or attention_splits(config, B)
     block = block or config.attention_block
@@ -497,7 +526,8 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, 
     pdl = _pdl(q.device, config)
     _attention_kernel[(B * n_heads, splits)](
         q, k, v, pos if pos is not None else q, start if start is not None else q, part, ml,
-        _counters(q.device, B * n_heads), y, n_heads, Hkv, L, window or L + 1, D ** -0.5, S=splits, D=D, BLOCK=block,
+        _counters(q.device, B * n_heads), y, n_heads, Hkv, head_cycle or n_heads, L, window or L + 1, D ** -0.5,
+        S=splits, D=D, BLOCK=block,
         CAUSAL=pos is not None, STARTS=start is not None, EARLY=pos is not None and config.early_keys, PDL=pdl,
         num_warps=num_warps,
         **({"launch_pdl": True} if pdl else {}))
@@ -549,21 +579,44 @@ def stack_step(layers, caches, x, pos, cos, sin, window=None, config: KernelConf
     return x[:, None]
 
 
+def slot_tables(decoder, caches) -> tuple:
+    """For `decoder_slots`: device tables of each layer's addresses (k/v projection, k_norm, the
+    cache's keys and values), int64, in layer order. Make them outside graph capture and keep
+    them as long as graphs that use them (IncrementalBLT makes them once, with its caches)."""
+    crosses = decoder.cross_attn_layers
+    groups = ([c.kv_proj.weight for c in crosses], [c.k_norm.weight for c in crosses], [c.k for c in caches],
+              [c.v for c in caches])
+    for group in groups:
+        if len({(t.shape, t.dtype) for t in group}) != 1:
+            raise ValueError("decoder_slots needs every layer's weights and caches of one shape and dtype")
+    return tuple(torch.tensor([t.data_ptr() for t in group], dtype=torch.int64, device=group[0].device)
+                 for group in groups)
+
+
 @torch.compiler.disable
-def decoder_slots(decoder, g, caches, keep, config: KernelConfig = DEFAULT):
+def decoder_slots(decoder, g, caches, keep, config: KernelConfig = DEFAULT, tables=None):
     """The decoder's cross-attention keys and values of the k slots of global output g (B, 1, Cg),
     written into each layer's cache (B, Hkv, k, D) for rows where keep (B,) bool, others left as
-    they are: the slots' projection, then per layer one launch (k_norm, k/v projection, the
-    masked write), as `IncrementalBLT._set_decoder_patch` computes them eagerly."""
+    they are: the slots' projection, then one launch for every layer (k_norm, k/v projection, the
+    masked write; each layer's weights and caches from `slot_tables`, made here if not given), as
+    `IncrementalBLT._set_decoder_patch` computes them eagerly. (One launch per layer took 5.6 us
+    each, 9 in a row, for 4 MB apiece on an H100: bench/README.md.)"""
     B = g.shape[0]
     slots = matvec(g.reshape(B, -1).contiguous(), decoder.patch_embedding_projection.weight, config=config)
     x = slots.view(B * decoder.k, -1)                                   # row b * k + slot
-    K = x.shape[1]
-    for cache, cross in zip(caches, decoder.cross_attn_layers):
-        NKV = cross.n_kv_heads * cross.head_dim
-        _launch(config, 2 * NKV, x, cross.k_norm.weight, cross.kv_proj.weight, x, x, keep, x, x, cache.k, cache.v,
-                B * decoder.k, 2 * NKV, K, cross.k_norm.eps, 0, NKV, decoder.k, BP=_bp(B * decoder.k),
-                D=cross.head_dim, NORM=True, EPI=SLOTS)
+    cross, K = decoder.cross_attn_layers[0], x.shape[1]
+    NKV = cross.n_kv_heads * cross.head_dim
+    w, nw, kc, vc = tables if tables is not None else slot_tables(decoder, caches)
+    _launch(config, 2 * NKV, x, nw, w, x, x, keep, x, x, kc, vc, B * decoder.k, 2 * NKV, K, cross.k_norm.eps, 0, NKV,
+            decoder.k, BP=_bp(B * decoder.k, few=True), D=cross.head_dim, NORM=True, EPI=SLOTS,
+            LAYERS=len(decoder.cross_attn_layers))
+
+
+@torch.compiler.disable
+def norm_head(x, norm, weight, config: KernelConfig = DEFAULT):
+    """weight @ norm(x) for x (B, C) in one launch -> (B, V) in x's dtype (the decoder's final
+    norm and the byte head)."""
+    return matvec(x.contiguous(), weight, norm=norm, config=config)
 
 
 @torch.compiler.disable
@@ -586,11 +639,12 @@ def pool_patch(encoder, pooled, cache, pos, start, config: KernelConfig = DEFAUL
     k, cross = encoder.k, encoder.cross_attn_layers[-1]
     H, D = cross.n_heads, cross.head_dim
     q = matvec(pooled.contiguous(), encoder.patch_embedding_projection.weight, config=config).view(B * k, C)
-    heads = matvec(q, cross.q_proj.weight, norm=cross.q_norm, config=config)         # (B * k, H * D), rows (b, slot)
-    heads = heads.view(B, k, H, D).transpose(1, 2).reshape(B, H * k * D)          # a head per (h, slot)
-    y = attention(heads, cache.k, cache.v, H * k, pos, None, config=config, start=start)
-    y = y.view(B, H, k, D).transpose(1, 2).reshape(B * k, H * D)
-    return matvec(y, cross.o_proj.weight, DOUBLE_RESIDUAL, res=q, config=config).view(B, k * C)
+    heads = matvec(q, cross.q_proj.weight, norm=cross.q_norm, config=config, few_rows=True)   # rows (b, slot)
+    # row b's k * H heads in (slot, h) order; head j reads key head (j % H) // (H / Hkv)
+    y = attention(heads.view(B, k * H * D), cache.k, cache.v, k * H, pos, None, config=config, start=start,
+                  head_cycle=H)
+    return matvec(y.view(B * k, H * D), cross.o_proj.weight, DOUBLE_RESIDUAL, res=q, config=config,
+                  few_rows=True).view(B, k * C)
 
 
 def _block(layer, x, pos, cache, cos, sin, window, config, x_stats=None):

@@ -137,6 +137,8 @@ class IncrementalBLT:
         self.row_max_length = full(p.max_patch_length or 0, torch.long)
         self.kernels = kernels
         self.dk = _decode_kernels(model) if kernels is not None else None
+        # the decoder's per-layer addresses for its slots' one launch (made here, outside any capture)
+        self.slot_tables = self.dk.slot_tables(dec, self.dec_kv) if self.dk is not None and self.dec_kv else None
         self.attention_kernel = None     # rows(n, kernels=False): torch layers around the kernels' attention
 
     def check_patches_ahead(self, positions: int) -> None:
@@ -310,7 +312,10 @@ class IncrementalBLT:
         m, dec, t = self.model, self.model.local_decoder, self.pos.clone()
         crosses = [(c, kv.k, kv.v) for c, kv in zip(dec.cross_attn_layers, self.dec_kv)]
         h = self._run(self.dec, self.h, t, crosses)
-        self.logits.copy_(m.lm_head(dec.norm(h))[:, 0].float())
+        if self.dk is not None:                                             # norm and head in one launch
+            self.logits.copy_(self.dk.norm_head(h[:, 0], dec.norm, m.lm_head.weight, self.kernels))
+        else:
+            self.logits.copy_(m.lm_head(dec.norm(h))[:, 0].float())
         if advance:
             self.advance()
 
@@ -367,12 +372,12 @@ class IncrementalBLT:
     # ------------------------------------------------------------------ internals
     def _set_decoder_patch(self, g, rows_mask):
         """Decoder cross-attention keys/values of the k slots of global output g (B, 1, Cg), for
-        rows where rows_mask (B,) bool. With the kernels: one launch per layer, the masked write
-        inside it (eagerly a product and two masked copies per layer: 90 us a byte of blt-1b's
-        speculative step, bench/README.md)."""
+        rows where rows_mask (B,) bool. With the kernels: the slots' projection, then one launch for
+        all layers with the masked write inside (eagerly a product and two masked copies per
+        layer: 90 us a byte of blt-1b's speculative step, bench/README.md)."""
         dec = self.model.local_decoder
         if self.dk is not None:
-            self.dk.decoder_slots(dec, g, self.dec_kv, rows_mask, self.kernels)
+            self.dk.decoder_slots(dec, g, self.dec_kv, rows_mask, self.kernels, self.slot_tables)
             return
         slots = dec.patch_embedding_projection(g).reshape(self.B, dec.k, -1)   # (B, k, Cd)
         keep = rows_mask[:, None, None, None]
