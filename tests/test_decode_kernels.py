@@ -10,6 +10,7 @@ pytest.importorskip("triton")                    # without CUDA, conftest.py set
 from blt_core.config import StackConfig  # noqa: E402
 from blt_core.generation import DecodeOptions, KernelConfig  # noqa: E402
 from blt_core.generation import decode_kernels as dk  # noqa: E402
+from blt_core.generation import sessions  # noqa: E402
 from blt_core.generation.stepper import step_mask  # noqa: E402
 from blt_core.layers import Block, CachedAttention, CrossAttention, KVCache, rope_tables  # noqa: E402
 
@@ -341,16 +342,21 @@ INTERPRETED = KernelConfig(attention_splits=2, block_shape=lambda *_: dict(BLOCK
 @pytest.mark.parametrize("fast", FAST_PATHS, ids=lambda d: "-".join(d) or "host-steps")
 def test_generation_with_fused_kernels_equals_eager(tiny_model, fast):
     """Whole models: every layer step through the fused kernels (entropy model, encoder, global,
-    decoder with its cross-attention), rows of different lengths, same bytes and patches as eager."""
+    decoder with its cross-attention), rows of different lengths, same bytes and patches as eager;
+    then other prompts of the same shapes through the session the first call left (sessions.py)."""
     model = tiny_model.to(DEVICE)
-    prompts = ["Hello there", "The quick brown fox"]
+    prompts, others = ["Hello there", "The quick brown fox"], ["Hello world", "The quick brown cat"]
     kw = dict(max_new_bytes=8 if DEVICE == "cpu" else 48, stop_at_eos=False)
     options = DecodeOptions(kernels=True, **fast, **({"kernel_config": INTERPRETED} if DEVICE == "cpu" else {}))
     fused = model.generate(prompts, options=options, **kw)
-    eager = model.generate(prompts, **kw)
+    kept = sessions.kept(model)
+    fused += model.generate(others, options=options, **kw)
+    assert sessions.kept(model) is kept
+    eager = model.generate(prompts, **kw) + model.generate(others, **kw)
     for f, e in zip(fused, eager):
         assert f.bytes == e.bytes and f.patch_starts == e.patch_starts
         assert max(abs(a - b) for a, b in zip(f.entropies, e.entropies)) < 1e-4
+    sessions.release(model)
     model.to("cpu")
 
 
