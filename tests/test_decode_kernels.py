@@ -183,14 +183,15 @@ def test_stack_step_equals_eager_layers(kernels):
 
 
 @pytest.mark.parametrize("kernels", [DOT], indirect=True)
-@pytest.mark.parametrize("B", [1, 3])
-def test_decoder_slots_write_the_eager_keys_and_values_where_kept(kernels, B):
+@pytest.mark.parametrize("B,layers", [(1, 2), (3, 2), (1, 1)])
+def test_decoder_slots_write_the_eager_keys_and_values_where_kept(kernels, B, layers):
     """The decoder's cross-attention slots of a global output: every layer's cache takes the
-    eager kv of the slots in the rows kept, and the other rows' caches keep every value."""
+    eager kv of the slots in the rows kept, and the other rows' caches keep every value (one
+    cross-attention layer too: decoder_cross_attn_all_layers off)."""
     cfg, k, Cg = _cfg(64, 4, n_kv_heads=2), 2, 48
     torch.manual_seed(8)
     decoder = SimpleNamespace(k=k, patch_embedding_projection=_randomise(torch.nn.Linear(Cg, 64 * k, bias=False)),
-                              cross_attn_layers=[_randomise(CrossAttention(cfg)) for _ in range(2)])
+                              cross_attn_layers=[_randomise(CrossAttention(cfg)) for _ in range(layers)])
     for m in [decoder.patch_embedding_projection, *decoder.cross_attn_layers]:
         m.to(DEVICE).eval()
     g = torch.Generator().manual_seed(9)

@@ -461,9 +461,10 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False,
     launch = {"launch_pdl": True} if pdl else {}
     # tensor cores take tiles of at least 16 rows, outputs and K (smaller ones: the products summed)
     dot = meta["BP"] >= 16 and cfg["BLOCK_N"] >= 16 and cfg["BLOCK_K"] >= 16
-    layers = meta.pop("LAYERS", 1)              # > 1: w, nw and the caches are pointer tables (TABLES)
-    _matvec_kernel[(programs, cfg["SPLIT"], layers)](*args, **meta, **cfg, PDL=pdl, DOT=dot, TABLES=layers > 1,
-                                                     IEEE=x.dtype == torch.float32 or not x.is_cuda, **launch)
+    layers = meta.pop("LAYERS", None)           # given: w, nw and the caches are pointer tables (TABLES)
+    _matvec_kernel[(programs, cfg["SPLIT"], layers or 1)](*args, **meta, **cfg, PDL=pdl, DOT=dot,
+                                                          TABLES=layers is not None,
+                                                          IEEE=x.dtype == torch.float32 or not x.is_cuda, **launch)
     return so
 
 
