@@ -361,6 +361,34 @@ def test_generation_with_fused_kernels_equals_eager(tiny_model, fast):
     model.to("cpu")
 
 
+def test_batch_engine_rows_on_the_fused_kernels_equal_eager_alone(tiny_model):
+    """The batch engine's rows through the fused kernels (its row views share the stepper's
+    caches and slot tables), one row joining after the other has run a few bytes, with the
+    speculative step (every byte's global step, kept where a patch completed) and, on CUDA, the
+    host-decided one too: each row gives its eager bytes alone."""
+    from blt_core.generation.batching import BatchEngine
+    from blt_core.patching import PatchingParams
+    from blt_core.sampling import SamplingParams
+    model = tiny_model.to(DEVICE)
+    params = SamplingParams(max_new_bytes=6 if DEVICE == "cpu" else 32, stop_at_eos=False)
+    for fast in ([dict(speculative=True)] if DEVICE == "cpu" else FAST_PATHS[:2]):
+        options = DecodeOptions(kernels=True, **fast, **({"kernel_config": INTERPRETED} if DEVICE == "cpu" else {}))
+        engine = BatchEngine(model, slots=2, options=options)
+        try:
+            jobs = [("Hello there", PatchingParams(mode="static", patch_size=3)), ("The quick brown fox", PatchingParams())]
+            first = engine.submit(jobs[0][0], params, jobs[0][1])
+            events = [next(first) for _ in range(3)]
+            second = engine.submit(jobs[1][0], params, jobs[1][1])
+            results = [list(first)[-1], list(second)[-1]]
+        finally:
+            engine.stop()
+        assert len(events) == 3
+        for (prompt, patching), result in zip(jobs, results):
+            alone = model.generate(prompt, patching=patching, **vars(params))
+            assert result.bytes == alone.bytes and result.patch_starts == alone.patch_starts, (fast, prompt)
+    model.to("cpu")
+
+
 def test_unsupported_head_width_is_refused():
     cfg = _cfg(48, 4)                                                    # head width 12
     with pytest.raises(ValueError, match="power of two"):
