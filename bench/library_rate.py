@@ -44,9 +44,10 @@ def main():
         res = model.generate(PROMPT, **kw)
         share = res.global_steps / len(res.bytes)
         roof = bandwidth / weight_bytes_per_byte(model, share)
-        print(json.dumps({"root": str(args.root), "rep": rep, "bytes_per_s": res.timings["bytes_per_s"],
-                          "roofline_bytes_per_s": round(roof), "share_of_roofline": round(res.timings["bytes_per_s"] / roof, 4),
-                          "global_step_share": share, "first_bytes_hex": res.bytes[:16].hex()}), flush=True)
+        rate = res.timings["bytes_per_s"]
+        print(json.dumps({"root": str(args.root), "rep": rep, "bytes_per_s": rate, "roofline_bytes_per_s": round(roof),
+                          "share_of_roofline": round(rate / roof, 4), "global_step_share": share,
+                          "first_bytes_hex": res.bytes[:16].hex()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -375,7 +375,8 @@ def test_batch_engine_rows_on_the_fused_kernels_equal_eager_alone(tiny_model):
         options = DecodeOptions(kernels=True, **fast, **({"kernel_config": INTERPRETED} if DEVICE == "cpu" else {}))
         engine = BatchEngine(model, slots=2, options=options)
         try:
-            jobs = [("Hello there", PatchingParams(mode="static", patch_size=3)), ("The quick brown fox", PatchingParams())]
+            jobs = [("Hello there", PatchingParams(mode="static", patch_size=3)),
+                    ("The quick brown fox", PatchingParams())]
             first = engine.submit(jobs[0][0], params, jobs[0][1])
             events = [next(first) for _ in range(3)]
             second = engine.submit(jobs[1][0], params, jobs[1][1])
