@@ -1,5 +1,10 @@
-"""Timing of captured CUDA graphs with device events (shared by the profiling scripts)."""
+"""Timing of captured CUDA graphs with device events, and reading torch.profiler's trace (shared by
+the profiling scripts)."""
 from __future__ import annotations
+
+import json
+import os
+import tempfile
 
 import torch
 
@@ -15,3 +20,24 @@ def median_replay_ms(graph: torch.cuda.CUDAGraph, reps: int) -> float:
         b.synchronize()
         times.append(a.elapsed_time(b))
     return sorted(times)[len(times) // 2]
+
+
+def trace_events(prof) -> list[dict]:
+    """The events of a profile's Chrome trace (which, unlike key_averages, keeps streams)."""
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            return json.load(f)["traceEvents"]
+    finally:
+        os.remove(path)
+
+
+def busy_us(spans) -> float:
+    """Time covered by the union of (start, end) spans (dependent launches overlap)."""
+    busy, end = 0.0, float("-inf")
+    for a, b in sorted(spans):
+        busy += max(0.0, b - max(a, end))
+        end = max(end, b)
+    return busy

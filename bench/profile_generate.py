@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cuda_timing import median_replay_ms  # noqa: E402
+from cuda_timing import busy_us, median_replay_ms, trace_events  # noqa: E402
 from blt_core import BLT, preset  # noqa: E402
 from blt_core.generation import DecodeOptions, IncrementalBLT, KernelConfig  # noqa: E402
 from blt_core.generation.schedules import GreedyGraph, StepGraphs, capture, compiled  # noqa: E402
@@ -81,13 +81,7 @@ def parts(model, ids, params, steps, length, kernels=False):
 def _kernel_rows(prof, n_bytes):
     """Kernels of a profile (from its Chrome trace, which keeps streams): per stream the kernels
     and their busy time per byte, and the top kernels by time per byte."""
-    import os
-    import tempfile
-    fd, path = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    prof.export_chrome_trace(path)
-    events = [e for e in json.load(open(path))["traceEvents"] if e.get("cat") == "kernel"]
-    os.remove(path)
+    events = [e for e in trace_events(prof) if e.get("cat") == "kernel"]
     streams, names = {}, {}
     for e in events:
         st = streams.setdefault(e["args"].get("stream"), [])
@@ -98,12 +92,8 @@ def _kernel_rows(prof, n_bytes):
     per_stream = {}
     for sid, spans in streams.items():
         spans.sort()
-        busy, end = 0.0, float("-inf")
-        for a, b in spans:                            # union of overlapping (dependent-launch) spans
-            busy += max(0.0, b - max(a, end))
-            end = max(end, b)
         per_stream[str(sid)] = {"kernels_per_byte": round(len(spans) / n_bytes, 1),
-                                "busy_us_per_byte": round(busy / n_bytes, 1),
+                                "busy_us_per_byte": round(busy_us(spans) / n_bytes, 1),
                                 "span_us_per_byte": round((spans[-1][1] - spans[0][0]) / n_bytes, 1)}
     top = sorted(names.items(), key=lambda kv: -kv[1][0])[:16]
     return per_stream, [[round(t / n_bytes, 1), round(c / n_bytes, 2), k] for k, (t, c) in top]

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cuda_timing import busy_us, trace_events  # noqa: E402
 from blt_core import BLT, preset  # noqa: E402
 from blt_core.generation import IncrementalBLT, KernelConfig  # noqa: E402
 from blt_core.generation.schedules import DecoderFirstStep, GreedyGraph  # noqa: E402
@@ -36,26 +36,13 @@ from blt_core.sampling import SamplingParams  # noqa: E402
 
 def _events(prof) -> list:
     """Kernels and runtime calls of a profile, as (kind, stream or 'host', start, end, name)."""
-    fd, path = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    prof.export_chrome_trace(path)
-    raw = json.load(open(path))["traceEvents"]
-    os.remove(path)
     out = []
-    for e in raw:
+    for e in trace_events(prof):
         if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset"):
             out.append(("kernel", e["args"].get("stream"), e["ts"], e["ts"] + e["dur"], e["name"][:70]))
         elif e.get("cat") == "cuda_runtime" and "dur" in e:
             out.append(("runtime", "host", e["ts"], e["ts"] + e["dur"], e["name"][:40]))
     return sorted(out, key=lambda r: r[2])
-
-
-def _union(spans) -> float:
-    busy, end = 0.0, float("-inf")
-    for a, b in sorted(spans):
-        busy += max(0.0, b - max(a, end))
-        end = max(end, b)
-    return busy
 
 
 def summary(name: str, events: list, n_bytes: int) -> dict:
@@ -66,8 +53,8 @@ def summary(name: str, events: list, n_bytes: int) -> dict:
         streams.setdefault(str(e[1]), []).append((e[2], e[3]))
     return {"schedule": name, "us_per_byte": round(span / n_bytes, 1),
             "streams": {s: {"kernels_per_byte": round(len(v) / n_bytes, 1),
-                            "busy_us_per_byte": round(_union(v) / n_bytes, 1)} for s, v in streams.items()},
-            "no_kernel_us_per_byte": round((span - _union([(e[2], e[3]) for e in kernels])) / n_bytes, 1)}
+                            "busy_us_per_byte": round(busy_us(v) / n_bytes, 1)} for s, v in streams.items()},
+            "no_kernel_us_per_byte": round((span - busy_us([(e[2], e[3]) for e in kernels])) / n_bytes, 1)}
 
 
 @torch.no_grad()
