@@ -1,9 +1,7 @@
 """Decode sessions kept between generate calls (blt_core/generation/sessions.py): a later call
 with the same shapes reuses the stepper and its schedule, and its results are a fresh stepper's."""
 import pytest
-import torch
 
-from blt_core import BLT, preset
 from blt_core.generation import DecodeOptions, generate, sessions, stream
 from blt_core.patching import PatchingParams
 from blt_core.sampling import SamplingParams
@@ -12,12 +10,8 @@ PARAMS = SamplingParams(max_new_bytes=24, stop_at_eos=False)
 
 
 @pytest.fixture()
-def model():
-    torch.manual_seed(0)
-    m = BLT(preset("blt-tiny")).eval()
-    ids = torch.tensor([m.tokenizer.encode("The quick brown fox jumps over the lazy dog.")])
-    m.config.patching_threshold = float(m.entropies(ids).median())
-    return m
+def model(own_tiny_model):
+    return own_tiny_model                   # the tests change its threshold and its weights
 
 
 def fresh(model, prompt, params=PARAMS, patching=PatchingParams(), options=DecodeOptions()):
