@@ -278,6 +278,11 @@ def test_norm_head_is_the_final_norm_and_head(kernels):
         out = dk.norm_head(x, norm, head.weight, kernels)
     assert out.shape == (1, 260)
     assert (out - ref).abs().max() <= 2e-5 * ref.abs().max()
+    into = torch.full((1, 260), float("nan"), device=DEVICE)              # bf16 results into float32 logits
+    with torch.no_grad():
+        bf = dk.norm_head(x.bfloat16(), norm, head.weight.bfloat16(), kernels)
+        dk.norm_head(x.bfloat16(), norm, head.weight.bfloat16(), kernels, out=into)
+    assert torch.equal(into, bf.float())
 
 
 def test_attention_reads_only_the_window_and_the_valid_keys():

@@ -469,15 +469,19 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False,
 
 
 def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None, config: KernelConfig = DEFAULT,
-           x_stats=None, stats=False, few_rows=False):
+           x_stats=None, stats=False, few_rows=False, out=None):
     """x (B, K) -> (B, N): epilogue(weight @ prologue(x)); norm: an RMSNorm applied first;
     res (B, N): the residual of RESIDUAL / DOUBLE_RESIDUAL. x_stats: x's row statistics as the
     launch that wrote x returned them (the norm then makes no pass over x for them). stats: return
     (out, out's statistics or None) for the next launch's norm. few_rows: up to 4 rows without
-    tensor-core tiles (`_bp`)."""
+    tensor-core tiles (`_bp`). out: (B, N) rows of stride N to write (PLAIN; results rounded to
+    x's dtype, then stored in out's)."""
     B, K = x.shape
     N = out_features or weight.shape[0]
-    out = torch.empty(B, N, dtype=x.dtype, device=x.device)
+    if out is None:
+        out = torch.empty(B, N, dtype=x.dtype, device=x.device)
+    elif out.shape != (B, N) or out.stride() != (N, 1) or epi != PLAIN:
+        raise ValueError(f"out must be a ({B}, {N}) tensor of rows of stride {N}, for a plain product")
     so = _launch(config, N, x, norm.weight if norm is not None else x, weight, out, res if res is not None else x,
                  x, x, x, x, x, B, N, K, norm.eps if norm is not None else 0.0, 0, 0, 0,
                  BP=_bp(B, few_rows), D=1, NORM=norm is not None, EPI=epi, x_stats=x_stats, stats=stats)
@@ -614,10 +618,11 @@ def decoder_slots(decoder, g, caches, keep, config: KernelConfig = DEFAULT, tabl
 
 
 @torch.compiler.disable
-def norm_head(x, norm, weight, config: KernelConfig = DEFAULT):
-    """weight @ norm(x) for x (B, C) in one launch -> (B, V) in x's dtype (the decoder's final
-    norm and the byte head)."""
-    return matvec(x.contiguous(), weight, norm=norm, config=config)
+def norm_head(x, norm, weight, config: KernelConfig = DEFAULT, out=None):
+    """weight @ norm(x) for x (B, C) in one launch -> (B, V), rounded to x's dtype (the decoder's
+    final norm and the byte head); into `out` (B, V) if given, of any float dtype (the stepper's
+    float32 logits: no copy launched after)."""
+    return matvec(x.contiguous(), weight, norm=norm, config=config, out=out)
 
 
 @torch.compiler.disable

@@ -313,7 +313,7 @@ class IncrementalBLT:
         crosses = [(c, kv.k, kv.v) for c, kv in zip(dec.cross_attn_layers, self.dec_kv)]
         h = self._run(self.dec, self.h, t, crosses)
         if self.dk is not None:                                             # norm and head in one launch
-            self.logits.copy_(self.dk.norm_head(h[:, 0], dec.norm, m.lm_head.weight, self.kernels))
+            self.dk.norm_head(h[:, 0], dec.norm, m.lm_head.weight, self.kernels, out=self.logits)
         else:
             self.logits.copy_(m.lm_head(dec.norm(h))[:, 0].float())
         if advance:
