@@ -4,6 +4,7 @@ prompt length or cache length it has not seen may pay one-time costs (library he
 from the driver). Each case runs twice in a row: first and again.
 
     python3 bench/prefill_shapes.py --out bench/results/prefill_shapes_h100_blt1b.jsonl
+    python3 bench/prefill_shapes.py --warm-lengths 16 64 200 700 --out ...   # other lengths first
 
 Cases (random blt-1b bf16, byte patching, 8 rows unless said): the app's warm-up prompt at cache
 length 512 (as its warm-up prefills it), the serving benchmark's prompt at 512 (a new prompt
@@ -25,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="blt-1b")
+    ap.add_argument("--warm-lengths", type=int, nargs="*", default=[],
+                    help="prompt lengths (bytes) prefilled at 1 and 8 rows, cache 512 or more, before the cases")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     import torch
@@ -60,6 +63,11 @@ def main(argv=None):
              ("new prompt length and cache length", PROMPT + "x" * 37, 8, 2048),
              ("serve prompt alone: new batch", PROMPT, 1, 1024)]
     rows = []
+    for n_bytes in args.warm_lengths:
+        for n in (1, 8):
+            ms = prefill_ms("w" * n_bytes, n, max(512, -(-(n_bytes + 2) // 512) * 512))
+            rows.append({"warm": n_bytes, "rows": n, "ms": ms})
+            print(json.dumps(rows[-1]), flush=True)
     for name, text, n, length in cases:
         first, again = prefill_ms(text, n, length), prefill_ms(text, n, length)
         rows.append({"case": name, "rows": n, "prompt_ids": len(ByteTokenizer().encode(text)), "cache_length": length,
