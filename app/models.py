@@ -27,6 +27,7 @@ import torch
 from blt_core.default_model import LoadedModel, load_model
 from blt_core.generation import DecodeOptions
 from blt_core.generation.batching import BatchEngine
+from blt_core.generation.stepper import PREFILL_ROUND
 from blt_core.patching import PatchingParams
 from blt_core.sampling import SamplingParams
 
@@ -81,6 +82,7 @@ def pick_device(requested: str | None) -> str:
 
 DEFAULT_GENERATION_SLOTS = {"cuda": 8, "cpu": 4}   # batch-1 decoding leaves a GPU >95 % idle
 WARM_UP_PROMPT = "The warm-up compiles and captures the generation step before the first request. "
+WARM_UP_PREFILLS_TO = 512     # the warm-up prefills prompts of every rounded length up to this many bytes
 
 
 def decode_options(decode: str, device: str) -> DecodeOptions:
@@ -190,18 +192,29 @@ class ModelHolder:
         it, the first 8 streams on an H100 waited 0.17 s for their first byte, later ones
         0.08-0.11 s), greedy with EOS off and on (the argmax is captured per EOS rule); one alone
         in 8-byte patches (a lone row with long patches takes the decoder-first step: its three
-        graphs); then one with the default patching and sampling, as a first request comes."""
+        graphs); then one with the default patching and sampling, as a first request comes.
+        Last, on CUDA, one-byte generations whose prompts take every length the engine rounds
+        prefills to (stepper.PREFILL_ROUND) up to WARM_UP_PREFILLS_TO bytes, alone and in every
+        slot, with one-byte and 8-byte patches (the global model's patch counts): a first prompt
+        of such a length then pays no selection of its matrix products (~40 ms of blt-1b's
+        prefill on an H100, bench/prefill_shapes.py)."""
         t0 = time.perf_counter()
         short, long = SamplingParams(max_new_bytes=8, stop_at_eos=False), SamplingParams(max_new_bytes=40, stop_at_eos=False)
-        default = SamplingParams(max_new_bytes=8)
-        byte = PatchingParams(mode="byte")
+        default, one = SamplingParams(max_new_bytes=8), SamplingParams(max_new_bytes=1, stop_at_eos=False)
+        byte, static8 = PatchingParams(mode="byte"), PatchingParams(mode="static", patch_size=8)
+        full = self.engine.slots
+        runs = [(WARM_UP_PROMPT, n, patching, params) for n, patching, params in (
+            (1, byte, short), (1, byte, default), (full, byte, short), (full, byte, default), (1, static8, long),
+            (1, PatchingParams(), default))]
+        model = self.engine.model                       # BOS + length - 1 bytes, and one new byte
+        longest = min(WARM_UP_PREFILLS_TO, model.config.byte_context - 1, model.config.patch_context - 1)
+        if model.device.type == "cuda":                 # (cuBLAS's cost; CPU products have none)
+            runs += [("x" * (length - 1), n, patching, one)
+                     for length in range(PREFILL_ROUND, longest + 1, PREFILL_ROUND)
+                     for patching in (byte, static8) for n in (1, full)]
         try:
-            full = self.engine.slots
-            for n, patching, params in ((1, byte, short), (1, byte, default),
-                                        (full, byte, short), (full, byte, default),
-                                        (1, PatchingParams(mode="static", patch_size=8), long),
-                                        (1, PatchingParams(), default)):
-                streams = [self.engine.submit(WARM_UP_PROMPT, params, patching) for _ in range(n)]
+            for prompt, n, patching, params in runs:
+                streams = [self.engine.submit(prompt, params, patching) for _ in range(n)]
                 for stream in streams:
                     for _ in stream:
                         pass

@@ -5,6 +5,11 @@ from the driver). Each case runs twice in a row: first and again.
 
     python3 bench/prefill_shapes.py --out bench/results/prefill_shapes_h100_blt1b.jsonl
     python3 bench/prefill_shapes.py --warm-lengths 16 64 200 700 --out ...   # other lengths first
+    python3 bench/prefill_shapes.py --engine-rounding --warm-lengths 63 127 191 255 319 383 447 511 --out ...
+
+--engine-rounding pads each prefill's positions as the batch engine does (stepper.PREFILL_ROUND,
+within the cache), so a prompt meets the shape of the rounded length the app's warm-up prefilled
+(the last command's --warm-lengths: with BOS, the positions of its ladder).
 
 Cases (random blt-1b bf16, byte patching, 8 rows unless said): the app's warm-up prompt at cache
 length 512 (as its warm-up prefills it), the serving benchmark's prompt at 512 (a new prompt
@@ -28,13 +33,15 @@ def main(argv=None):
     ap.add_argument("--preset", default="blt-1b")
     ap.add_argument("--warm-lengths", type=int, nargs="*", default=[],
                     help="prompt lengths (bytes) prefilled at 1 and 8 rows, cache 512 or more, before the cases")
+    ap.add_argument("--engine-rounding", action="store_true",
+                    help="pad positions to the batch engine's multiple (stepper.PREFILL_ROUND)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     import torch
     from app.models import WARM_UP_PROMPT
     from blt_core import BLT, preset
     from blt_core.generation.driver import right_padded
-    from blt_core.generation.stepper import IncrementalBLT
+    from blt_core.generation.stepper import PREFILL_ROUND, IncrementalBLT
     from blt_core.patching import PatchingParams
     from blt_core.tokenizer import ByteTokenizer
     from serve import PROMPT
@@ -52,8 +59,10 @@ def main(argv=None):
         torch.cuda.synchronize()
         t0 = time.perf_counter()
         inc = IncrementalBLT(model, rows, length, byte)
+        round_to = PREFILL_ROUND if args.engine_rounding else 1
+        cap = min(length, model.config.patch_context - 1)
         with torch.no_grad():
-            inc.prefill(*right_padded([ids] * rows, model.device))
+            inc.prefill(*right_padded([ids] * rows, model.device, round_to, cap))
         torch.cuda.synchronize()
         return round(1000 * (time.perf_counter() - t0), 1)
 

@@ -132,6 +132,40 @@ def test_generation_stops_when_the_global_context_fills(short_context_model, spe
     assert short.stop_reason == "max_new_bytes" and short.bytes == alone.bytes
 
 
+@pytest.mark.parametrize("which, patching, prompts, cap, positions", [
+    ("tiny", PatchingParams(), ["The fox", "jumps over the lazy dog"], 512, 64),
+    ("short", PatchingParams(mode="byte"), ["a" * 55], 63, 63),
+], ids=["entropy patches, two rows", "byte patches at the global context"])
+def test_a_prefill_rounded_up_leaves_each_row_as_the_exact_one(tiny_model, short_context_model, which, patching,
+                                                               prompts, cap, positions):
+    """The batch engine rounds a prefill's positions up (and every prefill its global patches),
+    so new prompt lengths meet shapes met before: the padding is after every row's bytes, so
+    each row's logits, patch state and next bytes are those of the prefill without it. Capped
+    at the global context: 56 positions rounded to 63, not 64, make at most its 64 patches."""
+    from blt_core.generation.driver import right_padded
+    from blt_core.generation.stepper import PREFILL_ROUND
+    m = tiny_model if which == "tiny" else short_context_model
+    rows = [m.tokenizer.encode(p) for p in prompts]
+    steppers = []
+    for round_to in (1, PREFILL_ROUND):
+        inc = IncrementalBLT(m, len(rows), 512, patching)
+        ids, lengths = right_padded(rows, "cpu", round_to, cap)
+        assert ids.shape[1] == (positions if round_to > 1 else max(map(len, rows)))
+        with torch.no_grad():
+            inc.prefill(ids, lengths)
+        steppers.append(inc)
+    exact, rounded = steppers
+    for _ in range(12):
+        assert torch.allclose(rounded.logits, exact.logits, rtol=1e-5, atol=1e-5)
+        for name in ("pos", "n_patches", "next_start", "patch_start", "count", "context_full"):
+            assert torch.equal(getattr(rounded, name), getattr(exact, name)), name
+        nxt = exact.logits.argmax(-1)
+        assert torch.equal(rounded.logits.argmax(-1), nxt)
+        with torch.no_grad():
+            exact.step(nxt)
+            rounded.step(nxt)
+
+
 def test_stream_events_and_utf8_deltas(tiny_model):
     events = list(tiny_model.stream("Hi", max_new_bytes=20, stop_at_eos=False))
     result, events = events[-1], events[:-1]

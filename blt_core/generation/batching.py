@@ -68,7 +68,7 @@ from ..tokenizer import ByteTokenizer
 from .driver import GenerationResult, RowState, cache_length, right_padded
 from .options import DecodeOptions
 from .schedules import DecoderFirstStep, SpeculativeStep, StepGraphs, step_record
-from .stepper import IncrementalBLT
+from .stepper import PREFILL_ROUND, IncrementalBLT
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.0002
@@ -352,7 +352,10 @@ class BatchEngine:
         for r in requests:
             stepper.check_patches_ahead(len(r.ids) + r.params.max_new_bytes)
         t0 = time.perf_counter()
-        stepper.prefill(*right_padded([r.ids for r in requests], model.device))
+        # prompt lengths rounded up (PREFILL_ROUND), within the caches and so that padding's
+        # patches (one a position at most) never pass the global model's context
+        cap = min(length, model.config.patch_context - 1)
+        stepper.prefill(*right_padded([r.ids for r in requests], model.device, PREFILL_ROUND, cap))
         starts = stepper.next_start.tolist()
         prefill_s = time.perf_counter() - t0
         return [(_Row(r, RowState(r.params), make_generators(r.params, 1, model.device), bool(starts[i]), prefill_s),

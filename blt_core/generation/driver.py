@@ -53,9 +53,13 @@ def cache_length(model, prompt_positions: int, max_new_bytes: int) -> int:
     return need if need > cap else min(cap, -(-need // 512) * 512)
 
 
-def right_padded(rows: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompt ids as one right-padded batch (B, T0) and their lengths (B,)."""
+def right_padded(rows: list[list[int]], device, round_to: int = 1, cap: int | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompt ids as one right-padded batch (B, T0) and their lengths (B,); T0 rounded up to a
+    multiple of round_to (stepper.PREFILL_ROUND), but not past cap. Positions after a row's
+    length are padding, as a shorter row's are in any batch."""
     T0 = max(len(r) for r in rows)
+    T0 = max(T0, min(-(-T0 // round_to) * round_to, cap if cap is not None else T0 + round_to))
     ids = torch.tensor([r + [0] * (T0 - len(r)) for r in rows], device=device)
     return ids, torch.tensor([len(r) for r in rows], device=device)
 

@@ -49,6 +49,13 @@ from ..layers import CachedAttention, KVCache
 from ..patching import PatchingParams, boundary_rule, split_long, start_mask
 from .options import KernelConfig
 
+# A prefill's matrix products take (rows x positions) and (rows x patches) inputs, and its first
+# products at a shape not met before cost more: ~40 ms of blt-1b's ~60 ms prefill on an H100 at a
+# new prompt length (bench/prefill_shapes.py). Every prefill rounds the global model's patches up
+# to a multiple of this, and the batch engine its positions (driver.right_padded), so prompts of
+# nearby lengths meet shapes met before; the app's warm-up meets them first.
+PREFILL_ROUND = 64
+
 
 def step_mask(pos: torch.Tensor, length: int, window: int | None) -> torch.Tensor:
     """(B, 1, 1, length) bool: key j visible to a query at pos[b] (j <= pos, within the window)."""
@@ -175,8 +182,11 @@ class IncrementalBLT:
         if n_patches > limit:
             raise ValueError(f"the prompt makes {n_patches} patches in {p.mode} mode, more than the global "
                              f"model's context of {limit} patches; use a shorter prompt or longer patches")
+        # the global model's patches rounded up within its cache (PREFILL_ROUND); the extra ones
+        # are empty, after every real patch, and no later step reads them before writing them
+        P = min(-(-n_patches // PREFILL_ROUND) * PREFILL_ROUND, self.glob.length)
         x = m.hash_embeddings.add_to(m.local_encoder.embed_tokens(ids), ids)
-        h, patches = m.local_encoder(x, count[:, :T0] - 1, n_patches, self.enc.caches)
+        h, patches = m.local_encoder(x, count[:, :T0] - 1, P, self.enc.caches)
         if self.enc_kv is not None:
             self.enc_kv.fill(*m.local_encoder.cross_attn_layers[-1].kv(h))
         g = m.global_transformer(patches, self.glob.caches)                 # (B, P, Cg)
