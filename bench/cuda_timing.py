@@ -1,10 +1,12 @@
-"""Timing of captured CUDA graphs with device events, and reading torch.profiler's trace (shared by
-the profiling scripts)."""
+"""Timing of captured CUDA graphs with device events, reading torch.profiler's trace, and writing
+a GPU script's rows with the command that made them (shared by the profiling scripts)."""
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 import torch
 
@@ -41,3 +43,11 @@ def busy_us(spans) -> float:
         busy += max(0.0, b - max(a, end))
         end = max(end, b)
     return busy
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """rows to path as JSON lines after a head row: the command that made them (run from the
+    repository root), the GPU and torch's version."""
+    head = {"command": " ".join(["python3", *sys.argv]), "device": torch.cuda.get_device_name(),
+            "torch": torch.__version__}
+    path.write_text("".join(json.dumps(r) + "\n" for r in [head, *rows]))

@@ -70,6 +70,7 @@ def main(argv=None):
     import torch
     from blt_core import BLT, preset
     from blt_core.generation import DecodeOptions
+    from cuda_timing import write_rows
     from generate import PROMPT, copy_bandwidth, weight_bytes_per_byte
 
     if not torch.cuda.is_available():
@@ -104,9 +105,7 @@ def main(argv=None):
                      "same_bytes": all(r.bytes == reference for r in runs)})
         print(json.dumps(rows[-1]), flush=True)
     if args.out:
-        head = {"command": "python3 bench/kernel_config_sweep.py " + " ".join(argv or sys.argv[1:]),
-                "device": torch.cuda.get_device_name(), "torch": torch.__version__}
-        args.out.write_text("\n".join(json.dumps(r) for r in [head, *rows]) + "\n")
+        write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ def main(argv=None):
     from blt_core.generation.stepper import PREFILL_ROUND, IncrementalBLT
     from blt_core.patching import PatchingParams
     from blt_core.tokenizer import ByteTokenizer
+    from cuda_timing import write_rows
     from serve import PROMPT
 
     if not torch.cuda.is_available():
@@ -83,9 +84,7 @@ def main(argv=None):
                      "first_ms": first, "again_ms": again})
         print(json.dumps(rows[-1]), flush=True)
     if args.out:
-        head = {"command": "python3 bench/prefill_shapes.py " + " ".join(argv or sys.argv[1:]),
-                "device": torch.cuda.get_device_name(), "torch": torch.__version__}
-        args.out.write_text("\n".join(json.dumps(r) for r in [head, *rows]) + "\n")
+        write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

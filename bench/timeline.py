@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cuda_timing import busy_us, trace_events  # noqa: E402
+from cuda_timing import busy_us, trace_events, write_rows  # noqa: E402
 from blt_core import BLT, preset  # noqa: E402
 from blt_core.generation import IncrementalBLT, KernelConfig  # noqa: E402
 from blt_core.generation.schedules import DecoderFirstStep, GreedyGraph  # noqa: E402
@@ -103,8 +103,7 @@ def main():
     with torch.device("cuda"):
         model = BLT(preset(args.preset)).to(torch.bfloat16).eval()
     ids = torch.tensor([model.tokenizer.encode("Byte Latent Transformer models read raw bytes and ")], device="cuda")
-    rows = [{"command": " ".join(["python3"] + sys.argv), "device": torch.cuda.get_device_name(),
-             "torch": torch.__version__}]
+    rows = []
     for name, fn in (("speculative", speculative), ("decoder-first", decoder_first)):
         events = fn(model, ids, args.steps, args.length)
         kernels = [e for e in events if e[0] == "kernel"]
@@ -125,7 +124,7 @@ def main():
             cut = [e for e in events if e[2] - t0 < (events[-1][3] - t0) * args.keep / args.steps]
             rows.append({"schedule": name, "byte": "first %d" % args.keep,
                          "events": [[e[1], round(e[2] - t0, 2), round(e[3] - t0, 2), e[4]] for e in cut]})
-    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ def right_padded(rows: list[list[int]], device, round_to: int = 1, cap: int | No
     multiple of round_to (stepper.PREFILL_ROUND), but not past cap. Positions after a row's
     length are padding, as a shorter row's are in any batch."""
     T0 = max(len(r) for r in rows)
-    T0 = max(T0, min(-(-T0 // round_to) * round_to, cap if cap is not None else T0 + round_to))
+    padded = -(-T0 // round_to) * round_to
+    T0 = max(T0, min(padded, cap)) if cap is not None else padded
     ids = torch.tensor([r + [0] * (T0 - len(r)) for r in rows], device=device)
     return ids, torch.tensor([len(r) for r in rows], device=device)
 
