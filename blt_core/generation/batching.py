@@ -16,8 +16,9 @@ Running rows are kept at the front of the batch. Without CUDA graphs a step runs
 just those rows (`IncrementalBLT.rows`). With CUDA graphs (of compiled parts, as `options` asks)
 there are two captured shapes: one row and all `slots` rows, both with the fused kernels when
 asked. At several rows those read each weight tile once for all rows and multiply on tensor cores
-(8 rows of blt-1b on an H100: 2.41 ms a step; 2.59 before the RMSNorms took their statistics
-from the launch before, when torch's layers and cuBLAS took 2.73-2.82 ms; bench/README.md),
+(8 rows of blt-1b on an H100: 2.21 ms a step queued, 2.30 before the down projections' K was
+shared among programs; 2.59 before the RMSNorms took their statistics from the launch before,
+when torch's layers and cuBLAS took 2.73-2.82 ms; bench/README.md),
 and their attention reads each row's cached keys only up to its own position. A step runs the
 smaller shape that holds every running row; its idle rows are parked at position 1, where their
 writes touch only their own caches.

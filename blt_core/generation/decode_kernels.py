@@ -30,9 +30,14 @@ Now each residual launch also leaves its rows' sums of squares, one partial sum 
 and the next norm adds those up in one load (`stack_step` hands them from launch to launch;
 the first layer of a stack still makes the pass). Summing the squares inside the product's loop
 instead was slower (16.5 -> 36 us for the global q/k/v at 8 rows), as were wider loads for the
-pass (bench/README.md).
+pass (bench/README.md). At several rows the MLP's down projection (K >= 2N) shares K among 4
+programs per block of outputs (`KernelConfig.long_k_split`): blt-1b's global one at 8 rows has
+only 128 blocks for 132 SMs (13.1 -> 11.9 us). Each share writes its partial sums to its own
+slice and the block's last program adds them in share order, so every launch rounds alike.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 import triton
@@ -58,7 +63,7 @@ _PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE, _SLOTS = map(tl.const
 DEFAULT = KernelConfig()
 
 
-def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
+def block_config(N: int, K: int, BP: int, epi: int, D: int = 1, config: KernelConfig = DEFAULT) -> dict:
     """Block shape of the matrix-vector kernel for N outputs over K. Chosen from candidates timed
     alone on an H100 (bench/matvec_sweep.py, bench/results/matvec_sweep_h100.jsonl): for one row,
     tiles of 2 x 1024 weights per 4-warp program, the next tile loaded before this one is reduced
@@ -68,7 +73,8 @@ def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
     for the sweep). Triton's autotuner chose worse: it times one launch at a time, where a step
     chains launches back to back. The signature is KernelConfig.block_shape's; one row's shape is
     the same for every epilogue, several rows' is wider after an RMSNorm (below; `_launch` keeps
-    a RoPE block inside one head of width D)."""
+    a RoPE block inside one head of width D). Several rows take from `config` where K is split
+    (long_k_split)."""
     if 1 < BP < 16:                              # a few rows (_bp's few): products summed
         # 2 rows, H100 (decoder_slots, blt-1b's 9 layers in one launch): 8 x 512 tiles 26.5 us,
         # 2 x 1024 45.2; a 2-row q projection: 2 x 1024 3.5 us, 8 x 512 3.7
@@ -77,13 +83,18 @@ def block_config(N: int, K: int, BP: int, epi: int, D: int = 1) -> dict:
         return dict(BLOCK_N=bn, BLOCK_K=bk, LATE=False, PREFETCH=True, SPLIT=1, num_warps=4, num_stages=1, PDL=True)
     if BP > 1:                                   # several rows: tensor-core tiles (BP, BLOCK_K) x (BLOCK_K, BLOCK_N)
         # bench/matvec_sweep.py --rows 8 (H100): 32 outputs and 3 stages where an RMSNorm comes
-        # first (q/k/v, gate/up), 16 and 4 stages otherwise, and no PDL: a dependent waiting
-        # early holds shared memory the running products need (blt-1b's global output
-        # projection: 10.1 us with PDL, 6.6 without; cuBLAS 6.4).
-        wide = epi in (ROPE_CACHE, SWIGLU)
-        cfg = dict(BLOCK_N=32 if wide else 16, BLOCK_K=min(256, max(16, triton.next_power_of_2(K))), LATE=False,
-                   PREFETCH=False)
-        return {**cfg, "SPLIT": 1, "num_warps": 4, "num_stages": 3 if wide else 4, "PDL": False}
+        # first (q/k/v, gate/up) or K is split (K >= 2N), 16 and 4 stages otherwise, and no PDL: a
+        # dependent waiting early holds shared memory the running products need (blt-1b's global
+        # output projection: 10.1 us with PDL, 6.6 without; cuBLAS 6.4). PDL on the local models'
+        # narrow layers alone (N or K <= 1024, whose few programs leave SMs free) was slower too:
+        # the 8-row step 2.62 ms against 2.35-2.57 (bench/README.md).
+        split = config.long_k_split if K >= 2 * N else 1
+        wide = epi in (ROPE_CACHE, SWIGLU) or split > 1
+        bk = min(256, max(16, triton.next_power_of_2(K)))
+        while split > 1 and K < split * bk:                      # a whole tile in every share
+            split //= 2
+        return dict(BLOCK_N=32 if wide else 16, BLOCK_K=bk, LATE=False, PREFETCH=False, SPLIT=split, num_warps=4,
+                    num_stages=3 if wide else 4, PDL=False)
     bk = min(1024, triton.next_power_of_2(K))
     return dict(BLOCK_N=2048 // bk, BLOCK_K=bk, LATE=True, PREFETCH=True, SPLIT=1, num_warps=4, num_stages=1)
 
@@ -98,11 +109,13 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                    AT_POS: tl.constexpr = False, TABLES: tl.constexpr = False):
     """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
     (SWIGLU: W (2N, K), gate rows then up rows). Program (i, s): outputs i * BLOCK_N.., the s-th
-    of SPLIT shares of K; ws (BP, 2N) float32 and cnt (programs along N) int32 start at zero
-    and are left at zero. DOT (several rows): the tiles' products on tensor cores (IEEE: float32
-    exactly, not TF32). Sums of squares of x's rows for the RMSNorm (several rows): SI > 0 takes
-    them from si (BP, NSI), the partial sums the kernel that wrote x left, one per program of
-    it; SO (residual epilogues, unsplit) leaves those of out in so (BP, programs along N)."""
+    of SPLIT shares of K; ws (SPLIT, BP, 2N) float32 holds each share's partial sums, which the
+    block's last program to arrive adds up in share order (the same sum every launch), and cnt
+    (programs along N) int32 starts at zero and is left at zero. DOT (several rows): the tiles'
+    products on tensor cores (IEEE: float32 exactly, not TF32). Sums of squares of x's rows for
+    the RMSNorm (several rows): SI > 0 takes them from si (BP, NSI), the partial sums the kernel
+    that wrote x left, one per program of it; SO (residual epilogues) leaves those of out in so
+    (BP, programs along N)."""
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
     dt = x_ptr.dtype.element_ty
@@ -223,19 +236,23 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                     acc2 = _dot(xk.to(dt), w2, acc2, IEEE)
                 else:
                     acc2 += tl.sum(xk[:, None, :] * w2.to(tl.float32)[None, :, :], 2)
-    if SPLIT > 1:                # partial sums into the workspace; the last program of the block goes on
+    smask = rmask                # rows whose sums of squares this program stores (SO)
+    if SPLIT > 1:                # partial sums into this share's slice; the block's last program adds them in order
         wat = rows[:, None] * 2 * N + n[None, :]
-        tl.atomic_add(ws_ptr + wat, acc, mask=omask, sem="relaxed")
+        mine = ws_ptr + tl.program_id(1) * BP * 2 * N + wat
+        tl.store(mine, acc, mask=omask)
         if EPI == _SWIGLU:
-            tl.atomic_add(ws_ptr + wat + N, acc2, mask=omask, sem="relaxed")
-        tl.debug_barrier()                                        # all of this program's adds are issued
+            tl.store(mine + N, acc2, mask=omask)
+        tl.debug_barrier()                                        # all of this program's stores are issued
         last = tl.atomic_add(cnt_ptr + tl.program_id(0), 1, sem="acq_rel") == SPLIT - 1
         omask = omask & last
-        acc = tl.load(ws_ptr + wat, mask=omask, other=0.0, cache_modifier=".cg")
-        tl.store(ws_ptr + wat, tl.zeros_like(acc), mask=omask)
-        if EPI == _SWIGLU:
-            acc2 = tl.load(ws_ptr + wat + N, mask=omask, other=0.0, cache_modifier=".cg")
-            tl.store(ws_ptr + wat + N, tl.zeros_like(acc2), mask=omask)
+        smask = rmask & last
+        acc = tl.zeros((BP, BLOCK_N), tl.float32)
+        acc2 = tl.zeros((BP, BLOCK_N), tl.float32)
+        for s in tl.static_range(SPLIT):                          # the same order every launch
+            acc += tl.load(ws_ptr + s * BP * 2 * N + wat, mask=omask, other=0.0, cache_modifier=".cg")
+            if EPI == _SWIGLU:
+                acc2 += tl.load(ws_ptr + s * BP * 2 * N + wat + N, mask=omask, other=0.0, cache_modifier=".cg")
         tl.store(cnt_ptr + tl.program_id(0), 0, mask=last)
     y = acc.to(dt).to(tl.float32)
     if EPI == _PLAIN:
@@ -246,7 +263,7 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
             y = (y + res).to(dt).to(tl.float32)
         tl.store(out_ptr + rows[:, None] * N + n[None, :], y.to(dt), mask=omask)
         if SO:                                                    # this block's share of the rows' squares
-            tl.store(so_ptr + rows * tl.num_programs(0) + tl.program_id(0), tl.sum(y * y, 1), mask=rmask)
+            tl.store(so_ptr + rows * tl.num_programs(0) + tl.program_id(0), tl.sum(y * y, 1), mask=smask)
     if EPI == _SWIGLU:
         silu = (y * tl.sigmoid(y)).to(dt).to(tl.float32)
         tl.store(out_ptr + rows[:, None] * N + n[None, :], (silu * acc2.to(dt).to(tl.float32)).to(dt), mask=omask)
@@ -408,13 +425,14 @@ def _pdl(device: torch.device, config: KernelConfig) -> bool:
 _WORKSPACES: dict = {}
 
 
-def _workspace(weight, BP, N):
-    """The split-K sums and arrival counters of one weight's products: zeros, which every launch
-    leaves at zero. One pair per weight (and batch width), so kernels running side by side on
-    different streams (the entropy model beside the global model) never share one."""
-    key = (weight.device, weight.data_ptr(), BP, N)
+def _workspace(weight, BP, N, split):
+    """The split-K partial sums (one slice per share of K, written whole by every launch) and
+    arrival counters (zeros, which every launch leaves at zero) of one weight's products. One
+    pair per weight (and batch width and split), so kernels running side by side on different
+    streams (the entropy model beside the global model) never share one."""
+    key = (weight.device, weight.data_ptr(), BP, N, split)
     if key not in _WORKSPACES:
-        _WORKSPACES[key] = (torch.zeros(BP, 2 * N, dtype=torch.float32, device=weight.device),
+        _WORKSPACES[key] = (torch.empty(split, BP, 2 * N, dtype=torch.float32, device=weight.device),
                             torch.zeros(N, dtype=torch.int32, device=weight.device))
     return _WORKSPACES[key]
 
@@ -439,20 +457,22 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False,
     block_shape if it has one, else block_config's on CUDA and on the CPU (Triton's interpreter,
     TRITON_INTERPRET=1, used by the tests) one small fixed shape. x_stats: x's partial sums of
     squares, from the launch that wrote x. stats: return the output's (BP, programs) float32, or
-    None where this launch leaves none (one row, K split among programs, or no residual epilogue)."""
+    None where this launch leaves none (one row, or no residual epilogue)."""
     if config.block_shape is not None:
         cfg = dict(config.block_shape(N, x.shape[1], meta["BP"], meta["EPI"], meta["D"]))
     elif x.is_cuda:
-        cfg = block_config(N, x.shape[1], meta["BP"], meta["EPI"], meta["D"])
+        if "LAYERS" in meta:                     # one counter per block: a launch over layers stays unsplit
+            config = replace(config, long_k_split=1)
+        cfg = block_config(N, x.shape[1], meta["BP"], meta["EPI"], meta["D"], config)
     else:
         cfg = dict(INTERPRETER_BLOCK)
     if meta["EPI"] == ROPE_CACHE:                # RoPE pairs and the cache layout: a block inside one head
         cfg["BLOCK_N"] = min(cfg["BLOCK_N"], meta["D"])
     meta["KP"] = _kp(meta["BP"], x.shape[1])
-    split = _workspace(w, meta["BP"], N) if cfg["SPLIT"] > 1 else (x, x)    # unused without a split
+    split = _workspace(w, meta["BP"], N, cfg["SPLIT"]) if cfg["SPLIT"] > 1 else (x, x)    # unused without a split
     programs = triton.cdiv(N, cfg["BLOCK_N"])
     so = (torch.empty(meta["BP"], programs, dtype=torch.float32, device=x.device)
-          if stats and meta["BP"] > 1 and cfg["SPLIT"] == 1 and meta["EPI"] in (RESIDUAL, DOUBLE_RESIDUAL) else None)
+          if stats and meta["BP"] > 1 and meta["EPI"] in (RESIDUAL, DOUBLE_RESIDUAL) else None)
     si = x_stats if meta["NORM"] else None
     meta["SI"], meta["SO"] = (triton.next_power_of_2(si.shape[1]) if si is not None else 0), so is not None
     args = (x, nw, w, *args[:7], *split, si if si is not None else x, so if so is not None else x, *args[7:],
@@ -462,6 +482,8 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False,
     # tensor cores take tiles of at least 16 rows, outputs and K (smaller ones: the products summed)
     dot = meta["BP"] >= 16 and cfg["BLOCK_N"] >= 16 and cfg["BLOCK_K"] >= 16
     layers = meta.pop("LAYERS", None)           # given: w, nw and the caches are pointer tables (TABLES)
+    if layers is not None and cfg["SPLIT"] > 1:
+        raise ValueError("a launch over several layers' tables cannot split K (one counter per block)")
     _matvec_kernel[(programs, cfg["SPLIT"], layers or 1)](*args, **meta, **cfg, PDL=pdl, DOT=dot,
                                                           TABLES=layers is not None,
                                                           IEEE=x.dtype == torch.float32 or not x.is_cuda, **launch)
