@@ -8,10 +8,14 @@ launches captured in one CUDA graph; the time is the median replay divided by th
 
     python3 bench/matvec_sweep.py --dim 2048 --hidden 5632      # blt-1b global layer
     python3 bench/matvec_sweep.py --dim 2048 --hidden 5632 --rows 8       # the same, 8 rows at once
+    python3 bench/matvec_sweep.py --rows 8 --several 16x256x4x4 32x256x4x3 --splits 1 2 4 8 --no-pdl
+                                                        # K shared among 1-8 programs per block
 
 With several rows the candidates are tensor-core tiles of 16 padded rows; the peer is cuBLAS at
 the same rows, and the projections that carry an RMSNorm prologue are also timed without it
-(what the prologue costs).
+(what the prologue costs). --handed-stats gives those the rows' sums of squares as the launch
+before hands them on in a stack (decode_kernels.stack_step), instead of each program making its
+own pass over x for them.
 """
 from __future__ import annotations
 
@@ -64,7 +68,7 @@ def graph_us(fn, launches, reps=50):
     return 1000 * median_replay_ms(g, reps) / launches
 
 
-def sweep(name, N, K, epi, norm, bw, B=1):
+def sweep(name, N, K, epi, norm, bw, B=1, several=SEVERAL, splits=(1,), pdls=(True, False), handed=False):
     rows_w = 2 * N if epi == dk.SWIGLU else N
     nbytes = rows_w * K * 2
     R = max(2, min(64, 400_000_000 // nbytes))
@@ -72,15 +76,20 @@ def sweep(name, N, K, epi, norm, bw, B=1):
     x = torch.randn(B, K, device="cuda", dtype=torch.bfloat16)
     res = torch.randn(B, N, device="cuda", dtype=torch.bfloat16)
     norm_layer = SimpleNamespace(weight=torch.ones(K, device="cuda", dtype=torch.bfloat16), eps=1e-5) if norm else None
+    stats = None
+    if handed and norm and B > 1:                    # 64 partial sums per row, as a residual launch leaves them
+        stats = torch.zeros(dk._bp(B), 64, device="cuda")
+        stats[:B, 0] = x.float().pow(2).sum(1)
     head = {"shape": name, "rows": B, "N": N, "K": K, "MB": round(nbytes / 1e6, 1),
-            "floor_us": round(1e6 * nbytes / bw, 2)}
+            "floor_us": round(1e6 * nbytes / bw, 2), "handed_stats": stats is not None}
     rows = []
 
     def one(cfg, pdl, norm=norm_layer):                  # the kernel launched with this block shape
         config = KernelConfig(pdl=pdl, block_shape=lambda *_: cfg)
         def run():
             for w in ws:
-                dk.matvec(x, w, epi, norm=norm, res=res, out_features=N, config=config)
+                dk.matvec(x, w, epi, norm=norm, res=res, out_features=N, config=config,
+                          x_stats=stats if norm is not None else None)
         return run
 
     chosen = dk.block_config(N, K, dk._bp(B), epi)
@@ -88,8 +97,10 @@ def sweep(name, N, K, epi, norm, bw, B=1):
         cands = [dict(BLOCK_N=n, BLOCK_K=k, LATE=late, PREFETCH=pf, SPLIT=split, num_warps=w,
                       num_stages=1 if pf else 2) for n, k, late, pf, split, w in CANDIDATES]
     else:
-        cands = [dict(BLOCK_N=n, BLOCK_K=min(k, 1 << (K - 1).bit_length()), LATE=False, PREFETCH=False, SPLIT=1,
-                      num_warps=w, num_stages=st, **pdl) for n, k, w, st in SEVERAL for pdl in ({}, {"PDL": False})]
+        cands = [dict(BLOCK_N=n, BLOCK_K=min(k, 1 << (K - 1).bit_length()), LATE=False, PREFETCH=False, SPLIT=split,
+                      num_warps=w, num_stages=st, **({} if pdl else {"PDL": False}))
+                 for n, k, w, st in several for split in splits for pdl in pdls
+                 if split == 1 or K >= split * min(k, 1 << (K - 1).bit_length())]      # a tile in every share
     runs = [(c, True, norm_layer) for c in cands] + [(chosen, False, norm_layer)]
     if norm and B > 1:                                   # what the RMSNorm prologue costs
         runs.append(({**chosen, "no_norm": True}, True, None))
@@ -116,13 +127,22 @@ def main():
     ap.add_argument("--dim", type=int, default=2048)
     ap.add_argument("--hidden", type=int, default=5632)
     ap.add_argument("--rows", type=int, default=1, help="rows multiplied at once (the batched step's)")
+    ap.add_argument("--several", nargs="+", help="several rows: these block shapes, each BLOCK_NxBLOCK_KxWARPSxSTAGES, "
+                                                  "instead of the built-in list")
+    ap.add_argument("--splits", nargs="+", type=int, default=[1],
+                    help="several rows: each shape with K shared among this many programs per block")
+    ap.add_argument("--no-pdl", action="store_true", help="several rows: launch the candidates without PDL only")
+    ap.add_argument("--handed-stats", action="store_true",
+                    help="several rows: the RMSNorm's statistics handed in, as in a stack's later launches")
     args = ap.parse_args()
+    several = [tuple(int(v) for v in spec.split("x")) for spec in args.several] if args.several else SEVERAL
     torch.manual_seed(0)
     bw = bandwidth()
     print(json.dumps({"copy_GBps": round(bw / 1e9), "device": torch.cuda.get_device_name()}), flush=True)
     with torch.no_grad():
         for s in shapes(args.dim, args.hidden):
-            sweep(*s, bw, args.rows)
+            sweep(*s, bw, args.rows, several, args.splits, (False,) if args.no_pdl else (True, False),
+                  args.handed_stats)
 
 
 if __name__ == "__main__":

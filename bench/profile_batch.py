@@ -64,7 +64,9 @@ def run_shape(inc, name, view, steps, options=OPTIONS, speculative=False):
     """`steps` engine-like steps of view (greedy), after warm-up: ms per step, bytes/s over its
     rows, global steps per byte, and the kernels of the timed steps. speculative: the engine's
     SpeculativeStep with the argmax inside its graph (one graph per byte, the global step on every
-    byte), else StepGraphs (the host reads whether a patch completed)."""
+    byte), else StepGraphs (the host reads whether a patch completed). ms_per_step reads each
+    step back before the next; speculative steps are also timed queued back to back, as the
+    engine's host runs ahead of the GPU (queued_ms_per_step: the GPU's time, steadier)."""
     if speculative:
         spec = SpeculativeStep(view, options.compile, options.compile_tuning)
         greedy = SamplingParams(stop_at_eos=False)
@@ -89,13 +91,22 @@ def run_shape(inc, name, view, steps, options=OPTIONS, speculative=False):
     for _ in range(steps):
         globals_ += sum(one()[2])
     ms = 1000 * (time.perf_counter() - t0) / steps
+    queued = None
+    if speculative:
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+        for _ in range(steps):
+            spec.step_greedy(greedy)
+        end.record()
+        end.synchronize()
+        queued = round(begin.elapsed_time(end) / steps, 3)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
             one()
         torch.cuda.synchronize()
     per_stream, top = _kernel_rows(prof, steps)
     row = {"shape": name, "compile": options.compile, "compile_tuning": options.compile and options.compile_tuning,
-           "rows": view.B, "ms_per_step": round(ms, 3),
+           "rows": view.B, "ms_per_step": round(ms, 3), "queued_ms_per_step": queued,
            "bytes_per_s": round(1000 * view.B / ms, 1), "global_steps_per_byte": round(globals_ / steps / view.B, 3),
            "warmup_s": round(warm, 1), "mean_position": round(float(view.pos.float().mean()), 1),
            "streams": per_stream, "top_us_per_step": top[:12]}
@@ -119,6 +130,9 @@ def main():
     ap.add_argument("--kernel-blocks", nargs="+", default=[],
                     help="with --shapes kernels or kernels-spec: also these block shapes of the batched "
                          "matrix-vector kernel, each BLOCK_NxBLOCK_KxWARPS[xSTAGES] (e.g. 16x64x4, 32x128x4x4)")
+    ap.add_argument("--kernel-configs", nargs="+", default=[""],
+                    help="with --shapes kernels or kernels-spec: the default block shapes under each of these "
+                         "KernelConfig settings in turn, each 'field=int,...' (e.g. long_k_split=1; '' the defaults)")
     ap.add_argument("--no-compile", action="store_true",
                     help="CUDA graphs of the eager parts (no torch.compile): how much of the warm-up and the "
                          "step compiling buys")
@@ -149,14 +163,16 @@ def main():
     for shape in ("kernels", "kernels-spec"):
         if shape not in args.shapes:
             continue
-        for blocks in [None] + args.kernel_blocks:
-            kernel_options = options
-            if blocks is not None:
-                kernel_options = replace(options, kernel_config=KernelConfig(block_shape=block_shape(blocks)))
+        variants = [(None, spec) for spec in args.kernel_configs] + [(blocks, "") for blocks in args.kernel_blocks]
+        for blocks, spec in variants:
+            fields = {k: int(v) for k, v in (item.split("=") for item in spec.split(",") if item)}
+            config = KernelConfig(block_shape=block_shape(blocks)) if blocks else KernelConfig(**fields)
+            kernel_options = replace(options, kernel_config=config)
             inc = batch(model, args.rows, args.prompt, kernel_options.kernel_config)
             name = f"{args.rows} rows, fused kernels" + (", speculative" if shape == "kernels-spec" else "")
-            results.append(run_shape(inc, name + (f" {blocks}" if blocks else ""), inc.rows(args.rows), args.steps,
-                                     kernel_options, shape == "kernels-spec"))
+            name += f" {blocks}" if blocks else f", {spec or 'defaults'}"
+            results.append(run_shape(inc, name, inc.rows(args.rows), args.steps, kernel_options,
+                                     shape == "kernels-spec"))
     if "sdpa" in args.shapes:
         inc = batch(model, args.rows, args.prompt)
         sdpa = inc.rows(args.rows, kernels=False)

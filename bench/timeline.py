@@ -8,9 +8,13 @@ random bf16 weights:
 - `decoder-first`: `DecoderFirstStep.step_greedy` as the library's read-behind loop runs it (a
   graph for the byte, a host read of one flag, the patch graph where a patch ended, the advance
   graph); the host's runtime calls are kept too. The profiler's CPU side slows those calls, so
-  read the host's share from this only roughly.
+  read the host's share from this only roughly;
+- `batch-speculative` (with --rows R): the batch engine's step of R rows, `SpeculativeStep` with
+  the argmax inside its graph, a synchronize after each byte, rows prefilled as
+  bench/profile_batch.py prefills them.
 
     python3 bench/timeline.py --preset blt-1b --out bench/results/timeline_h100_blt1b.json
+    python3 bench/timeline.py --preset blt-1b --rows 8 --schedules batch-speculative --out ...
 
 Each row of the output: {"schedule", "byte", "events": [[stream, start_us, end_us, name], ...]}
 plus a summary row per schedule (µs per byte, kernels per stream, per-stream busy time, and the
@@ -30,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cuda_timing import busy_us, trace_events, write_rows  # noqa: E402
 from blt_core import BLT, preset  # noqa: E402
 from blt_core.generation import IncrementalBLT, KernelConfig  # noqa: E402
-from blt_core.generation.schedules import DecoderFirstStep, GreedyGraph  # noqa: E402
+from blt_core.generation.schedules import DecoderFirstStep, GreedyGraph, SpeculativeStep  # noqa: E402
 from blt_core.sampling import SamplingParams  # noqa: E402
 
 
@@ -57,19 +61,25 @@ def summary(name: str, events: list, n_bytes: int) -> dict:
             "no_kernel_us_per_byte": round((span - busy_us([(e[2], e[3]) for e in kernels])) / n_bytes, 1)}
 
 
+def _bytes_apart(byte, steps):
+    """`steps` bytes after as many warm-up bytes, each followed by a synchronize (so every byte
+    starts from an idle GPU, and bytes split cleanly): their events."""
+    for _ in range(steps):
+        byte()
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            byte()
+            torch.cuda.synchronize()
+    return _events(prof)
+
+
 @torch.no_grad()
 def speculative(model, ids, steps, length):
     inc = IncrementalBLT(model, 1, length, kernels=KernelConfig())
     inc.prefill(ids, torch.tensor([ids.shape[1]], device="cuda"))
     greedy = GreedyGraph(inc, SamplingParams(max_new_bytes=3 * steps, stop_at_eos=False), 3 * steps, compile=True)
-    for _ in range(steps):
-        greedy.step()
-    torch.cuda.synchronize()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            greedy.step()
-            torch.cuda.synchronize()                          # bytes apart, so each splits cleanly
-    return _events(prof)
+    return _bytes_apart(greedy.step, steps)
 
 
 @torch.no_grad()
@@ -89,12 +99,23 @@ def decoder_first(model, ids, steps, length):
     return _events(prof)
 
 
+@torch.no_grad()
+def batch_speculative(model, rows, steps):
+    from profile_batch import batch
+    spec = SpeculativeStep(batch(model, rows, 64), compile=True)
+    greedy = SamplingParams(stop_at_eos=False)
+    return _bytes_apart(lambda: spec.step_greedy(greedy), steps)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="blt-1b")
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--length", type=int, default=1024)
     ap.add_argument("--keep", type=int, default=3, help="bytes whose events are written out")
+    ap.add_argument("--rows", type=int, default=8, help="rows of the batch-speculative schedule")
+    ap.add_argument("--schedules", nargs="+", default=["speculative", "decoder-first"],
+                    choices=["speculative", "decoder-first", "batch-speculative"])
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -104,14 +125,17 @@ def main():
         model = BLT(preset(args.preset)).to(torch.bfloat16).eval()
     ids = torch.tensor([model.tokenizer.encode("Byte Latent Transformer models read raw bytes and ")], device="cuda")
     rows = []
-    for name, fn in (("speculative", speculative), ("decoder-first", decoder_first)):
-        events = fn(model, ids, args.steps, args.length)
+    schedules = {"speculative": lambda: speculative(model, ids, args.steps, args.length),
+                 "decoder-first": lambda: decoder_first(model, ids, args.steps, args.length),
+                 "batch-speculative": lambda: batch_speculative(model, args.rows, args.steps)}
+    for name in args.schedules:
+        events = schedules[name]()
         kernels = [e for e in events if e[0] == "kernel"]
         rows.append(summary(name, events, args.steps))
         print(json.dumps(rows[-1]), flush=True)
         # bytes: split kernels at gaps where the GPU idled longest (the per-byte syncs)
         gaps = sorted(range(1, len(kernels)), key=lambda i: kernels[i - 1][3] - kernels[i][2])
-        cuts = sorted(gaps[:args.steps - 1]) if name == "speculative" else None
+        cuts = sorted(gaps[:args.steps - 1]) if name != "decoder-first" else None
         if cuts is not None:
             bounds = [0] + cuts + [len(kernels)]
             for i in range(min(args.keep, args.steps)):
