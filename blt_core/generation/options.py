@@ -33,9 +33,9 @@ class KernelConfig:
     attention_warps: int = 1
     # Several rows (tensor-core tiles) where K is at least twice N (the MLP's down projection): K
     # shared among this many programs per block of outputs, summed in share order by the block's
-    # last program. 4 took blt-1b's global down projection at 8 rows from 13.1 to 12.1 us, the
-    # decoder's from 7.3 to 6.2 (H100, bench/matvec_sweep.py --splits); elsewhere a split was
-    # slower. 1: unsplit.
+    # last program. 4 took blt-1b's global down projection at 8 rows from 13.1 to 11.9 us, the
+    # decoder's from 7.2 to 6.1 (H100, bench/matvec_sweep.py --splits --handed-stats); elsewhere
+    # a split was slower. 1: unsplit.
     long_k_split: int = 4
     # (N outputs, K inputs, rows BP, epilogue, head width D) -> the matrix-vector kernel's block
     # shape, on any device. None: decode_kernels.block_config on CUDA, INTERPRETER_BLOCK in
