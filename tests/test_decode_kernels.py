@@ -228,6 +228,19 @@ def test_decoder_slots_write_the_eager_keys_and_values_where_kept(kernels, B, la
                 assert (got[keep] - ref[keep]).abs().max() <= 2e-5 * ref.abs().max()
 
 
+@pytest.mark.parametrize("kernels", [DOT_SPLIT], indirect=True)
+def test_a_launch_over_several_layers_refuses_to_split_k(kernels):
+    """decoder_slots launches once for all layers, with one arrival counter per block of
+    outputs: a block shape that would split K there is refused rather than let layers race."""
+    cfg, k = _cfg(64, 4, n_kv_heads=2), 2
+    decoder = SimpleNamespace(k=k, patch_embedding_projection=torch.nn.Linear(48, 64 * k, bias=False).to(DEVICE),
+                              cross_attn_layers=[CrossAttention(cfg).to(DEVICE) for _ in range(2)])
+    caches = [KVCache(1, 2, k, cfg.head_dim, torch.float32, DEVICE) for _ in range(2)]
+    keep = torch.ones(1, dtype=torch.bool, device=DEVICE)
+    with torch.no_grad(), pytest.raises(ValueError, match="cannot split K"):
+        dk.decoder_slots(decoder, torch.zeros(1, 1, 48, device=DEVICE), caches, keep, kernels)
+
+
 @pytest.mark.parametrize("kernels", [PLAIN, DOT], indirect=True, ids=["one-row-shape", "dot"])
 def test_kv_at_writes_each_rows_byte_at_its_position(kernels):
     """The encoder's byte for the pooling: k_norm, k/v projection, written at each row's own
