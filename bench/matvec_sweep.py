@@ -97,10 +97,11 @@ def sweep(name, N, K, epi, norm, bw, B=1, several=SEVERAL, splits=(1,), pdls=(Tr
         cands = [dict(BLOCK_N=n, BLOCK_K=k, LATE=late, PREFETCH=pf, SPLIT=split, num_warps=w,
                       num_stages=1 if pf else 2) for n, k, late, pf, split, w in CANDIDATES]
     else:
-        cands = [dict(BLOCK_N=n, BLOCK_K=min(k, 1 << (K - 1).bit_length()), LATE=False, PREFETCH=False, SPLIT=split,
+        tile = lambda k: min(k, 1 << (K - 1).bit_length())          # BLOCK_K within K's next power of two
+        cands = [dict(BLOCK_N=n, BLOCK_K=tile(k), LATE=False, PREFETCH=False, SPLIT=split,
                       num_warps=w, num_stages=st, **({} if pdl else {"PDL": False}))
                  for n, k, w, st in several for split in splits for pdl in pdls
-                 if split == 1 or K >= split * min(k, 1 << (K - 1).bit_length())]      # a tile in every share
+                 if split == 1 or K >= split * tile(k)]                  # a whole tile in every share
     runs = [(c, True, norm_layer) for c in cands] + [(chosen, False, norm_layer)]
     if norm and B > 1:                                   # what the RMSNorm prologue costs
         runs.append(({**chosen, "no_norm": True}, True, None))
