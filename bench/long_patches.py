@@ -1,13 +1,16 @@
 """Library decoding paths against patch length: the host-decided step, the decoder-first step and
 the speculative step (each with compile and the fused kernels), batch 1, greedy, on one model, in
 one process; each variant warmed once and timed twice, for static patches of each size and for
-one byte per patch, with the weight-read roofline of that setting.
+one byte per patch, with the weight-read roofline of that setting. `--paths` picks variants (a
+name may repeat, to interleave them); `bytes_sha1` tells whether different paths made the same
+bytes.
 
     python3 bench/long_patches.py --model random:blt-1b --out bench/results/long_patches_h100_blt1b.json
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -33,6 +36,8 @@ def main(argv=None):
     ap.add_argument("--model", default="random:blt-1b")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8], help="static patch sizes (1: every byte)")
     ap.add_argument("--new-bytes", type=int, default=512)
+    ap.add_argument("--paths", nargs="+", choices=list(VARIANTS), default=["host-decided", "decoder-first", "speculative"])
+    ap.add_argument("--reps", type=int, default=2, help="timed runs of each variant after its warm one")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -43,16 +48,18 @@ def main(argv=None):
         model = BLT.from_pretrained(materialise(args.model, Path(tmp)), device="cuda")
     bandwidth = copy_bandwidth(torch.device("cuda"))
     for size in args.sizes:
-        for name, options in VARIANTS.items():
+        for name in args.paths:
+            options = VARIANTS[name]
             kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, mode="static", patch_size=size, options=options)
             model.generate(PROMPT, **kw)                            # compile and capture
-            runs = [model.generate(PROMPT, **kw) for _ in range(2)]
+            runs = [model.generate(PROMPT, **kw) for _ in range(args.reps)]
             share = runs[-1].global_steps / len(runs[-1].bytes)
             roof = bandwidth / weight_bytes_per_byte(model, share)
             row = {"patch_bytes": size, "path": name, "bytes_per_s": [r.timings["bytes_per_s"] for r in runs],
                    "global_step_share": round(share, 3), "roofline_bytes_per_s": round(roof),
                    "share_of_roofline": round(max(r.timings["bytes_per_s"] for r in runs) / roof, 3),
-                   "same_bytes": runs[0].bytes == runs[1].bytes}
+                   "same_bytes": all(r.bytes == runs[0].bytes for r in runs),
+                   "bytes_sha1": hashlib.sha1(runs[0].bytes).hexdigest()[:12]}
             result["rows"].append(row)
             print(json.dumps(row), flush=True)
     if args.out:

@@ -22,7 +22,7 @@ from .entropy import EntropyModel
 from .entropy_memo import EntropyMemo
 from .generation import DecodeOptions, generate, stream
 from .hash_embedding import HashNgramEmbedding
-from .layers import CrossAttention, RMSNorm, Stack, causal_mask
+from .layers import CrossAttention, RMSNorm, Stack, bytes_per_patch, causal_mask, patch_sums
 from .patching import Patches, PatchingParams, mask_from_lengths, patches_from_mask, start_mask
 from .sampling import SamplingParams
 from .tokenizer import ByteTokenizer
@@ -45,9 +45,12 @@ class LocalEncoder(Stack):
         """x (B, T, C) embeddings, patch_ids (B, T) -> byte states (B, T, C), patches (B, P, k*C)."""
         B, T, C = x.shape
         x = self.run_layers(x, caches)
-        pooled = x.new_zeros(B, n_patches, C).scatter_reduce(            # (B, P, C), empty -> 0
-            1, patch_ids[..., None].expand(-1, -1, C), x, reduce="amax" if self.pooling != "mean" else "mean",
-            include_self=False)
+        if self.pooling == "mean":                                        # (B, P, C), empty -> 0
+            count = bytes_per_patch(patch_ids, n_patches).clamp(min=1)[..., None]
+            pooled = (patch_sums(x, patch_ids, n_patches, 1) / count).to(x.dtype)
+        else:
+            pooled = x.new_zeros(B, n_patches, C).scatter_reduce(1, patch_ids[..., None].expand(-1, -1, C), x,
+                                                                 reduce="amax", include_self=False)
         q = self.patch_embedding_projection(pooled).reshape(B, n_patches * self.k, C)  # (B, P*k, C)
         if self.cross_attn_layers:
             q = q + self.cross_attn_layers[-1].attend_patches(q, x, patch_ids, self.k)

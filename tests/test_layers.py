@@ -3,7 +3,7 @@ equal one dense masked call."""
 import pytest
 import torch
 
-from blt_core.layers import CrossAttention, Stack, attend, causal_mask, windowed_attend
+from blt_core.layers import CrossAttention, Stack, attend, bytes_per_patch, causal_mask, patch_sums, windowed_attend
 from blt_core.config import StackConfig
 
 
@@ -156,3 +156,35 @@ def test_a_model_loaded_from_meta_gets_real_rope_tables(tmp_path):
             assert not theirs.rope_cos.is_meta and torch.equal(ours.rope_cos, theirs.rope_cos)
     ids = torch.tensor([list(b"rope tables")]) + 4
     assert torch.equal(model.eval()(ids), loaded(ids))
+
+
+def test_patch_sums_add_each_patchs_positions_in_order():
+    """Against a loop over patches (float64, so the order cannot hide a wrong position), on the
+    position axis in the middle of the shape; patches past a row's last one are empty: 0."""
+    torch.manual_seed(0)
+    patch_ids, _, P = patched_bytes(empty=2)
+    x = torch.randn(2, 3, patch_ids.shape[1], 4, dtype=torch.double)
+    out = patch_sums(x, patch_ids, P, 2)
+    assert out.shape == (2, 3, P, 4)
+    for b in range(2):
+        assert bytes_per_patch(patch_ids, P)[b].tolist() == [int((patch_ids[b] == p).sum()) for p in range(P)]
+        for p in range(P):
+            torch.testing.assert_close(out[b, :, p], x[b, :, patch_ids[b] == p].sum(1), atol=1e-12, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("pooling", ["cross_attention", "mean"])
+def test_the_encoders_patches_are_the_same_on_every_cuda_run(pooling):
+    """The prefill's pooling sums several bytes per patch: added with atomics (scatter_add) their
+    float rounding changed from run to run on CUDA, and with it later greedy bytes."""
+    from blt_core import BLT, preset
+    from blt_core.patching import start_mask
+    torch.manual_seed(0)
+    cfg = preset("blt-tiny")
+    cfg.encoder_pooling = pooling
+    m = BLT(cfg).cuda().eval()
+    ids = torch.randint(4, 260, (4, 512), device="cuda")
+    starts = start_mask("static", 512, patch_size=4, device="cuda").expand(4, -1)   # patches of 4 bytes
+    with torch.no_grad():
+        runs = [m.logits(ids, starts) for _ in range(4)]
+    assert all(torch.equal(r, runs[0]) for r in runs[1:])
