@@ -46,8 +46,8 @@ class LocalEncoder(Stack):
         B, T, C = x.shape
         x = self.run_layers(x, caches)
         if self.pooling == "mean":                                        # (B, P, C), empty -> 0
-            count = bytes_per_patch(patch_ids, n_patches).clamp(min=1)[..., None]
-            pooled = (patch_sums(x, patch_ids, n_patches, 1) / count).to(x.dtype)
+            lengths = bytes_per_patch(patch_ids, n_patches)
+            pooled = (patch_sums(x, lengths, 1) / lengths.clamp(min=1)[..., None]).to(x.dtype)
         else:
             pooled = x.new_zeros(B, n_patches, C).scatter_reduce(1, patch_ids[..., None].expand(-1, -1, C), x,
                                                                  reduce="amax", include_self=False)

@@ -184,15 +184,13 @@ def windowed_attend(q, k, v, window: int, block: int = 128):
     return torch.cat(out, dim=2)                                         # (B, H, Tq, D)
 
 
-def patch_sums(x: torch.Tensor, patch_ids: torch.Tensor, n_patches: int, dim: int) -> torch.Tensor:
-    """x (B, ..., T, ...) with positions on `dim`, patch_ids (B, T) non-decreasing, each below
-    n_patches -> (B, ..., n_patches, ...): each patch's sum of its positions (empty patches 0).
+def patch_sums(x: torch.Tensor, lengths: torch.Tensor, dim: int) -> torch.Tensor:
+    """x (B, ..., T, ...) with positions on `dim`, patches in order along it, lengths (B, P) from
+    `bytes_per_patch` -> (B, ..., P, ...): each patch's sum of its positions (empty patches 0).
     Each patch adds its positions in order, so the sums are the same on every run: on CUDA
     scatter_add adds them with atomics in arrival order, which changed the float rounding from
     run to run (greedy bytes on random blt-1b weights parted at byte 200 of 512)."""
-    sums = torch.segment_reduce(x.movedim(dim, 1), "sum", lengths=bytes_per_patch(patch_ids, n_patches), axis=1,
-                                unsafe=True)
-    return sums.movedim(1, dim)
+    return torch.segment_reduce(x.movedim(dim, 1), "sum", lengths=lengths, axis=1, unsafe=True).movedim(1, dim)
 
 
 def bytes_per_patch(patch_ids: torch.Tensor, n_patches: int) -> torch.Tensor:
@@ -347,9 +345,10 @@ class CrossAttention(nn.Module):
         scores = (q.to(acc) * keys[:, :, :, None].to(acc)).sum(-1) * D ** -0.5            # (B, H, T, k)
         top = scores.new_zeros(B, H, P, k).scatter_reduce(2, per_byte, scores.detach(), "amax", include_self=False)
         weights = (scores - top.gather(2, per_byte)).exp()                                # the top one is exactly 1
-        total = patch_sums(weights, patch_ids, P, 2)                                      # (B, H, P, k), >= 1 unless empty
+        lengths = bytes_per_patch(patch_ids, P)                                           # (B, P)
+        total = patch_sums(weights, lengths, 2)                                           # (B, H, P, k), >= 1 unless empty
         mixed = weights[..., None] * values[:, :, :, None]                                # (B, H, T, k, D)
-        y = patch_sums(mixed, patch_ids, P, 2)                                            # (B, H, P, k, D)
+        y = patch_sums(mixed, lengths, 2)                                                 # (B, H, P, k, D)
         y = (y / total.clamp(min=1)[..., None]).to(slots.dtype)                          # (B, H, P, k, D)
         return slots + self.o_proj(y.permute(0, 2, 3, 1, 4).reshape(B, P * k, H * D))
 

@@ -164,7 +164,7 @@ def test_patch_sums_add_each_patchs_positions_in_order():
     torch.manual_seed(0)
     patch_ids, _, P = patched_bytes(empty=2)
     x = torch.randn(2, 3, patch_ids.shape[1], 4, dtype=torch.double)
-    out = patch_sums(x, patch_ids, P, 2)
+    out = patch_sums(x, bytes_per_patch(patch_ids, P), 2)
     assert out.shape == (2, 3, P, 4)
     for b in range(2):
         assert bytes_per_patch(patch_ids, P)[b].tolist() == [int((patch_ids[b] == p).sum()) for p in range(P)]
