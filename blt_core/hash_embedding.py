@@ -20,13 +20,18 @@ from .config import HASH_PRIMES
 _POWERS: dict = {}
 
 
+def _wrapped_powers(prime: int, n: int) -> list[int]:
+    """prime**i for i < n as the signed int64 values they wrap to."""
+    vals = [pow(prime, i, 1 << 64) for i in range(n)]
+    return [v - (1 << 64) if v >= 1 << 63 else v for v in vals]
+
+
 def _powers(prime: int, n: int, device) -> torch.Tensor:
     """prime**i for i < n as wrapped signed int64, made once per device (no host copy in the hot
     path, which CUDA graph capture forbids). Under torch.compile a constant of the graph instead:
     a guard on the cache would recompile the graph once the first call has filled it."""
     def make():
-        vals = [pow(prime, i, 1 << 64) for i in range(n)]
-        return torch.tensor([v - (1 << 64) if v >= 1 << 63 else v for v in vals], dtype=torch.int64, device=device)
+        return torch.tensor(_wrapped_powers(prime, n), dtype=torch.int64, device=device)
     if torch.compiler.is_compiling():
         return make()
     key = (prime, n, str(device))
@@ -58,6 +63,29 @@ class HashNgramEmbedding(nn.Module):
             for n in self.sizes:
                 rows.append(ngram_hashes(ids, n, HASH_PRIMES[f], self.vocab) + len(rows) * self.vocab)
         return rows
+
+    def last_rows(self, window: torch.Tensor) -> torch.Tensor:
+        """Row index into the fused table for every (function, size) of the n-grams ending at the
+        last of window's (B, W) ids (the W >= max(sizes) bytes up to it, 0 before the first)
+        -> (B, tables): `table_rows` of the last position, as plain products and sums of
+        columns, so a compiled step makes them inside its gather (one launch a byte, where
+        the window's rolling sums took one of their own)."""
+        ids, W = window.long(), window.shape[1]
+        rows = []
+        for f in range(self.n_functions):
+            powers = _wrapped_powers(HASH_PRIMES[f], max(self.sizes))
+            for n in self.sizes:
+                h = sum(ids[:, W - n + i] * powers[i] for i in range(n))
+                rows.append(h % self.vocab + len(rows) * self.vocab)
+        return torch.stack(rows, dim=-1)
+
+    def add_last(self, x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        """x (B, 1, C), the byte embedding of window's (B, W) last id, + every table's row for the
+        n-grams ending there, added in `add_to`'s order (the same sums)."""
+        embedded = nn.functional.embedding(self.last_rows(window), self.weight)   # (B, tables, C)
+        for k in range(embedded.shape[1]):
+            x = x + embedded[:, None, k]
+        return x
 
     def add_to(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """x (B, T, C) byte embeddings + every table's embedding, added one table at a time.

@@ -157,7 +157,7 @@ def test_a_prefill_rounded_up_leaves_each_row_as_the_exact_one(tiny_model, short
     exact, rounded = steppers
     for _ in range(12):
         assert torch.allclose(rounded.logits, exact.logits, rtol=1e-5, atol=1e-5)
-        for name in ("pos", "n_patches", "next_start", "patch_start", "count", "context_full"):
+        for name in ("pos", "n_patches", "global_pos", "next_start", "patch_start", "context_full"):
             assert torch.equal(getattr(rounded, name), getattr(exact, name)), name
         nxt = exact.logits.argmax(-1)
         assert torch.equal(rounded.logits.argmax(-1), nxt)

@@ -38,3 +38,19 @@ def test_matches_transformers():
         for prime in (1000000007, 9576890767):
             assert torch.equal(ngram_hashes(ids, n, prime, 500002),
                                blt.byte_group_hash_function(ids, n, prime, 500002))
+
+
+def test_the_last_positions_rows_and_sums_are_the_full_windows():
+    """The decoding step's path (the n-grams ending at a window's last byte, as column products)
+    gives the rows and the sums, bit for bit, of the whole window's rolling hashes at that byte:
+    windows shorter than the longest n-gram (left zeros) and byte ids near 255 included."""
+    from blt_core.hash_embedding import HashNgramEmbedding
+    emb = HashNgramEmbedding((3, 4, 5, 6, 7, 8), 2, 500002, 8)
+    torch.nn.init.normal_(emb.weight)
+    window = torch.randint(0, 260, (5, 8))
+    window[0, :6] = 0                                                    # the stream's second byte
+    window[1] = 255
+    x = torch.randn(5, 8, 8)
+    full = torch.stack(emb.table_rows(window), dim=-1)[:, -1]
+    assert torch.equal(emb.last_rows(window), full)
+    assert torch.equal(emb.add_last(x[:, -1:], window), emb.add_to(x, window)[:, -1:])

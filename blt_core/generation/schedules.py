@@ -57,16 +57,21 @@ def compiled(fns: tuple, tuning: bool = True) -> tuple:
 
 
 def capture(fn, pool) -> torch.cuda.CUDAGraph:
-    """Run fn once for real on a side stream (warming its kernels), then record it in a graph."""
-    stream = torch.cuda.Stream()
+    """Run fn once for real (warming its kernels), then record it in a graph, both on torch's
+    capture stream: what the kernels make once per stream (decode_kernels' attention counters)
+    is then made by the real run, not recorded as a fill the graph would replay every time (an
+    extra launch ahead of the encoder's and the pooling's attention, which also broke their
+    early start)."""
+    graph = torch.cuda.CUDAGraph()
+    # recorded, not executed; thread_local: CUDA calls of other threads (a server's analyses)
+    # during the capture do not invalidate it
+    recording = torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local")
+    stream = recording.capture_stream
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         fn()
     torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    # recorded, not executed; thread_local: CUDA calls of other threads (a server's analyses)
-    # during the capture do not invalidate it
-    with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+    with recording:
         fn()
     return graph
 
@@ -155,16 +160,27 @@ def host_steps(inc: IncrementalBLT, params: SamplingParams, step: Callable[[torc
 
 
 # ---------------------------------------------------------------------------------- speculative greedy
-def _encode_and_global(inc: IncrementalBLT, next_ids):
+def _encode(inc: IncrementalBLT, next_ids):
     inc.encoder_step(next_ids)
-    return inc.global_step()
 
 
-def _finish(inc: IncrementalBLT, next_ids, H, g, record):
+def _global(inc: IncrementalBLT):
+    return inc.global_step(slot_placed=True)
+
+
+def _slot(inc: IncrementalBLT):
+    inc.global_slot()
+
+
+def _choose(inc: IncrementalBLT, next_ids, H, record):
     inc.decide_boundary(H, next_ids)
-    inc.commit_patch(g)
-    inc.decoder_step()
+    inc.choose_commits()
     record.copy_(step_record(inc, next_ids))
+
+
+def _commit_and_decode(inc: IncrementalBLT, g):
+    inc.commit_patch(g, chosen=True)
+    inc.decoder_step()
 
 
 def _entropy(inc: IncrementalBLT, next_ids):
@@ -172,15 +188,18 @@ def _entropy(inc: IncrementalBLT, next_ids):
 
 
 class SpeculativeStep:
-    """One byte of every row with the global step taken speculatively (see the module docstring):
-    the entropy model (on CUDA on a second stream) beside the encoder and global steps, then the
-    boundary decision, the commit where a patch completed, and the decoder step. The next ids are
-    an input, so each row may sample by its own rule outside; nothing inside waits for the host,
-    so on CUDA the byte is one captured graph that the host can queue before it reads the
-    previous byte back (the batch engine). `record` (B, 4) after each step: byte id, entropy,
-    next byte starts a patch, global context full."""
+    """One byte of every row with the global step taken speculatively (see the module docstring).
+    On CUDA a second stream takes what the critical chain (encoder, global model, decoder) need
+    not wait for: the global step's slot, the entropy model, then (once the encoder step is done)
+    the boundary decision, which rows keep the global step, and the byte's record. The main
+    stream waits for the slot before the global step and for the rest before the commit, both
+    long done by then, so no small bookkeeping launch sits between the encoder, the global model
+    and the decoder. The next ids are an input, so each row may sample by its own rule outside;
+    nothing inside waits for the host, so on CUDA the byte is one captured graph that the host
+    can queue before it reads the previous byte back (the batch engine). `record` (B, 4) after
+    each step: byte id, entropy, next byte starts a patch, global context full."""
 
-    PARTS = (_entropy, _encode_and_global, _finish)
+    PARTS = (_entropy, _encode, _global, _choose, _commit_and_decode, _slot)
 
     def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True):
         self.inc = inc
@@ -193,11 +212,36 @@ class SpeculativeStep:
         self.graph = None
         self.greedy_graphs: dict[bool, torch.cuda.CUDAGraph] = {}     # stop_at_eos -> graph
 
-    def body(self, nxt: torch.Tensor) -> None:
-        """The byte's work on the current stream (captured or not)."""
-        inc, (_, encode_and_global, finish) = self.inc, self.parts
-        H, g = self._beside_entropy(nxt, encode_and_global)             # g (B, 1, Cg)
-        finish(inc, nxt, H, g, self.record)
+    def body(self, nxt: torch.Tensor, then: Callable[[], None] | None = None) -> None:
+        """The byte's work on the current stream (captured or not). then: more work that reads
+        the record, run right after it is made (on the second stream on CUDA)."""
+        inc, (entropy, encode, glob, choose, commit_and_decode, slot) = self.inc, self.parts
+        if not self.cuda:
+            slot(inc)
+            H = entropy(inc, nxt)
+            encode(inc, nxt)
+            choose(inc, nxt, H, self.record)
+            if then is not None:
+                then()
+            commit_and_decode(inc, glob(inc))
+            return
+        main = torch.cuda.current_stream()
+        self.side.wait_stream(main)
+        with torch.cuda.stream(self.side):
+            slot(inc)                               # the global step's slot, off the critical path
+            placed = torch.cuda.Event()
+            placed.record()
+            H = entropy(inc, nxt)
+        encode(inc, nxt)
+        self.side.wait_stream(main)                 # the decision reads the encoder's patch start
+        with torch.cuda.stream(self.side):
+            choose(inc, nxt, H, self.record)
+            if then is not None:
+                then()
+        main.wait_event(placed)
+        g = glob(inc)                               # (B, 1, Cg); reads none of what choose writes
+        main.wait_stream(self.side)
+        commit_and_decode(inc, g)
 
     def _beside_entropy(self, nxt: torch.Tensor, work):
         """The entropy model's step (on CUDA on the side stream) beside work(inc, nxt) on the
@@ -338,8 +382,7 @@ class GreedyGraph:
     @torch.no_grad()
     def _body(self):
         nxt = self.byte.argmax(self.inc.logits, self.params)            # (B,)
-        self.byte.body(nxt)
-        self.append(self.record, self.index, self.byte.record)
+        self.byte.body(nxt, then=lambda: self.append(self.record, self.index, self.byte.record))
 
     def step(self):
         if not self.cuda:

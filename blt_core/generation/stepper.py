@@ -25,6 +25,9 @@ schedules in schedules.py compile, capture or reorder the same calls):
     decide_boundary(H, next_ids)    does the following byte start a patch? -> next_start
     global_step() -> g              pool the open patch, one global step
     commit_patch(g)                 rows whose patch completed take g as their latest patch
+                                    (in two parts where the schedule wants them apart:
+                                    `choose_commits()`, which needs no g, then
+                                    `commit_patch(g, chosen=True)`)
     decoder_step()                  decoder step -> logits; the position advances
                                     (advance=False, then `advance()`: it may run before the
                                     boundary is decided, and again after a patch completes)
@@ -82,8 +85,9 @@ class StackSteps:
 
 
 # Per-row state, beside the caches' keys and values: what `load_row` copies and `rows` views.
-ROW_STATE = ("ids", "pos", "n_patches", "patch_start", "next_start", "prev_entropy", "context_full", "pooled",
-             "count", "h", "entropy", "logits", "row_mode", "row_threshold", "row_patch_size", "row_max_length")
+ROW_STATE = ("ids", "pos", "n_patches", "global_pos", "patch_start", "next_start", "commit", "prev_entropy",
+             "context_full", "pooled", "h", "entropy", "logits", "row_mode", "row_threshold", "row_patch_size",
+             "row_max_length")
 PARKED_PATCH_SIZE = 2 ** 30     # a parked row patches statically at this size: it never completes one
 
 
@@ -130,9 +134,10 @@ class IncrementalBLT:
         self.ids = torch.zeros(batch, length, dtype=torch.long, device=device)
         self.pos, self.n_patches, self.patch_start = z(torch.long), z(torch.long), z(torch.long)
         self.next_start, self.prev_entropy = z(torch.bool), z(torch.float32)
+        self.commit = z(torch.bool)            # this step's global output is kept (choose_commits)
+        self.global_pos = z(torch.long)        # this step's global slot (global_slot)
         self.context_full = z(torch.bool)      # a patch completed with the global context full: stop the row
         self.pooled = torch.zeros(batch, cfg.encoder.dim, dtype=dtype, device=device)   # max, or sum (mean)
-        self.count = z(torch.long)                                          # bytes in the open patch
         self.h = torch.zeros(batch, 1, cfg.encoder.dim, dtype=dtype, device=device)
         self.entropy, self.logits = z(torch.float32), torch.zeros(batch, cfg.vocab_size, device=device)
         # Each row's patching rule, as tensors: compiled steps and captured graphs serve every
@@ -206,7 +211,6 @@ class IncrementalBLT:
             self.pooled.copy_(torch.where(in_open[..., None], h, 0).sum(1))
         else:
             self.pooled.copy_(torch.where(in_open[..., None], h, torch.finfo(h.dtype).min).amax(1))
-        self.count.copy_(in_open.sum(1))
         self._set_decoder_patch(g[rows, self.n_patches - 1][:, None], torch.ones_like(self.next_start))
         self.logits.copy_(logits)
         return self.logits
@@ -248,7 +252,11 @@ class IncrementalBLT:
         n = max(m.hash_embeddings.sizes)                                    # bytes t-n+1..t for the n-grams
         idx = t[:, None] - torch.arange(n - 1, -1, -1, device=self.device)
         window = torch.where(idx >= 0, self.ids.gather(1, idx.clamp(min=0)), 0)   # (B, n)
-        x = m.hash_embeddings.add_to(m.local_encoder.embed_tokens(window), window)[:, -1:]
+        x = m.hash_embeddings.add_last(m.local_encoder.embed_tokens(window[:, -1:]), window)   # (B, 1, C)
+        # the open patch's start before the layers (it needs only starts_here), where the
+        # compiled step folds it into the byte's first launch: not a launch of its own between
+        # the encoder's layers and the pooling
+        self.patch_start.copy_(torch.where(starts_here, t, self.patch_start))
         h = self._run(self.enc, x, t)                                       # (B, 1, C)
         if self.enc_kv is not None and self.dk is not None:                # one launch
             self.dk.kv_at(m.local_encoder.cross_attn_layers[-1], h[:, 0], self.enc_kv, t, self.kernels)
@@ -256,8 +264,6 @@ class IncrementalBLT:
             self.enc_kv.write(t, *m.local_encoder.cross_attn_layers[-1].kv(h))
         merged = self.pooled + h[:, 0] if self.mean_pool else torch.maximum(self.pooled, h[:, 0])
         self.pooled.copy_(torch.where(starts_here[:, None], h[:, 0], merged))
-        self.count.copy_(torch.where(starts_here, 1, self.count + 1))
-        self.patch_start.copy_(torch.where(starts_here, t, self.patch_start))
         self.h.copy_(h)
 
     def decide_boundary(self, H: torch.Tensor, next_ids: torch.Tensor) -> None:
@@ -272,14 +278,22 @@ class IncrementalBLT:
         self.prev_entropy.copy_(H)
         self.entropy.copy_(H)
 
-    def global_step(self) -> torch.Tensor:
+    def global_slot(self) -> None:
+        """The global step's slot -> global_pos (B,): n_patches, or the last slot where the
+        global context is full (a row steps there, never past the cache, and commits nothing)."""
+        self.global_pos.copy_(self.n_patches.clamp(max=self.glob.length - 1))
+
+    def global_step(self, slot_placed: bool = False) -> torch.Tensor:
         """The open patch (through the byte just fed) pooled and one global step at slot n_patches
-        -> g (B, 1, Cg). Harmless for rows whose patch goes on: nothing reads slot n_patches
-        before the patch that completes next writes it again. A row whose global context is full
-        steps at its last slot instead (never past the cache) and commits nothing from then on."""
+        (`global_slot`, run here unless slot_placed=True says it ran since the last commit) -> g
+        (B, 1, Cg). Harmless for rows whose patch goes on: nothing reads slot n_patches before
+        the patch that completes next writes it again."""
+        if not slot_placed:
+            self.global_slot()
         m, enc = self.model, self.model.local_encoder
         B, C, k = self.B, self.h.shape[-1], self.model.config.cross_attn_k
-        pooled = self.pooled / self.count[:, None] if self.mean_pool else self.pooled
+        # a mean divides by the open patch's bytes, patch_start..pos
+        pooled = self.pooled / (self.pos - self.patch_start + 1)[:, None] if self.mean_pool else self.pooled
         if self.enc_kv is not None and self.dk is not None:                 # the same as below, fused
             q = self.dk.pool_patch(enc, pooled, self.enc_kv, self.pos, self.patch_start, self.kernels)
         else:
@@ -290,7 +304,7 @@ class IncrementalBLT:
         glob = m.global_transformer
         if glob.token_embedding_projection is not None:
             g = glob.token_embedding_projection(g)
-        return self._run(self.glob, g, self.n_patches.clamp(max=self.glob.length - 1))   # (B, 1, Cg)
+        return self._run(self.glob, g, self.global_pos)                     # (B, 1, Cg)
 
     def _patch_mask(self):
         """Which cached encoder states the pooling reads: the open patch's bytes, patch_start..pos.
@@ -304,22 +318,30 @@ class IncrementalBLT:
         in_patch = (j[None] >= self.patch_start[:, None]) & (j[None] <= self.pos[:, None])
         return in_patch[:, None, None, :]                                   # (B, 1, 1, L)
 
-    def commit_patch(self, g: torch.Tensor) -> None:
-        """Rows whose patch completed (next_start) take global output g (B, 1, Cg) as their latest
-        patch; a row with no global slot left takes nothing and is marked context_full (its next
-        logits would be wrong, so the driver stops it)."""
+    def choose_commits(self) -> None:
+        """Which rows keep this step's global output -> commit (B,) bool: those whose patch
+        completed (next_start) with a global slot left, counted in n_patches; a completed patch
+        with none left marks the row context_full (its next logits would be wrong, so the driver
+        stops it). Needs only the boundary decision, not g (the global step reads its slot from
+        global_pos): the speculative step runs it beside the global step."""
         fits = self.n_patches < self.glob.length
         self.context_full.logical_or_(self.next_start & ~fits)
-        commit = self.next_start & fits
-        self._set_decoder_patch(g, commit)
-        self.n_patches.add_(commit.long())
+        self.commit.copy_(self.next_start & fits)
+        self.n_patches.add_(self.commit.long())             # (the global step's slot is in global_pos)
+
+    def commit_patch(self, g: torch.Tensor, chosen: bool = False) -> None:
+        """Rows chosen by `choose_commits` (run here unless chosen=True says it ran since the
+        boundary decision) take global output g (B, 1, Cg) as their latest patch."""
+        if not chosen:
+            self.choose_commits()
+        self._set_decoder_patch(g, self.commit)
 
     def decoder_step(self, advance: bool = True) -> None:
         """Decoder step of the byte just fed -> logits (B, V) for the following byte; every row's
         position advances by one. advance=False leaves the position (and so the byte's other
         steps) where it is: the step may then run before the boundary is decided and be run again
         after a patch completes (it rewrites the same cache slot); `advance()` moves on."""
-        m, dec, t = self.model, self.model.local_decoder, self.pos.clone()
+        m, dec, t = self.model, self.model.local_decoder, self.pos       # moves on only after the layers
         crosses = [(c, kv.k, kv.v) for c, kv in zip(dec.cross_attn_layers, self.dec_kv)]
         h = self._run(self.dec, self.h, t, crosses)
         if self.dk is not None:                                             # norm and head in one launch
@@ -366,7 +388,7 @@ class IncrementalBLT:
     def park(self, rows: torch.Tensor) -> None:
         """Idle rows (B,) bool mask: back at position 1, patching statically so they never
         complete a patch, so a full-batch step writes only into their own caches' first slots."""
-        for name, value in (("pos", 1), ("patch_start", 1), ("count", 1), ("n_patches", 0),
+        for name, value in (("pos", 1), ("patch_start", 1), ("n_patches", 0), ("global_pos", 0),
                             ("row_mode", PATCHING_MODES.index("static")), ("row_patch_size", PARKED_PATCH_SIZE),
                             ("row_max_length", 0)):
             getattr(self, name).masked_fill_(rows, value)
