@@ -23,7 +23,9 @@ schedules in schedules.py compile, capture or reorder the same calls):
     entropy_step(next_ids) -> H     entropy model step (touches only its own cache)
     encoder_step(next_ids)          encoder step; the byte joins (or opens) the open patch
     decide_boundary(H, next_ids)    does the following byte start a patch? -> next_start
-    global_step() -> g              pool the open patch, one global step
+    global_step() -> g              pool the open patch, one global step (at the slot
+                                    `global_slot()` sets; a schedule may run that apart,
+                                    then `global_step(slot_placed=True)`)
     commit_patch(g)                 rows whose patch completed take g as their latest patch
                                     (in two parts where the schedule wants them apart:
                                     `choose_commits()`, which needs no g, then
