@@ -139,6 +139,36 @@ def test_a_lone_row_moves_between_the_speculative_and_other_steps(model, decoder
         other = counts["steps"] - counts["speculative_steps"]
         assert min(other, counts["speculative_steps"]) > 10                              # both kinds
         assert counts["decoder_first_steps"] == (other if decoder_first else 0)
+        # the greedy row's decoder-first bytes were queued by the step before them
+        assert (counts["queued_ahead"] > 10) if decoder_first else (counts["queued_ahead"] == 0)
+    finally:
+        engine.stop()
+
+
+def test_rows_join_and_close_while_a_byte_is_queued_ahead(model):
+    """A lone greedy row on decoder-first steps has its next byte queued as each step ends
+    (`_queue_next`); requests that come meanwhile join after that byte, a stream closed
+    meanwhile leaves after it, and every row still gets what it gets alone."""
+    engine = BatchEngine(model, slots=3, options=DecodeOptions(decoder_first=True))
+    static = PatchingParams(mode="static", patch_size=6)
+    greedy = SamplingParams(max_new_bytes=40, stop_at_eos=False)
+    try:
+        first = engine.submit(PROMPTS[1], greedy, static)
+        head = [next(first) for _ in range(10)]
+        assert engine.counts["queued_ahead"] > 0
+        closing = engine.submit(PROMPTS[0], SamplingParams(max_new_bytes=500, stop_at_eos=False))
+        others = [(PROMPTS[2], SAMPLINGS[1], MODES[1]), (PROMPTS[0], SamplingParams(max_new_bytes=30), static)]
+        next(closing)
+        closing.close()
+        streams = [engine.submit(*job) for job in others]
+        events, result = drain(first)
+        same_as_alone(model, PROMPTS[1], greedy, static, head + events, result)
+        for (prompt, params, patching), stream in zip(others, streams):
+            same_as_alone(model, prompt, params, patching, *drain(stream))
+        deadline = time.monotonic() + 5
+        while engine.running() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.running() == 0
     finally:
         engine.stop()
 
@@ -267,5 +297,6 @@ def test_the_cuda_fast_path_batched_equals_eager_alone():
         job = (PROMPTS[1], SamplingParams(max_new_bytes=64, stop_at_eos=False), PatchingParams(mode="static", patch_size=6))
         check_against_alone(model, [job], [engine.submit(*job)])
         assert engine.counts["decoder_first_steps"] - before > 30
+        assert engine.counts["queued_ahead"] > 30                  # its greedy bytes were queued ahead
     finally:
         engine.stop()

@@ -55,14 +55,20 @@ def test_the_config_default_threshold_is_read_per_call(model):
     assert after.patch_starts != before.patch_starts
 
 
-def test_a_stream_stopped_early_leaves_a_sound_session(model):
-    events = stream(model, "Hello there, ", PARAMS, options=DecodeOptions(speculative=True))
+@pytest.mark.parametrize("options", [DecodeOptions(speculative=True), DecodeOptions(decoder_first=True)],
+                         ids=["speculative", "decoder-first"])
+def test_a_stream_stopped_early_leaves_a_sound_session(model, options):
+    """Stopped early, a decoder-first run leaves a byte queued past the last one read
+    (queue_greedy): the next call on the kept session starts clean all the same."""
+    events = stream(model, "Hello there, ", PARAMS, options=options)
     for _, _ in zip(range(5), events):
         pass
     events.close()
-    assert sessions.kept(model) is not None
-    out = generate(model, ["Hello there, "], PARAMS, options=DecodeOptions(speculative=True))[0]
-    assert out.bytes == fresh(model, "Hello there, ", options=DecodeOptions(speculative=True)).bytes
+    kept = sessions.kept(model)
+    assert kept is not None
+    out = generate(model, ["Hello there, "], PARAMS, options=options)[0]
+    assert sessions.kept(model) is kept
+    assert out.bytes == fresh(model, "Hello there, ", options=options).bytes
 
 
 def test_weights_moved_or_cast_make_a_new_session(model):

@@ -36,6 +36,11 @@ where that is asked, else the plain host-decided one. When every running row dec
 (no repetition penalty, one EOS rule) the argmax runs inside the step's graph (`step_greedy`):
 no sampling launched from the host.
 
+A greedy decoder-first step ends in a host read of its boundary flag, so the engine queues the
+next byte's body as soon as the step is queued (`_queue_next`), when nothing would change before
+the next tick (the same rows, none waiting or closing): the GPU then starts it while the host
+reads bytes back, and the next tick only finishes it.
+
 The host runs one step behind the GPU: it queues byte k+1 (sampling on the device from byte k's
 logits, which are already there) before it reads byte k back and turns it into events, so its
 per-byte Python overlaps the GPU's work. A row that stopped at byte k (EOS, a stop string, a full
@@ -185,19 +190,21 @@ class BatchEngine:
         self.spec_steps: dict[tuple, SpeculativeStep] = {}   # (rows, SpeculativeStep or DecoderFirstStep) -> step
         self.patch_rate = 1.0          # moving share of bytes that ended some running row's patch
         # what the engine thread did: prefill passes, byte steps queued (and how many of them
-        # speculative, how many decoder-first), bytes given to rows, seconds inside ticks
+        # speculative, how many decoder-first, how many of those queued ahead by the step before:
+        # _queue_next), bytes given to rows, seconds inside ticks
         # (admitting, prefilling, stepping, reading back); on CUDA also the GPU's seconds in the
         # steps (step_gpu_s) and between steps queued one after another with rows running and
         # no prefill between them (between_steps_s: the host late). A step after a prefill or
         # an idle engine adds no gap: counting those once put a whole round's first-byte wait
         # (~0.2 s) into the gaps of its 512 steps.
-        self.counts = {"prefills": 0, "steps": 0, "speculative_steps": 0, "decoder_first_steps": 0, "bytes": 0,
-                       "tick_s": 0.0, "step_gpu_s": 0.0, "between_steps_s": 0.0}
+        self.counts = {"prefills": 0, "steps": 0, "speculative_steps": 0, "decoder_first_steps": 0,
+                       "queued_ahead": 0, "bytes": 0, "tick_s": 0.0, "step_gpu_s": 0.0, "between_steps_s": 0.0}
         self._last_done = None                               # the end of the last step read back (CUDA)
         self._after_break = True                             # no step to time a gap from (idle, prefill)
         self._pending: deque = deque()                       # steps queued, not yet read back
         self._host: list[torch.Tensor] = []                  # their read-back buffers (pinned on CUDA)
         self._views: dict[int, IncrementalBLT] = {}
+        self._queued: tuple | None = None                    # (its begun event,): a byte queued ahead (_queue_next)
         self.rows: list[_Row] = []
         self._holding, self._leaving = False, []    # rows that stopped during a step (_read_meanwhile)
         self._queue: deque[_Request] = deque()
@@ -260,6 +267,7 @@ class BatchEngine:
                     row.request.events.put(err)
                 self.rows, self.inc, self.step_graphs, self._views = [], None, {}, {}
                 self.spec_steps, self._pending, self._leaving, self._last_done = {}, deque(), [], None
+                self._queued = None
                 self._after_break = True
             self.counts["tick_s"] += time.perf_counter() - t0
         for row in self.rows:
@@ -270,10 +278,11 @@ class BatchEngine:
 
     def _tick(self) -> None:
         with torch.no_grad():
-            self._admit()
-            self._retire_closed()
-            if any(row.launched >= row.state.params.max_new_bytes for row in self.rows):
-                self._read(0)                          # a last byte is in flight: finish those rows first
+            if self._queued is None:                   # else finish the byte queued first (_queue_next)
+                self._admit()
+                self._retire_closed()
+                if any(row.launched >= row.state.params.max_new_bytes for row in self.rows):
+                    self._read(0)                      # a last byte is in flight: finish those rows first
             if self.rows:
                 self._launch()
             self._read(1 if self.rows else 0)          # all but the step just queued
@@ -408,12 +417,7 @@ class BatchEngine:
         else:
             shape = n
             batch = self._views.get(n) or self._views.setdefault(n, self.inc.rows(n))
-        lone_from = LONE_SPECULATIVE_FROM if self.options.decoder_first else 0.5
-        kind = None
-        if self.options.speculative and (shape > 1 or self.patch_rate >= lone_from):
-            kind = SpeculativeStep
-        elif self.options.decoder_first:
-            kind = DecoderFirstStep
+        kind = self._kind(shape)
         if kind is not None:
             if (shape, kind) not in self.spec_steps:
                 self.spec_steps[shape, kind] = kind(batch, self.options.compile and self.graphs,
@@ -426,6 +430,13 @@ class BatchEngine:
             step(nxt)
             return step_record(batch, nxt)
         return batch, host_decided, None
+
+    def _kind(self, shape: int):
+        """SpeculativeStep, DecoderFirstStep or None (host-decided) for a step of this shape."""
+        lone_from = LONE_SPECULATIVE_FROM if self.options.decoder_first else 0.5
+        if self.options.speculative and (shape > 1 or self.patch_rate >= lone_from):
+            return SpeculativeStep
+        return DecoderFirstStep if self.options.decoder_first else None
 
     def _greedy_rule(self) -> SamplingParams | None:
         """The sampling params of every running row if they all decode greedily, without a
@@ -442,9 +453,12 @@ class BatchEngine:
         rows = list(self.rows)
         n = len(rows)
         batch, step, stepper = self._step_fn(n)
-        begun = torch.cuda.Event(enable_timing=True) if self.model.device.type == "cuda" else None
-        if begun is not None:
-            begun.record()
+        if self._queued is not None:                  # its byte runs already: _queue_next
+            (begun,), self._queued = self._queued, None
+        else:
+            begun = torch.cuda.Event(enable_timing=True) if self.model.device.type == "cuda" else None
+            if begun is not None:
+                begun.record()
         # A decoder-first step waits for its byte's boundary flag: meanwhile the steps queued
         # before it are read back (rows that stop then leave once it is queued), so the host's
         # per-byte Python runs while the GPU works instead of between its steps.
@@ -473,6 +487,29 @@ class BatchEngine:
         for row in self._leaving:                   # stopped while the step was being queued
             self._free(self.rows.index(row))
         self._leaving = []
+        if greedy is not None and isinstance(stepper, DecoderFirstStep):
+            self._queue_next(rows, batch, stepper, greedy)
+
+    def _queue_next(self, rows: list[_Row], batch: IncrementalBLT, stepper: "DecoderFirstStep",
+                    greedy: SamplingParams) -> None:
+        """Queue the next byte of a greedy decoder-first step at once, if the next tick would take
+        the same step: the same rows, all running (none parked, none closed, none at its last
+        byte), no request waiting, and the same kind of step. Its body then starts on the GPU
+        right after this byte's end instead of after the host's Python between two steps (the
+        next tick only finishes it). A decoder-first step ends in a host read of its boundary flag,
+        so without this the GPU waited for the host on every byte."""
+        if (len(self.rows) != len(rows) or any(a is not b for a, b in zip(self.rows, rows))
+                or len(rows) != batch.B or self._queue
+                or any(row.request.closed.is_set() or row.launched >= row.state.params.max_new_bytes
+                       for row in rows)
+                or self._kind(batch.B) is not DecoderFirstStep):
+            return
+        begun = torch.cuda.Event(enable_timing=True) if self.model.device.type == "cuda" else None
+        if begun is not None:
+            begun.record()
+        stepper.queue_greedy(greedy)
+        self._queued = (begun,)
+        self.counts["queued_ahead"] += 1
 
     def _read_meanwhile(self) -> None:
         self._holding = True

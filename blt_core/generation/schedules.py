@@ -211,6 +211,7 @@ class SpeculativeStep:
         self.record = torch.zeros(inc.B, 4, device=inc.device)
         self.graph = None
         self.greedy_graphs: dict[bool, torch.cuda.CUDAGraph] = {}     # stop_at_eos -> graph
+        self.queued: bool | None = None     # queue_greedy ran the next byte's body with this EOS rule
 
     def body(self, nxt: torch.Tensor, then: Callable[[], None] | None = None) -> None:
         """The byte's work on the current stream (captured or not). then: more work that reads
@@ -263,6 +264,8 @@ class SpeculativeStep:
     def step(self, next_ids: torch.Tensor, meanwhile=None) -> torch.Tensor:
         """Feed next_ids (B,); returns `record`, updated in place. meanwhile: host work to run
         once the byte is queued, before anything this step waits for."""
+        if self.queued is not None:
+            raise RuntimeError("a greedy byte is queued: finish it with step_greedy")
         self.next_ids.copy_(next_ids)
         if not self.cuda:
             self.body(self.next_ids)
@@ -283,6 +286,27 @@ class SpeculativeStep:
         `step`."""
         if not params.greedy or params.repetition_penalty != 1.0:
             raise ValueError("step_greedy samples greedily without a repetition penalty")
+        if self.queued is None:
+            self._greedy_body(params)
+        elif self.queued != params.stop_at_eos:
+            raise RuntimeError("the byte queued by queue_greedy took another EOS rule")
+        self.queued = None
+        if meanwhile is not None:
+            meanwhile()
+        self._after()
+        return self.record
+
+    def queue_greedy(self, params: SamplingParams) -> None:
+        """Queue the next greedy byte's body now (the captured graph on CUDA), so the GPU starts
+        it before the host's bookkeeping of the byte just made; the next `step_greedy`, with the
+        same params, then runs only what follows the body. Nothing may change the stepper's
+        state in between: the queued byte has read it."""
+        if self.queued is not None:
+            raise RuntimeError("a byte is queued already")
+        self._greedy_body(params)
+        self.queued = params.stop_at_eos
+
+    def _greedy_body(self, params: SamplingParams) -> None:
         body = lambda: self.body(self.argmax(self.inc.logits, params))
         if not self.cuda:
             body()
@@ -290,10 +314,6 @@ class SpeculativeStep:
             self.greedy_graphs[params.stop_at_eos] = capture(body, torch.cuda.graph_pool_handle())
         else:
             self.greedy_graphs[params.stop_at_eos].replay()
-        if meanwhile is not None:
-            meanwhile()
-        self._after()
-        return self.record
 
     def _after(self) -> None:
         """What a step runs after its captured body (subclasses); here nothing."""
@@ -421,28 +441,36 @@ class GreedyGraph:
 
 def _read_behind(byte: DecoderFirstStep, params: SamplingParams, n: int) -> Iterator[list]:
     """n greedy decoder-first steps, each step's record read back while the next one's byte runs
-    on the device (the host's per-byte work then hides behind the GPU's)."""
+    on the device (the host's per-byte work then hides behind the GPU's). Each next byte is
+    queued as soon as the step before it is (`queue_greedy`), before the host's Python."""
     bufs = [torch.empty_like(byte.record, device="cpu", pin_memory=byte.cuda) for _ in range(2)]
     pending = None                                       # (host copy, its event) of the step before
-    for k in range(n):
-        ready = []
+    try:
+        for k in range(n):
+            ready = []
 
-        def read_previous():
-            if pending is not None:
-                if pending[1] is not None:
-                    pending[1].synchronize()
-                ready.append(pending[0].t().tolist())
-        record = byte.step_greedy(params, read_previous)
-        bufs[k % 2].copy_(record, non_blocking=byte.cuda)
-        event = torch.cuda.Event() if byte.cuda else None
-        if event is not None:
-            event.record()
-        pending = (bufs[k % 2], event)
-        yield from ready
-    if pending is not None:
-        if pending[1] is not None:
-            pending[1].synchronize()
-        yield pending[0].t().tolist()
+            def read_previous():
+                if pending is not None:
+                    if pending[1] is not None:
+                        pending[1].synchronize()
+                    ready.append(pending[0].t().tolist())
+            record = byte.step_greedy(params, read_previous)
+            bufs[k % 2].copy_(record, non_blocking=byte.cuda)
+            event = torch.cuda.Event() if byte.cuda else None
+            if event is not None:
+                event.record()
+            if k + 1 < n:
+                byte.queue_greedy(params)
+            pending = (bufs[k % 2], event)
+            yield from ready
+        if pending is not None:
+            if pending[1] is not None:
+                pending[1].synchronize()
+            yield pending[0].t().tolist()
+    finally:
+        # a consumer that stopped early leaves a byte queued past its last: the next run
+        # prefills the stepper again, which sets what that byte wrote
+        byte.queued = None
 
 
 # ---------------------------------------------------------------------------------- choice
