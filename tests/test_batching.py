@@ -278,7 +278,8 @@ def test_the_cuda_fast_path_batched_equals_eager_alone():
     most steps complete a patch, the decoder-first one otherwise),
     float32: a greedy row alone for a while, then 4 rows of mixed sampling and patching in one
     batch, joining at different times; then four rows starting together; each against its
-    run alone on the eager path. (In bfloat16 the batch shape's products round differently from
+    run alone on the eager path; then three rows that patch alike, prefilled together. Its
+    prefills replay CUDA graphs into kept steppers. (In bfloat16 the batch shape's products round differently from
     one row's, which can flip a near tie: bench/batched_vs_solo.py.)"""
     from app.models import decode_options
     model = BLT.from_pretrained(SHIPPED_MODEL, device="cuda", dtype=torch.float32)
@@ -293,10 +294,16 @@ def test_the_cuda_fast_path_batched_equals_eager_alone():
         streams += [engine.submit(*job) for job in jobs[3:]]
         check_against_alone(model, jobs, streams)
         check_against_alone(model, jobs[:4], [engine.submit(*job) for job in jobs[:4]])   # start together
+        alike = [(PROMPTS[i], SAMPLINGS[i], MODES[0]) for i in range(3)]   # one prefill, padded to 4 rows
+        check_against_alone(model, alike, [engine.submit(*job) for job in alike])
         before = engine.counts["decoder_first_steps"]           # a lone row in long patches
         job = (PROMPTS[1], SamplingParams(max_new_bytes=64, stop_at_eos=False), PatchingParams(mode="static", patch_size=6))
         check_against_alone(model, [job], [engine.submit(*job)])
         assert engine.counts["decoder_first_steps"] - before > 30
         assert engine.counts["queued_ahead"] > 30                  # its greedy bytes were queued ahead
+        graphs = engine.prefill_graphs                             # every prefill above came from graphs
+        assert {name[0] for name in graphs.graphs} == {"entropies", "rest"} and not graphs.failed
+        assert set(graphs.steppers) == {1, 4}
+        assert engine.counts["graph_prefills"] == engine.counts["prefills"] > 0
     finally:
         engine.stop()

@@ -5,6 +5,8 @@
                   parts) and GreedyGraph (one CUDA graph per greedy byte)
     driver.py     prompts in, ByteEvents and GenerationResults out (stream_batch, generate, stream)
     sessions.py   the stepper and schedule of the last call's shapes, kept for the next call
+    batching.py   BatchEngine: continuous batching of many generations in one stepper
+    prefill_graphs.py  the batch engine's prefills as CUDA graphs into kept steppers
     reference.py  generate_reference: the naive recompute-everything loop the others must match
     options.py    DecodeOptions (which schedule) and KernelConfig (the fused kernels' tuning)
     decode_kernels.py   fused Triton layer steps (CUDA); imported only when asked for

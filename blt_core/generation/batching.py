@@ -6,7 +6,8 @@ a request and returns its `RowStream` at once. Between two byte steps the engine
 requests into free rows: it prefills the prompts that came together (and patch alike) in one
 batch, as `generate` prefills several prompts, and copies each one's caches and state into its
 row. An idle engine first waits a moment while requests keep arriving (GATHER_GAP_S), so
-clients that start together share one prefill. Each step then feeds every running row one byte: each row
+clients that start together share one prefill. With CUDA graphs, prompts of up to a few hundred
+bytes prefill from captured graphs into kept steppers (prefill_graphs.py), not eagerly. Each step then feeds every running row one byte: each row
 samples with its own parameters and seeded generator, patches by its own rule, and stops on its
 own (max_new_bytes, EOS, a stop string, a full global context) or when its consumer closes the
 stream (a client that hung up), which frees the row at the next step boundary. A row decodes
@@ -73,6 +74,7 @@ from ..sampling import SamplingParams, make_generators, sample_next
 from ..tokenizer import ByteTokenizer
 from .driver import GenerationResult, RowState, cache_length, right_padded
 from .options import DecodeOptions
+from .prefill_graphs import POSITIONS, PrefillGraphs
 from .schedules import DecoderFirstStep, SpeculativeStep, StepGraphs, step_record
 from .stepper import PREFILL_ROUND, IncrementalBLT
 
@@ -173,12 +175,16 @@ class BatchEngine:
     thread that runs all its torch work (app/torch_thread.py)."""
 
     def __init__(self, model, slots: int, options: DecodeOptions = DecodeOptions(), call=None,
-                 gather: tuple[float, float] = (GATHER_GAP_S, GATHER_S)):
+                 gather: tuple[float, float] = (GATHER_GAP_S, GATHER_S), prefill_positions: int = POSITIONS):
         if slots < 1:
             raise ValueError(f"slots must be at least 1, found {slots}")
         self.model, self.slots, self.options, self.gather = model, slots, options, gather
         self.call = call or (lambda fn: fn())
         self.graphs = options.cuda_graphs and model.device.type == "cuda"
+        # with CUDA graphs, prompts of up to prefill_positions (padded) prefill from graphs of
+        # their shape into kept steppers of 1 and `slots` rows (prefill_graphs.py; 0: eagerly)
+        self.prefill_graphs = (PrefillGraphs(model, (1, slots), prefill_positions)
+                               if self.graphs and prefill_positions > 0 else None)
         if self.graphs:
             # The engine thread lets go of the GIL at every wait for the GPU (twice a step); at
             # Python's default 5 ms switch interval a busy request thread (writing the last
@@ -189,7 +195,7 @@ class BatchEngine:
         self.step_graphs: dict[int, StepGraphs] = {}         # CUDA graphs: rows -> the step of that shape
         self.spec_steps: dict[tuple, SpeculativeStep] = {}   # (rows, SpeculativeStep or DecoderFirstStep) -> step
         self.patch_rate = 1.0          # moving share of bytes that ended some running row's patch
-        # what the engine thread did: prefill passes, byte steps queued (and how many of them
+        # what the engine thread did: prefill passes (and how many from graphs), byte steps queued (and how many of them
         # speculative, how many decoder-first, how many of those queued ahead by the step before:
         # _queue_next), bytes given to rows, seconds inside ticks
         # (admitting, prefilling, stepping, reading back); on CUDA also the GPU's seconds in the
@@ -197,7 +203,7 @@ class BatchEngine:
         # no prefill between them (between_steps_s: the host late). A step after a prefill or
         # an idle engine adds no gap: counting those once put a whole round's first-byte wait
         # (~0.2 s) into the gaps of its 512 steps.
-        self.counts = {"prefills": 0, "steps": 0, "speculative_steps": 0, "decoder_first_steps": 0,
+        self.counts = {"prefills": 0, "graph_prefills": 0, "steps": 0, "speculative_steps": 0, "decoder_first_steps": 0,
                        "queued_ahead": 0, "bytes": 0, "tick_s": 0.0, "step_gpu_s": 0.0, "between_steps_s": 0.0}
         self._last_done = None                               # the end of the last step read back (CUDA)
         self._after_break = True                             # no step to time a gap from (idle, prefill)
@@ -266,6 +272,8 @@ class BatchEngine:
                     row.deliver(time.perf_counter())   # the bytes made before it, then the error
                     row.request.events.put(err)
                 self.rows, self.inc, self.step_graphs, self._views = [], None, {}, {}
+                if self.prefill_graphs is not None:           # what a failure left in them is not trusted
+                    self.prefill_graphs = PrefillGraphs(self.model, (1, self.slots), self.prefill_graphs.positions)
                 self.spec_steps, self._pending, self._leaving, self._last_done = {}, deque(), [], None
                 self._queued = None
                 self._after_break = True
@@ -358,15 +366,21 @@ class BatchEngine:
         several prompts (rows of a batch are independent) -> (row, stepper, its row there)."""
         model, patching = self.model, requests[0].patching
         length = max(cache_length(model, len(r.ids), r.params.max_new_bytes) for r in requests)
-        stepper = IncrementalBLT(model, len(requests), length, patching)
-        for r in requests:
-            stepper.check_patches_ahead(len(r.ids) + r.params.max_new_bytes)
         t0 = time.perf_counter()
         # prompt lengths rounded up (PREFILL_ROUND), within the caches and so that padding's
         # patches (one a position at most) never pass the global model's context
         cap = min(length, model.config.patch_context - 1)
-        stepper.prefill(*right_padded([r.ids for r in requests], model.device, PREFILL_ROUND, cap))
-        starts = stepper.next_start.tolist()
+        ids, lengths = right_padded([r.ids for r in requests], model.device, PREFILL_ROUND, cap)
+        graphs = self.prefill_graphs
+        if graphs is not None and graphs.rows_for(len(requests), ids.shape[1]) is not None:
+            stepper = graphs.prefill(ids, lengths, patching)
+            self.counts["graph_prefills"] += 1
+        else:
+            stepper = IncrementalBLT(model, len(requests), length, patching)
+            stepper.prefill(ids, lengths)
+        for r in requests:
+            stepper.check_patches_ahead(len(r.ids) + r.params.max_new_bytes)
+        starts = stepper.next_start[:len(requests)].tolist()
         prefill_s = time.perf_counter() - t0
         return [(_Row(r, RowState(r.params), make_generators(r.params, 1, model.device), bool(starts[i]), prefill_s),
                  stepper, i) for i, r in enumerate(requests)]

@@ -110,9 +110,6 @@ class IncrementalBLT:
                  kernels: KernelConfig | None = None):
         cfg = model.config
         self.model, self.B, self.L = model, batch, length
-        self.patching = p = patching.resolve(cfg)
-        if p.mode.startswith("entropy") and model.entropy_model is None:
-            raise ValueError("this checkpoint has no entropy model; use a non-entropy patching mode")
         limits = {"local encoder": cfg.encoder.max_seq_len, "local decoder": cfg.decoder.max_seq_len}
         if model.entropy_model is not None:          # it runs in every mode (entropies are reported)
             limits["entropy model"] = cfg.entropy_model.max_seq_len
@@ -121,6 +118,7 @@ class IncrementalBLT:
                 raise ValueError(f"prompt + max_new_bytes = {length} bytes exceeds the {part}'s context of {limit}")
         dtype, device = model.lm_head.weight.dtype, model.device
         self.device = device
+        self.patching = patching.resolve(cfg)
         enc, dec = model.local_encoder, model.local_decoder
         self.ent = StackSteps(model.entropy_model, batch, length, dtype, device) if model.entropy_model else None
         self.enc = StackSteps(enc, batch, length, dtype, device)
@@ -144,16 +142,25 @@ class IncrementalBLT:
         self.entropy, self.logits = z(torch.float32), torch.zeros(batch, cfg.vocab_size, device=device)
         # Each row's patching rule, as tensors: compiled steps and captured graphs serve every
         # setting, and rows of one batch may patch differently. max_length 0: no limit.
-        full = lambda value, dt: torch.full((batch,), value, dtype=dt, device=device)
-        self.row_mode = full(PATCHING_MODES.index(p.mode), torch.long)
-        self.row_threshold = full(0.0 if p.threshold is None else float(p.threshold), torch.float32)
-        self.row_patch_size = full(p.patch_size, torch.long)
-        self.row_max_length = full(p.max_patch_length or 0, torch.long)
+        self.row_mode, self.row_patch_size, self.row_max_length = z(torch.long), z(torch.long), z(torch.long)
+        self.row_threshold = z(torch.float32)
+        self.set_patching(patching)
         self.kernels = kernels
         self.dk = _decode_kernels(model) if kernels is not None else None
         # the decoder's per-layer addresses for its slots' one launch (made here, outside any capture)
         self.slot_tables = self.dk.slot_tables(dec, self.dec_kv) if self.dk is not None and self.dec_kv else None
         self.attention_kernel = None     # rows(n, kernels=False): torch layers around the kernels' attention
+
+    def set_patching(self, patching: PatchingParams) -> None:
+        """Every row patches by this rule from the next prefill on (a stepper kept for prefills:
+        prefill_graphs.py)."""
+        self.patching = p = patching.resolve(self.model.config)
+        if p.mode.startswith("entropy") and self.model.entropy_model is None:
+            raise ValueError("this checkpoint has no entropy model; use a non-entropy patching mode")
+        self.row_mode.fill_(PATCHING_MODES.index(p.mode))
+        self.row_threshold.fill_(0.0 if p.threshold is None else float(p.threshold))
+        self.row_patch_size.fill_(p.patch_size)
+        self.row_max_length.fill_(p.max_patch_length or 0)
 
     def check_patches_ahead(self, positions: int) -> None:
         """Static and byte patching know every patch ahead: refuse a generation whose positions
@@ -173,25 +180,47 @@ class IncrementalBLT:
     # ------------------------------------------------------------------ prefill
     @torch.no_grad()
     def prefill(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids (B, T0) right-padded prompts with true lengths (B,) -> next-byte logits (B, V)."""
-        m, B, p = self.model, self.B, self.patching
+        """ids (B, T0) right-padded prompts with true lengths (B,) -> next-byte logits (B, V).
+        In four parts, so prefill_graphs.py can replay the first and the last as CUDA graphs."""
+        H = self.prefill_entropies(ids)
+        starts, count = self.prefill_patches(ids, H)
+        return self.prefill_rest(ids, lengths, H, starts, count, self.prefill_patch_count(count))
+
+    def prefill_entropies(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """The entropy model over the prompts (B, T0), filling its caches -> H (B, T0) nats, or
+        None without an entropy model."""
+        if self.ent is None:
+            return None
+        return entropy_of_logits(self.model.entropy_model(ids, self.ent.caches))
+
+    def prefill_patches(self, ids: torch.Tensor, H: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prompts' patches by the stepper's rule -> starts (B, T0+1) bool, and count (B, T0+1):
+        patches begun at or before each position."""
+        p = self.patching
+        starts = start_mask(p.mode, ids.shape[1], entropies=H, ids=ids, threshold=p.threshold,
+                            patch_size=p.patch_size, max_patch_length=p.max_patch_length)
+        return starts, starts.long().cumsum(1)
+
+    def prefill_patch_count(self, count: torch.Tensor) -> int:
+        """The global model's patches for a prefill (one read from the device): the most any
+        prompt makes, rounded up within its cache (PREFILL_ROUND); the extra ones are empty, after
+        every real patch, and no later step reads them before writing them. Raises ValueError
+        past the global context."""
+        n_patches, limit = int(count[:, -1].max()), self.model.config.patch_context
+        if n_patches > limit:
+            raise ValueError(f"the prompt makes {n_patches} patches in {self.patching.mode} mode, more than the "
+                             f"global model's context of {limit} patches; use a shorter prompt or longer patches")
+        return min(-(-n_patches // PREFILL_ROUND) * PREFILL_ROUND, self.glob.length)
+
+    def prefill_rest(self, ids: torch.Tensor, lengths: torch.Tensor, H: torch.Tensor | None, starts: torch.Tensor,
+                     count: torch.Tensor, P: int) -> torch.Tensor:
+        """The prefill after the patches are known (P global slots): encoder, global model and
+        decoder over the prompts, and every row's state -> logits (B, V). No read from the device."""
+        m, B = self.model, self.B
         T0 = ids.shape[1]
         rows = torch.arange(B, device=self.device)
         last = lengths - 1                                                  # (B,) last prompt position
         self.ids[:, :T0] = ids
-        H = None
-        if self.ent is not None:
-            H = entropy_of_logits(m.entropy_model(ids, self.ent.caches))   # (B, T0)
-        starts = start_mask(p.mode, T0, entropies=H, ids=ids, threshold=p.threshold,
-                            patch_size=p.patch_size, max_patch_length=p.max_patch_length)
-        count = starts.long().cumsum(1)                                     # (B, T0+1)
-        n_patches, limit = int(count[:, T0].max()), m.config.patch_context
-        if n_patches > limit:
-            raise ValueError(f"the prompt makes {n_patches} patches in {p.mode} mode, more than the global "
-                             f"model's context of {limit} patches; use a shorter prompt or longer patches")
-        # the global model's patches rounded up within its cache (PREFILL_ROUND); the extra ones
-        # are empty, after every real patch, and no later step reads them before writing them
-        P = min(-(-n_patches // PREFILL_ROUND) * PREFILL_ROUND, self.glob.length)
         x = m.hash_embeddings.add_to(m.local_encoder.embed_tokens(ids), ids)
         h, patches = m.local_encoder(x, count[:, :T0] - 1, P, self.enc.caches)
         if self.enc_kv is not None:
