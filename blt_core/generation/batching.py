@@ -5,13 +5,14 @@ One engine thread owns the decoding state, an `IncrementalBLT` of `slots` rows. 
 a request and returns its `RowStream` at once. Between two byte steps the engine takes queued
 requests into free rows: it prefills the prompts that came together (and patch alike) in one
 batch, as `generate` prefills several prompts, and copies each one's caches and state into its
-row. An idle engine first waits a moment while requests keep arriving (GATHER_GAP_S), so
-clients that start together share one prefill. With CUDA graphs, prompts of up to a few hundred
-bytes prefill from captured graphs into kept steppers (prefill_graphs.py), not eagerly. Each step then feeds every running row one byte: each row
-samples with its own parameters and seeded generator, patches by its own rule, and stops on its
-own (max_new_bytes, EOS, a stop string, a full global context) or when its consumer closes the
-stream (a client that hung up), which frees the row at the next step boundary. A row decodes
-the same bytes as it would alone: layers treat rows independently and sampling runs per row.
+row. An idle engine first waits a moment while requests keep arriving (GATHER_GAP_S), so clients
+that start together share one prefill. With CUDA graphs, prompts of up to a few hundred bytes
+prefill from captured graphs into kept steppers (prefill_graphs.py), not eagerly. Each step then
+feeds every running row one byte: each row samples with its own parameters and seeded generator,
+patches by its own rule, and stops on its own (max_new_bytes, EOS, a stop string, a full global
+context) or when its consumer closes the stream (a client that hung up), which frees the row at
+the next step boundary. A row decodes the same bytes as it would alone: layers treat rows
+independently and sampling runs per row.
 
 Running rows are kept at the front of the batch. Without CUDA graphs a step runs eagerly on
 just those rows (`IncrementalBLT.rows`). With CUDA graphs (of compiled parts, as `options` asks)
@@ -195,16 +196,17 @@ class BatchEngine:
         self.step_graphs: dict[int, StepGraphs] = {}         # CUDA graphs: rows -> the step of that shape
         self.spec_steps: dict[tuple, SpeculativeStep] = {}   # (rows, SpeculativeStep or DecoderFirstStep) -> step
         self.patch_rate = 1.0          # moving share of bytes that ended some running row's patch
-        # what the engine thread did: prefill passes (and how many from graphs), byte steps queued (and how many of them
-        # speculative, how many decoder-first, how many of those queued ahead by the step before:
-        # _queue_next), bytes given to rows, seconds inside ticks
+        # what the engine thread did: prefill passes (and how many from graphs), byte steps
+        # queued (and how many of them speculative, how many decoder-first, how many of those
+        # queued ahead by the step before: _queue_next), bytes given to rows, seconds inside ticks
         # (admitting, prefilling, stepping, reading back); on CUDA also the GPU's seconds in the
         # steps (step_gpu_s) and between steps queued one after another with rows running and
         # no prefill between them (between_steps_s: the host late). A step after a prefill or
         # an idle engine adds no gap: counting those once put a whole round's first-byte wait
         # (~0.2 s) into the gaps of its 512 steps.
-        self.counts = {"prefills": 0, "graph_prefills": 0, "steps": 0, "speculative_steps": 0, "decoder_first_steps": 0,
-                       "queued_ahead": 0, "bytes": 0, "tick_s": 0.0, "step_gpu_s": 0.0, "between_steps_s": 0.0}
+        self.counts = {"prefills": 0, "graph_prefills": 0, "steps": 0, "speculative_steps": 0,
+                       "decoder_first_steps": 0, "queued_ahead": 0, "bytes": 0, "tick_s": 0.0, "step_gpu_s": 0.0,
+                       "between_steps_s": 0.0}
         self._last_done = None                               # the end of the last step read back (CUDA)
         self._after_break = True                             # no step to time a gap from (idle, prefill)
         self._pending: deque = deque()                       # steps queued, not yet read back

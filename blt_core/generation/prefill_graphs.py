@@ -118,7 +118,8 @@ class PrefillGraphs:
                 self._capture(("entropies", B, T0), lambda: buf["H"].copy_(inc.prefill_entropies(buf["ids"])))
             positions = torch.arange(T0 + 1, device=inc.device)
             # up to T0 + 1 patches (a start at every position and after the last), rounded, capped
-            for P in sorted({min(p, inc.glob.length) for p in range(PREFILL_ROUND, T0 + 1 + PREFILL_ROUND, PREFILL_ROUND)}):
+            rounded = range(PREFILL_ROUND, T0 + 1 + PREFILL_ROUND, PREFILL_ROUND)
+            for P in sorted({min(p, inc.glob.length) for p in rounded}):
                 buf["starts"].copy_((positions < min(P, T0 + 1)).expand(B, -1))
                 buf["count"].copy_(buf["starts"].long().cumsum(1))
                 self._capture(("rest", B, T0, P), lambda: inc.prefill_rest(buf["ids"], buf["lengths"], H, buf["starts"],
