@@ -194,8 +194,9 @@ class ModelHolder:
         in 8-byte patches (a lone row with long patches takes the decoder-first step: its three
         graphs); then one with the default patching and sampling, as a first request comes.
         The first prefill alone and the first in all slots capture the engine's prefill graphs
-        (blt_core/generation/prefill_graphs.py), so none is captured once generations are served
-        (analyses, served while warming, can meet a capture there, as they can the steps').
+        (blt_core/generation/prefill_graphs.py), so none is captured once generations are served.
+        The analyses served meanwhile run no device-wide synchronize, the call that broke a
+        capture in another thread in the CUDA batching test.
         Last, on CUDA, one-byte generations whose prompts take every length the engine rounds
         prefills to (stepper.PREFILL_ROUND) up to WARM_UP_PREFILLS_TO bytes, alone and in every
         slot, with one-byte and 8-byte patches (the global model's patch counts): a first prompt
