@@ -346,7 +346,9 @@ class DecoderFirstStep(SpeculativeStep):
     rewrites the same cache slot, so the guess costs nothing when wrong but that decoder step).
     The host reads one flag per byte. Same interface as `SpeculativeStep` (next ids in, `record`
     out; `step_greedy` takes the argmax inside the byte's graph); on CUDA three captured graphs:
-    the byte, the patch part, and the record with the position's advance."""
+    the byte, the patch part, and the record with the position's advance. After the flag read
+    the GPU would wait for the host's next launch: `queue_greedy` queues the next greedy byte
+    right after a step, and the next `step_greedy` finishes it."""
 
     PARTS = (_entropy, _encode_and_decode, _decide, _patch_and_decode, _advance)
 
