@@ -55,7 +55,6 @@ class PrefillGraphs:
         self.graphs: dict | None = {} if cuda_graphs else None
         self.pool = torch.cuda.graph_pool_handle() if cuda_graphs else None
         self.failed: set = set()                           # shapes whose capture failed: eager
-        self.capture_s = 0.0                               # seconds spent capturing
 
     def rows_for(self, n: int, positions: int) -> int | None:
         """The kept stepper's rows that a prefill of n prompts of `positions` (padded) takes, or
@@ -124,7 +123,6 @@ class PrefillGraphs:
                 buf["count"].copy_(buf["starts"].long().cumsum(1))
                 self._capture(("rest", B, T0, P), lambda: inc.prefill_rest(buf["ids"], buf["lengths"], H, buf["starts"],
                                                                             buf["count"], P))
-        self.capture_s += time.perf_counter() - t0
         log.info("captured %d-row prefill graphs in %.1f s", B, time.perf_counter() - t0)
 
     def _capture(self, name: tuple, fn) -> None:
