@@ -43,7 +43,6 @@ import torch
 import triton
 import triton.language as tl
 
-from . import folded_cross
 from .options import KernelConfig
 
 PLAIN, RESIDUAL, DOUBLE_RESIDUAL, SWIGLU, ROPE_CACHE, SLOTS = 0, 1, 2, 3, 4, 5        # epilogues
@@ -594,18 +593,14 @@ def cross_step(cross, x, k, v, config: KernelConfig = DEFAULT):
 
 
 @torch.compiler.disable          # one opaque call per stack (a graph break per layer would recompile per index)
-def stack_step(layers, caches, x, pos, cos, sin, window=None, config: KernelConfig = DEFAULT, crosses=(),
-               folds=()):
+def stack_step(layers, caches, x, pos, cos, sin, window=None, config: KernelConfig = DEFAULT, crosses=()):
     """`block_step` through every layer of a stack (x (B, 1, C)), each after its cross-attention
-    step if `crosses` has one for it ((cross, k, v), the decoder's first layers): from the layer's
-    folded slots where `folds` has them (folded_cross.FoldedSlots), else unfolded. Each launch
-    that writes x hands its rows' sums of squares to the next RMSNorm (several rows)."""
+    step if `crosses` has one for it ((cross, k, v), the decoder's first layers). Each launch that
+    writes x hands its rows' sums of squares to the next RMSNorm (several rows)."""
     B, _, C = x.shape
     x, stats = x.reshape(B, C).contiguous(), None                        # rows of stride C
     for i, (layer, cache) in enumerate(zip(layers, caches)):
-        if i < len(folds):
-            x, stats = folded_cross.cross_folded(crosses[i][0], x, folds[i], config), None
-        elif i < len(crosses):
+        if i < len(crosses):
             x, stats = _cross(crosses[i][0], x, *crosses[i][1:], config, stats)
         x, stats = _block(layer, x, pos, cache, cos, sin, window, config, stats)
     return x[:, None]

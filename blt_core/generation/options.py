@@ -37,10 +37,6 @@ class KernelConfig:
     # decoder's from 7.2 to 6.1 (H100, bench/matvec_sweep.py --splits --handed-stats); elsewhere
     # a split was slower. 1: unsplit.
     long_k_split: int = 4
-    # The decoder's cross-attention step folded through its query and output weights into the
-    # patch's slots, once per patch (folded_cross.py): one launch a layer where three read 4 MB
-    # (blt-1b). False: the unfolded step (decode_kernels._cross), for comparison.
-    fold_cross: bool = True
     # (N outputs, K inputs, rows BP, epilogue, head width D) -> the matrix-vector kernel's block
     # shape, on any device. None: decode_kernels.block_config on CUDA, INTERPRETER_BLOCK in
     # Triton's CPU interpreter.

@@ -149,12 +149,6 @@ class IncrementalBLT:
         self.dk = _decode_kernels(model) if kernels is not None else None
         # the decoder's per-layer addresses for its slots' one launch (made here, outside any capture)
         self.slot_tables = self.dk.slot_tables(dec, self.dec_kv) if self.dk is not None and self.dec_kv else None
-        # The decoder's cross-attention folded into its slots (folded_cross.py), kept up to date by
-        # every write of the slots, also by row views that run torch's layers (`rows`).
-        self.fold = self.dk.folded_cross if self.dk is not None and kernels.fold_cross and self.dec_kv else None
-        self.dec_fold = [self.fold.FoldedSlots.empty(c, batch, k, device) for c in dec.cross_attn_layers] \
-            if self.fold is not None else []
-        self.fold_tables = self.fold.fold_tables(dec, self.dec_kv, self.dec_fold) if self.fold is not None else None
         self.attention_kernel = None     # rows(n, kernels=False): torch layers around the kernels' attention
 
     def set_patching(self, patching: PatchingParams) -> None:
@@ -380,7 +374,7 @@ class IncrementalBLT:
         after a patch completes (it rewrites the same cache slot); `advance()` moves on."""
         m, dec, t = self.model, self.model.local_decoder, self.pos       # moves on only after the layers
         crosses = [(c, kv.k, kv.v) for c, kv in zip(dec.cross_attn_layers, self.dec_kv)]
-        h = self._run(self.dec, self.h, t, crosses, self.dec_fold)
+        h = self._run(self.dec, self.h, t, crosses)
         if self.dk is not None:                                             # norm and head in one launch
             self.dk.norm_head(h[:, 0], dec.norm, m.lm_head.weight, self.kernels, out=self.logits)
         else:
@@ -397,11 +391,9 @@ class IncrementalBLT:
         """Rows src_row.. of `src` (this stepper or one of the same model with caches no longer than
         these) become rows row..: their caches, state and patching rule, `count` rows in one copy
         per tensor (a prefill's 8 rows: 8 times fewer copies than one row at a time)."""
-        for (obj, name), (src_obj, _) in zip(self._per_row(), src._per_row(), strict=True):
+        for (obj, name), (src_obj, _) in zip(self._per_row(), src._per_row()):
             value = getattr(src_obj, name)[src_row:src_row + count]
             getattr(obj, name)[(slice(row, row + count),) + tuple(slice(0, n) for n in value.shape[1:])] = value
-        if self.fold is not None:                  # src may have none: folded again from the slots
-            self.fold.fold_slots(self.model.local_decoder, self.dec_kv, self.dec_fold, self.fold_tables)
 
     def rows(self, n: int, kernels: bool = True) -> "IncrementalBLT":
         """A view of the first n rows: stepping it steps just them, in these very tensors.
@@ -420,7 +412,6 @@ class IncrementalBLT:
                 getattr(view, name).caches = [copy.copy(c) for c in stack.caches]
         view.enc_kv = copy.copy(self.enc_kv)
         view.dec_kv = [copy.copy(c) for c in self.dec_kv]
-        view.dec_fold = [self.fold.FoldedSlots(f.u[:n], f.w[:n]) for f in self.dec_fold]
         for obj, name in view._per_row():
             setattr(obj, name, getattr(obj, name)[:n])
         return view
@@ -450,22 +441,20 @@ class IncrementalBLT:
         dec = self.model.local_decoder
         if self.dk is not None:
             self.dk.decoder_slots(dec, g, self.dec_kv, rows_mask, self.kernels, self.slot_tables)
-        else:
-            slots = dec.patch_embedding_projection(g).reshape(self.B, dec.k, -1)   # (B, k, Cd)
-            keep = rows_mask[:, None, None, None]
-            for cache, cross in zip(self.dec_kv, dec.cross_attn_layers):
-                k, v = cross.kv(slots)
-                cache.k.copy_(torch.where(keep, k, cache.k))
-                cache.v.copy_(torch.where(keep, v, cache.v))
-        if self.fold is not None:                 # every row from its slots (those kept are as they were)
-            self.fold.fold_slots(dec, self.dec_kv, self.dec_fold, self.fold_tables)
+            return
+        slots = dec.patch_embedding_projection(g).reshape(self.B, dec.k, -1)   # (B, k, Cd)
+        keep = rows_mask[:, None, None, None]
+        for cache, cross in zip(self.dec_kv, dec.cross_attn_layers):
+            k, v = cross.kv(slots)
+            cache.k.copy_(torch.where(keep, k, cache.k))
+            cache.v.copy_(torch.where(keep, v, cache.v))
 
-    def _run(self, stack: StackSteps, x, pos, crosses=(), folds=()):
+    def _run(self, stack: StackSteps, x, pos, crosses=()):
         """Every layer of a stack, one step at pos; crosses: (cross-attention, k, v) run before the
-        first layers (the decoder's), with the kernels from folds (folded_cross.FoldedSlots) if any."""
+        first layers (the decoder's)."""
         if self.dk is not None:
             return self.dk.stack_step(stack.stack.layers, stack.caches, x, pos, stack.cos, stack.sin,
-                                      stack.stack.cfg.sliding_window, self.kernels, crosses, folds)
+                                      stack.stack.cfg.sliding_window, self.kernels, crosses)
         cos, sin = stack.rope(pos)
         mask = (CachedAttention(self.attention_kernel, pos, stack.stack.cfg.sliding_window)
                 if self.attention_kernel is not None else stack.mask(pos))
