@@ -3,8 +3,7 @@ the speculative step (each with compile and the fused kernels), batch 1, greedy,
 one process; each variant warmed once and timed twice, for static patches of each size and for
 one byte per patch, with the weight-read roofline of that setting. `--paths` picks variants (a
 name may repeat, to interleave them); `bytes_sha1` tells whether different paths made the same
-bytes. The `-entropy-pdl` variants launch the entropy model with PDL like the other stacks
-(`KernelConfig(entropy_pdl=None)`), to compare in one process.
+bytes.
 
     python3 bench/long_patches.py --model random:blt-1b --out bench/results/long_patches_h100_blt1b.json
 """
@@ -25,14 +24,11 @@ from generate import copy_bandwidth, weight_bytes_per_byte  # noqa: E402
 from latency import machine  # noqa: E402
 from serve import PROMPT, materialise  # noqa: E402
 from blt_core import BLT  # noqa: E402
-from blt_core.generation import DecodeOptions, KernelConfig  # noqa: E402
+from blt_core.generation import DecodeOptions  # noqa: E402
 
 FAST = dict(cuda_graphs=True, compile=True, kernels=True)
-ENTROPY_PDL = KernelConfig(entropy_pdl=None)      # the entropy model launched with PDL, as the rest
 VARIANTS = {"host-decided": DecodeOptions(**FAST), "decoder-first": DecodeOptions(**FAST, decoder_first=True),
-            "speculative": DecodeOptions(**FAST, speculative=True),
-            "decoder-first-entropy-pdl": DecodeOptions(**FAST, decoder_first=True, kernel_config=ENTROPY_PDL),
-            "speculative-entropy-pdl": DecodeOptions(**FAST, speculative=True, kernel_config=ENTROPY_PDL)}
+            "speculative": DecodeOptions(**FAST, speculative=True)}
 
 
 def main(argv=None):

@@ -37,12 +37,6 @@ class KernelConfig:
     # decoder's from 7.2 to 6.1 (H100, bench/matvec_sweep.py --splits --handed-stats); elsewhere
     # a split was slower. 1: unsplit.
     long_k_split: int = 4
-    # The entropy model's launches with PDL or not (None: as `pdl`). Off by default: the fast steps
-    # run the entropy model on a stream of its own beside the byte's critical chain (the encoder
-    # and decoder, or the global model), and its dependents, waiting early, held SM slots that
-    # chain needed (H100, blt-1b, the decoder-first byte's two chains: 531 us with it, 492 without;
-    # the entropy model alone 243 with, 321 without: bench/README.md).
-    entropy_pdl: bool | None = False
     # (N outputs, K inputs, rows BP, epilogue, head width D) -> the matrix-vector kernel's block
     # shape, on any device. None: decode_kernels.block_config on CUDA, INTERPRETER_BLOCK in
     # Triton's CPU interpreter.

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -146,8 +146,6 @@ class IncrementalBLT:
         self.row_threshold = z(torch.float32)
         self.set_patching(patching)
         self.kernels = kernels
-        self.entropy_kernels = (replace(kernels, pdl=kernels.entropy_pdl)
-                                if kernels is not None and kernels.entropy_pdl is not None else kernels)
         self.dk = _decode_kernels(model) if kernels is not None else None
         # the decoder's per-layer addresses for its slots' one launch (made here, outside any capture)
         self.slot_tables = self.dk.slot_tables(dec, self.dec_kv) if self.dk is not None and self.dec_kv else None
@@ -273,7 +271,7 @@ class IncrementalBLT:
         if self.ent is None:
             return torch.zeros(self.B, device=self.device)
         x = m.entropy_model.embed_tokens(next_ids)[:, None]                 # (B, 1, Ce)
-        x = self._run(self.ent, x, self.pos, config=self.entropy_kernels)
+        x = self._run(self.ent, x, self.pos)
         return entropy_of_logits(m.entropy_model.lm_head(m.entropy_model.norm(x)))[:, 0]
 
     def encoder_step(self, next_ids: torch.Tensor) -> None:
@@ -451,12 +449,12 @@ class IncrementalBLT:
             cache.k.copy_(torch.where(keep, k, cache.k))
             cache.v.copy_(torch.where(keep, v, cache.v))
 
-    def _run(self, stack: StackSteps, x, pos, crosses=(), config: KernelConfig | None = None):
+    def _run(self, stack: StackSteps, x, pos, crosses=()):
         """Every layer of a stack, one step at pos; crosses: (cross-attention, k, v) run before the
-        first layers (the decoder's). config: the kernels' launch tuning, if not self.kernels."""
+        first layers (the decoder's)."""
         if self.dk is not None:
             return self.dk.stack_step(stack.stack.layers, stack.caches, x, pos, stack.cos, stack.sin,
-                                      stack.stack.cfg.sliding_window, config or self.kernels, crosses)
+                                      stack.stack.cfg.sliding_window, self.kernels, crosses)
         cos, sin = stack.rope(pos)
         mask = (CachedAttention(self.attention_kernel, pos, stack.stack.cfg.sliding_window)
                 if self.attention_kernel is not None else stack.mask(pos))
