@@ -18,6 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cuda_timing import busy_us, median_replay_ms, trace_events  # noqa: E402
+from generate import copy_bandwidth, part_weight_bytes  # noqa: E402
 from blt_core import BLT, preset  # noqa: E402
 from blt_core.generation import DecodeOptions, IncrementalBLT, KernelConfig  # noqa: E402
 from blt_core.generation.schedules import GreedyGraph, StepGraphs, capture, compiled  # noqa: E402
@@ -49,7 +50,8 @@ def _p_decoder(inc):
 @torch.no_grad()
 def parts(model, ids, params, steps, length, kernels=False):
     """Each part of a speculative greedy byte compiled and captured as its own graph; median
-    replay time of each, and the top kernels of each (profiled without graphs)."""
+    replay time of each against the time its weights take to read at the copy bandwidth
+    (generate.part_weight_bytes), and the top kernels of each (profiled without graphs)."""
     inc = IncrementalBLT(model, 1, length, kernels=KernelConfig() if kernels else None)
     inc.prefill(ids, torch.tensor([ids.shape[1]], device="cuda"))
     nxt = torch.full((1,), 70, device="cuda")
@@ -60,6 +62,10 @@ def parts(model, ids, params, steps, length, kernels=False):
            "entropy (side stream)": lambda: ent(inc, nxt, H), "encoder": lambda: enc(inc, nxt),
            "global": lambda: glob(inc, g), "decide+commit": lambda: commit(inc, nxt, H, g),
            "decoder": lambda: dec(inc)}
+    weights = part_weight_bytes(model)
+    reads = {"entropy (side stream)": "entropy", "encoder": "encoder", "global": "global",
+             "decide+commit": "commit", "decoder": "decoder"}
+    bandwidth = copy_bandwidth(torch.device("cuda"))
     pool, rows = torch.cuda.graph_pool_handle(), []
     for name, fn in fns.items():
         t0 = time.perf_counter()
@@ -73,6 +79,10 @@ def parts(model, ids, params, steps, length, kernels=False):
         row = {"part": name, "ms_per_replay": round(ms, 4),
                "compile_and_capture_s": round(time.perf_counter() - t0, 1),
                "kernels": sum(c for _, c, _ in top), "top": [[round(t, 1), c, k] for t, c, k in top]}
+        if name in reads:                                  # its weights read once at the copy bandwidth
+            roof_ms = 1000 * weights[reads[name]] / bandwidth
+            row.update(weight_mb=round(weights[reads[name]] / 1e6, 1), roofline_ms=round(roof_ms, 4),
+                       share_of_roofline=round(roof_ms / ms, 3))
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
