@@ -283,6 +283,25 @@ def test_decoder_first_step_samples_like_host_steps(tiny_model):
         [(r.bytes, r.patch_starts, r.global_steps) for r in slow]
 
 
+def test_decoder_first_flag_carries_its_bodys_number(tiny_model):
+    """The value the host reads on CUDA (DecoderFirstStep.flag, copied to pinned memory) is the
+    body's number * 2 + whether a patch completed: the number counts every body run, queued or
+    not, as the host does (`bodies`), and the bit is the decision's."""
+    from blt_core.generation.schedules import DecoderFirstStep
+    ids = torch.tensor([tiny_model.tokenizer.encode(PROMPTS[0])])
+    inc = IncrementalBLT(tiny_model, 1, ids.shape[1] + 20, PatchingParams(mode="static", patch_size=3))
+    inc.prefill(ids, torch.tensor([ids.shape[1]]))
+    byte, params, ends = DecoderFirstStep(inc), SamplingParams(max_new_bytes=20, stop_at_eos=False), []
+    for i in range(9):
+        if i % 2:
+            byte.queue_greedy(params)                      # the next body before the step that takes it
+        byte.step_greedy(params)
+        assert int(byte.flag) >> 1 == byte.bodies == i + 1
+        ends.append(int(byte.flag) & 1)
+        assert ends[-1] == int(inc.next_start.any())
+    assert 2 <= sum(ends) <= 4                             # static patches of 3: some bytes end one
+
+
 def test_speculative_greedy_stops_at_stop_strings(tiny_model):
     params = SamplingParams(max_new_bytes=40, stop_at_eos=False)
     free = generate(tiny_model, [PROMPTS[0]], params, options=DecodeOptions(speculative=True))[0].bytes

@@ -212,6 +212,7 @@ class SpeculativeStep:
         self.graph = None
         self.greedy_graphs: dict[bool, torch.cuda.CUDAGraph] = {}     # stop_at_eos -> graph
         self.queued: bool | None = None     # queue_greedy ran the next byte's body with this EOS rule
+        self.bodies = 0                     # bodies launched (each runs once: eagerly, or one replay)
 
     def body(self, nxt: torch.Tensor, then: Callable[[], None] | None = None) -> None:
         """The byte's work on the current stream (captured or not). then: more work that reads
@@ -267,6 +268,7 @@ class SpeculativeStep:
         if self.queued is not None:
             raise RuntimeError("a greedy byte is queued: finish it with step_greedy")
         self.next_ids.copy_(next_ids)
+        self.bodies += 1
         if not self.cuda:
             self.body(self.next_ids)
         elif self.graph is None:
@@ -308,6 +310,7 @@ class SpeculativeStep:
 
     def _greedy_body(self, params: SamplingParams) -> None:
         body = lambda: self.body(self.argmax(self.inc.logits, params))
+        self.bodies += 1
         if not self.cuda:
             body()
         elif params.stop_at_eos not in self.greedy_graphs:
@@ -319,13 +322,16 @@ class SpeculativeStep:
         """What a step runs after its captured body (subclasses); here nothing."""
 
 
-def _encode_and_decode(inc: IncrementalBLT, next_ids):
-    inc.encoder_step(next_ids)
+def _decode_guess(inc: IncrementalBLT):
     inc.decoder_step(advance=False)
 
 
-def _decide(inc: IncrementalBLT, next_ids, H):
+def _decide(inc: IncrementalBLT, next_ids, H, seq, flag):
+    """The boundary decision, and flag (1,) int32 = the body's number (seq, counted here, modulo
+    2^30) * 2 + whether any row completed a patch: one value for the host to read."""
     inc.decide_boundary(H, next_ids)
+    seq.add_(1)
+    flag.copy_(seq.remainder(2 ** 30) * 2 + inc.next_start.any())
 
 
 def _patch_and_decode(inc: IncrementalBLT):
@@ -348,26 +354,69 @@ class DecoderFirstStep(SpeculativeStep):
     out; `step_greedy` takes the argmax inside the byte's graph); on CUDA three captured graphs:
     the byte, the patch part, and the record with the position's advance. After the flag read
     the GPU would wait for the host's next launch: `queue_greedy` queues the next greedy byte
-    right after a step, and the next `step_greedy` finishes it."""
+    right after a step, and the next `step_greedy` finishes it.
 
-    PARTS = (_entropy, _encode_and_decode, _decide, _patch_and_decode, _advance)
+    On CUDA the decision runs on the entropy model's stream as soon as the entropy model and the
+    encoder are done, and its flag goes straight to pinned host memory, marked by an event: the
+    host reads it while the decoder's guess still runs, and queues the patch part or the advance
+    (and the next byte) behind it, so the GPU need not wait for the host between bytes. The flag
+    carries the body's number; one that is not this body's (never expected) falls back to
+    waiting for the whole step (`late_flags` counts those)."""
+
+    PARTS = (_entropy, _encode, _decode_guess, _decide, _patch_and_decode, _advance)
 
     def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True):
         super().__init__(inc, compile, tuning)
         self.graphs: dict[str, torch.cuda.CUDAGraph] | None = {} if self.cuda else None
         self.pool = torch.cuda.graph_pool_handle() if self.cuda else None
+        self.seq = torch.zeros(1, dtype=torch.long, device=inc.device)      # bodies run, on the device
+        self.flag = torch.zeros(1, dtype=torch.int32, device=inc.device)
+        self.flag_host = torch.zeros(1, dtype=torch.int32, pin_memory=self.cuda)
+        # recorded inside the captured body (an event record node), so the host can wait for it
+        self.decided = torch.cuda.Event(external=True) if self.cuda else None
+        self.late_flags = 0
 
     def body(self, nxt: torch.Tensor) -> None:
         """The byte until the boundary decision, on the current stream (captured or not)."""
-        inc, (_, encode_and_decode, decide, _, _) = self.inc, self.parts
+        inc, (entropy, encode, decode_guess, decide, _, _) = self.inc, self.parts
         if nxt is not self.next_ids:
             self.next_ids.copy_(nxt)                                     # the argmax, for the record
-        H, _ = self._beside_entropy(self.next_ids, encode_and_decode)   # logits if no patch completed
-        decide(inc, self.next_ids, H)
+        if not self.cuda:
+            H = entropy(inc, self.next_ids)
+            encode(inc, self.next_ids)
+            decide(inc, self.next_ids, H, self.seq, self.flag)
+            decode_guess(inc)                                            # logits if no patch completed
+            return
+        main = torch.cuda.current_stream()
+        self.side.wait_stream(main)
+        with torch.cuda.stream(self.side):
+            H = entropy(inc, self.next_ids)
+        encode(inc, self.next_ids)
+        self.side.wait_stream(main)          # the decision reads the encoder's patch start and next_start
+        with torch.cuda.stream(self.side):
+            decide(inc, self.next_ids, H, self.seq, self.flag)
+            self.flag_host.copy_(self.flag, non_blocking=True)
+            self.decided.record()
+        decode_guess(inc)                    # beside the decision (it reads none of what that writes)
+        main.wait_stream(self.side)
+
+    def _patch_completed(self) -> bool:
+        """Whether any row's byte completed a patch: the one read per byte."""
+        if not self.cuda:
+            return bool(self.inc.next_start.any())
+        self.decided.synchronize()
+        value = int(self.flag_host[0])
+        if value >> 1 != self.bodies % 2 ** 30:                          # not this body's flag
+            self.late_flags += 1
+            torch.cuda.current_stream().synchronize()
+            value = int(self.flag_host[0])
+            if value >> 1 != self.bodies % 2 ** 30:
+                raise RuntimeError(f"decoder-first flag of body {value >> 1}, expected {self.bodies % 2 ** 30}")
+        return bool(value & 1)
 
     def _after(self) -> None:
-        inc, (_, _, _, patch_and_decode, advance) = self.inc, self.parts
-        if bool(inc.next_start.any()):                                   # the one read per byte
+        inc, (_, _, _, _, patch_and_decode, advance) = self.inc, self.parts
+        if self._patch_completed():
             run_captured(self.graphs, self.pool, "patch", lambda: patch_and_decode(inc))
         run_captured(self.graphs, self.pool, "advance", lambda: advance(inc, self.next_ids, self.record))
 
