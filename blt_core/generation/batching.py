@@ -203,10 +203,11 @@ class BatchEngine:
         # steps (step_gpu_s) and between steps queued one after another with rows running and
         # no prefill between them (between_steps_s: the host late). A step after a prefill or
         # an idle engine adds no gap: counting those once put a whole round's first-byte wait
-        # (~0.2 s) into the gaps of its 512 steps.
+        # (~0.2 s) into the gaps of its 512 steps. late_flags: decoder-first steps whose early
+        # boundary flag was not there when its event said so (each then waited for its whole step).
         self.counts = {"prefills": 0, "graph_prefills": 0, "steps": 0, "speculative_steps": 0,
-                       "decoder_first_steps": 0, "queued_ahead": 0, "bytes": 0, "tick_s": 0.0, "step_gpu_s": 0.0,
-                       "between_steps_s": 0.0}
+                       "decoder_first_steps": 0, "queued_ahead": 0, "late_flags": 0, "bytes": 0, "tick_s": 0.0,
+                       "step_gpu_s": 0.0, "between_steps_s": 0.0}
         self._last_done = None                               # the end of the last step read back (CUDA)
         self._after_break = True                             # no step to time a gap from (idle, prefill)
         self._pending: deque = deque()                       # steps queued, not yet read back
@@ -480,12 +481,15 @@ class BatchEngine:
         # per-byte Python runs while the GPU works instead of between its steps.
         meanwhile = self._read_meanwhile if isinstance(stepper, DecoderFirstStep) else None
         greedy = self._greedy_rule() if stepper is not None else None
+        late = stepper.late_flags if isinstance(stepper, DecoderFirstStep) else 0
         if greedy is not None:
             record = stepper.step_greedy(greedy, meanwhile)                # (B, 4) on the device
         elif stepper is not None:
             record = stepper.step(self._sample(batch), meanwhile)
         else:
             record = step(self._sample(batch))
+        if isinstance(stepper, DecoderFirstStep):
+            self.counts["late_flags"] += stepper.late_flags - late
         if not self._host:
             pin = self.model.device.type == "cuda"
             self._host = [torch.empty(self.slots, 4, pin_memory=pin) for _ in range(3)]
