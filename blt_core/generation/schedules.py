@@ -245,22 +245,6 @@ class SpeculativeStep:
         main.wait_stream(self.side)
         commit_and_decode(inc, g)
 
-    def _beside_entropy(self, nxt: torch.Tensor, work):
-        """The entropy model's step (on CUDA on the side stream) beside work(inc, nxt) on the
-        current one -> (H (B,), work's result). The side stream first waits for the current one,
-        so H's memory (freed after the step, owned by the side stream) is reused only after its
-        readers: no record_stream, whose allocator events could upset a later capture."""
-        inc, entropy = self.inc, self.parts[0]
-        if not self.cuda:
-            return entropy(inc, nxt), work(inc, nxt)
-        main = torch.cuda.current_stream()
-        self.side.wait_stream(main)
-        with torch.cuda.stream(self.side):
-            H = entropy(inc, nxt)
-        out = work(inc, nxt)
-        main.wait_stream(self.side)
-        return H, out
-
     @torch.no_grad()
     def step(self, next_ids: torch.Tensor, meanwhile=None) -> torch.Tensor:
         """Feed next_ids (B,); returns `record`, updated in place. meanwhile: host work to run
@@ -389,7 +373,7 @@ class DecoderFirstStep(SpeculativeStep):
             return
         main = torch.cuda.current_stream()
         self.side.wait_stream(main)
-        with torch.cuda.stream(self.side):
+        with torch.cuda.stream(self.side):         # H is made and read on this stream only
             H = entropy(inc, self.next_ids)
         encode(inc, self.next_ids)
         self.side.wait_stream(main)          # the decision reads the encoder's patch start and next_start
@@ -405,13 +389,13 @@ class DecoderFirstStep(SpeculativeStep):
         if not self.cuda:
             return bool(self.inc.next_start.any())
         self.decided.synchronize()
-        value = int(self.flag_host[0])
-        if value >> 1 != self.bodies % 2 ** 30:                          # not this body's flag
+        value, want = int(self.flag_host[0]), self.bodies % 2 ** 30
+        if value >> 1 != want:                                           # not this body's flag
             self.late_flags += 1
             torch.cuda.current_stream().synchronize()
             value = int(self.flag_host[0])
-            if value >> 1 != self.bodies % 2 ** 30:
-                raise RuntimeError(f"decoder-first flag of body {value >> 1}, expected {self.bodies % 2 ** 30}")
+            if value >> 1 != want:
+                raise RuntimeError(f"decoder-first flag of body {value >> 1}, expected {want}")
         return bool(value & 1)
 
     def _after(self) -> None:
