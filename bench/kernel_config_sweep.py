@@ -57,9 +57,6 @@ def variants() -> dict:
         "o_proj_one_tile_8warps": KernelConfig(block_shape=one_row(2, 2048, 8, late=False, ks=(2048,), ns=(2048,))),
         "wide_k_2048_tiles_8warps": KernelConfig(block_shape=one_row(2, 2048, 8, late=False, ks=wide)),
         "down_2048_tiles_8warps": KernelConfig(block_shape=one_row(2, 2048, 8, late=False, ks=wide[1:])),
-        # the next weights into L2 while a block's self-attention runs (MB)
-        **{f"l2_{mb}mb": KernelConfig(l2_prefetch_mb=mb) for mb in (4, 8, 16, 24, 32)},
-        **{f"l2a_{mb}mb": KernelConfig(l2_prefetch_mb=mb, l2_prefetch_after_wait=True) for mb in (2, 4, 8, 16)},
     }
 
 

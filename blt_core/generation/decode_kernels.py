@@ -318,43 +318,17 @@ def _softmax_tile(q, kb, vb, valid, m, l, acc, scale):
 
 
 @triton.jit
-def _prefetch_l2(ptr, nbytes, p, P):
-    """Bytes ptr[0:nbytes] into L2 (fire and forget), as lines of 128 bytes: program p of P takes
-    a contiguous share of them, 32 lines at a time (a warp's lanes one each)."""
-    base = ptr.to(tl.pointer_type(tl.int8))
-    lines = tl.cdiv(nbytes, 128)
-    per = tl.cdiv(lines, P)
-    last = tl.minimum(p * per + per, lines) - 1
-    for i0 in range(0, per, 32):
-        line = tl.minimum(p * per + i0 + tl.arange(0, 32), last)      # past the end: the last line again
-        tl.inline_asm_elementwise("prefetch.global.L2 [$1];\n\tmov.u32 $0, 0;", "=r,l",
-                                  [base + line.to(tl.int64) * 128], dtype=tl.int32, is_pure=False, pack=1)
-
-
-@triton.jit
-def _prefetch_ranges(pf0, pn0, pf1, pn1, pf2, pn2, S: tl.constexpr):
-    p, P = tl.program_id(0) * S + tl.program_id(1), tl.num_programs(0) * S
-    _prefetch_l2(pf0, pn0, p, P)
-    _prefetch_l2(pf1, pn1, p, P)
-    _prefetch_l2(pf2, pn2, p, P)
-
-
-@triton.jit
 def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, start_ptr, part_ptr, ml_ptr, cnt_ptr, y_ptr, HQ, HKV, HG, L, window,
-                      scale, pf0, pn0, pf1, pn1, pf2, pn2,
-                      S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, CAUSAL: tl.constexpr,
-                      STARTS: tl.constexpr, EARLY: tl.constexpr, PDL: tl.constexpr, PF: tl.constexpr = 0):
+                      scale, S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, CAUSAL: tl.constexpr,
+                      STARTS: tl.constexpr, EARLY: tl.constexpr, PDL: tl.constexpr):
     """Program (row*head, s): online softmax of one query over the s-th share of its valid keys.
     With S > 1 the shares go to part / ml; the last program of the head to finish (cnt, left
     at zero) merges them into y. EARLY (causal): the first tile's keys before pos, which earlier
     steps wrote, are loaded before waiting for the previous kernel (the one that writes the key
     at pos and the query); pos itself is never written by these kernels. STARTS (causal): no key
-    before the row's start either. PF: first, the three byte ranges (pfi, pni bytes) of weights
-    the next kernels read go into L2, shared among all programs (`attention`'s prefetch)."""
+    before the row's start either."""
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
-    if PF == 1:
-        _prefetch_ranges(pf0, pn0, pf1, pn1, pf2, pn2, S)
     bh, s = tl.program_id(0), tl.program_id(1)
     b, h = bh // HQ, bh % HQ
     hk = (h % HG) // (HG // HKV)                                  # HG: the query heads' cycle (HQ, or H of k slots)
@@ -388,8 +362,6 @@ def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, start_ptr, part_ptr, ml_ptr,
             tl.extra.cuda.gdc_wait()
         kb = tl.load(k_ptr + rows, mask=valid[:, None], other=0.0)
         vb = tl.load(v_ptr + rows, mask=valid[:, None], other=0.0)
-    if PF == 2:
-        _prefetch_ranges(pf0, pn0, pf1, pn1, pf2, pn2, S)
     q = tl.load(q_ptr + bh * D + d).to(tl.float32)
     m, l, acc = _softmax_tile(q, kb.to(tl.float32), vb.to(tl.float32), valid, tl.full((), -1e30, tl.float32),
                               tl.zeros((), tl.float32), tl.zeros((D,), tl.float32), scale)
@@ -559,7 +531,7 @@ def attention_splits(config: KernelConfig, B: int) -> int:
 
 
 def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, num_warps=None,
-              config: KernelConfig = DEFAULT, start=None, head_cycle=None, prefetch=()):
+              config: KernelConfig = DEFAULT, start=None, head_cycle=None):
     """q (B, H * D) over k, v (B, Hkv, L, D): causal at pos (B,) within `window` keys and from
     start (B,) on if given, or over all L keys when pos is None. Query heads map to key heads as
     in grouped-query attention (head h reads key head h // (H / Hkv)). Returns (B, H * D) in q's
@@ -569,8 +541,7 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, 
     parameters come from the config's attention_splits (divided among the rows, at least
     attention_min_splits), attention_block, attention_warps. head_cycle: query heads repeat the
     key heads' mapping every head_cycle heads (the pooling's k slots of H heads: head j reads key
-    head (j % H) // (H / Hkv)); None: n_heads. prefetch: up to three (tensor, bytes) ranges from
-    each tensor's start, loaded into L2 while the attention runs (CUDA; `l2_ranges`)."""
+    head (j % H) // (H / Hkv)); None: n_heads."""
     B = q.shape[0]
     splits = splits or attention_splits(config, B)
     block = block or config.attention_block
@@ -580,11 +551,10 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, 
     ml = torch.empty(B * n_heads, splits, 2, dtype=torch.float32, device=q.device)
     y = torch.empty_like(q)
     pdl = _pdl(q.device, config)
-    ranges = [r for t, n in prefetch for r in (t, n)] + [q, 0] * (3 - len(prefetch))
     _attention_kernel[(B * n_heads, splits)](
         q, k, v, pos if pos is not None else q, start if start is not None else q, part, ml,
         _counters(q.device, B * n_heads), y, n_heads, Hkv, head_cycle or n_heads, L, window or L + 1, D ** -0.5,
-        *ranges, S=splits, D=D, BLOCK=block, PF=(2 if config.l2_prefetch_after_wait else 1) if prefetch else 0,
+        S=splits, D=D, BLOCK=block,
         CAUSAL=pos is not None, STARTS=start is not None, EARLY=pos is not None and config.early_keys, PDL=pdl,
         num_warps=num_warps,
         **({"launch_pdl": True} if pdl else {}))
@@ -705,27 +675,11 @@ def pool_patch(encoder, pooled, cache, pos, start, config: KernelConfig = DEFAUL
                   few_rows=True).view(B, k * C)
 
 
-def l2_ranges(o_proj: torch.Tensor, gate_up: torch.Tensor, mb: float) -> tuple:
-    """What a block's self-attention prefetches into L2 for the kernels after it, `mb` megabytes
-    at most: the output projection, then the gate/up projection's first rows of each half (its
-    programs take gate row n with up row n + N, lowest n first). () where mb is 0."""
-    budget = int(mb * 2 ** 20)
-    if budget <= 0:
-        return ()
-    o = min(o_proj.numel() * o_proj.element_size(), budget)
-    half = min(gate_up.numel() * gate_up.element_size() // 2, (budget - o) // 2)
-    ranges = [(o_proj, o)]
-    if half > 0:
-        ranges += [(gate_up, half), (gate_up[gate_up.shape[0] // 2:], half)]
-    return tuple(ranges)
-
-
 def _block(layer, x, pos, cache, cos, sin, window, config, x_stats=None):
     """block_step on x (B, C) -> (B, C) and its row statistics (or None)."""
     att, mlp = layer.self_attn, layer.mlp
     q = qkv_rope_cache(x, att, layer.input_layernorm, cache, pos, cos, sin, config, x_stats)
-    prefetch = l2_ranges(att.o_proj.weight, mlp.gate_up_proj.weight, config.l2_prefetch_mb) if x.is_cuda else ()
-    y = attention(q, cache.k, cache.v, att.n_heads, pos, window, config=config, prefetch=prefetch)
+    y = attention(q, cache.k, cache.v, att.n_heads, pos, window, config=config)
     x, x_stats = matvec(y, att.o_proj.weight, RESIDUAL, res=x, config=config, stats=True)
     h = matvec(x, mlp.gate_up_proj.weight, SWIGLU, norm=layer.post_attention_layernorm,
                out_features=mlp.down_proj.weight.shape[1], config=config, x_stats=x_stats)

@@ -37,11 +37,6 @@ class KernelConfig:
     # decoder's from 7.2 to 6.1 (H100, bench/matvec_sweep.py --splits --handed-stats); elsewhere
     # a split was slower. 1: unsplit.
     long_k_split: int = 4
-    # Megabytes of the next weights that a block's self-attention (one row, latency-bound, the HBM
-    # idle) prefetches into L2 while it runs: the output projection, then the first rows of the
-    # gate/up projection's two halves. 0: none.
-    l2_prefetch_mb: float = 0.0
-    l2_prefetch_after_wait: bool = False
     # (N outputs, K inputs, rows BP, epilogue, head width D) -> the matrix-vector kernel's block
     # shape, on any device. None: decode_kernels.block_config on CUDA, INTERPRETER_BLOCK in
     # Triton's CPU interpreter.
