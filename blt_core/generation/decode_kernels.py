@@ -593,16 +593,13 @@ def cross_step(cross, x, k, v, config: KernelConfig = DEFAULT):
 
 
 @torch.compiler.disable          # one opaque call per stack (a graph break per layer would recompile per index)
-def stack_step(layers, caches, x, pos, cos, sin, window=None, config: KernelConfig = DEFAULT, crosses=(), wait=None):
+def stack_step(layers, caches, x, pos, cos, sin, window=None, config: KernelConfig = DEFAULT, crosses=()):
     """`block_step` through every layer of a stack (x (B, 1, C)), each after its cross-attention
     step if `crosses` has one for it ((cross, k, v), the decoder's first layers). Each launch that
-    writes x hands its rows' sums of squares to the next RMSNorm (several rows). wait: (i, event),
-    the current stream waits for the event before layer i."""
+    writes x hands its rows' sums of squares to the next RMSNorm (several rows)."""
     B, _, C = x.shape
     x, stats = x.reshape(B, C).contiguous(), None                        # rows of stride C
     for i, (layer, cache) in enumerate(zip(layers, caches)):
-        if wait is not None and i == wait[0]:
-            torch.cuda.current_stream(x.device).wait_event(wait[1])
         if i < len(crosses):
             x, stats = _cross(crosses[i][0], x, *crosses[i][1:], config, stats)
         x, stats = _block(layer, x, pos, cache, cos, sin, window, config, stats)
@@ -631,48 +628,15 @@ def decoder_slots(decoder, g, caches, keep, config: KernelConfig = DEFAULT, tabl
     masked write; each layer's weights and caches from `slot_tables`, made here if not given), as
     `IncrementalBLT._set_decoder_patch` computes them eagerly. (One launch per layer took 5.6 us
     each, 9 in a row, for 4 MB apiece on an H100: bench/README.md.)"""
-    tables = tables if tables is not None else slot_tables(decoder, caches)
-    x = _slot_projection(decoder, g, config)
-    _slot_layers(decoder, x, keep, tables, 0, len(decoder.cross_attn_layers), config)
-
-
-def _slot_projection(decoder, g, config):
-    """The k slots of global output g (B, 1, Cg) at the decoder's width -> (B * k, C), row b * k + slot."""
     B = g.shape[0]
     slots = matvec(g.reshape(B, -1).contiguous(), decoder.patch_embedding_projection.weight, config=config)
-    return slots.view(B * decoder.k, -1)
-
-
-def _slot_layers(decoder, x, keep, tables, first, count, config):
-    """Layers first .. first + count - 1 of `decoder_slots`' one launch over the layers."""
+    x = slots.view(B * decoder.k, -1)                                   # row b * k + slot
     cross, K = decoder.cross_attn_layers[0], x.shape[1]
     NKV = cross.n_kv_heads * cross.head_dim
-    w, nw, kc, vc = (t[first:first + count] for t in tables)
-    _launch(config, 2 * NKV, x, nw, w, x, x, keep, x, x, kc, vc, x.shape[0], 2 * NKV, K, cross.k_norm.eps, 0, NKV,
-            decoder.k, BP=_bp(x.shape[0], few=True), D=cross.head_dim, NORM=True, EPI=SLOTS, LAYERS=count)
-
-
-_SLOT_STREAMS: dict = {}
-
-
-@torch.compiler.disable
-def slots_and_stack_step(decoder, g, keep, tables, caches, x, pos, cos, sin, window=None,
-                         config: KernelConfig = DEFAULT, crosses=()):
-    """`decoder_slots` of g then the decoder's `stack_step` (CUDA, two layers or more), with only
-    the first layer's slots on the way: the later layers' are written on a second stream beside
-    the first layer, and the second layer's cross-attention waits for them. (The launch for all
-    of blt-1b's 9 layers took 26.5 us on an H100, between the global model and the decoder.)"""
-    main = torch.cuda.current_stream(x.device)
-    key = (x.device, main.cuda_stream)
-    side = _SLOT_STREAMS.setdefault(key, torch.cuda.Stream(x.device))   # never replaced: graphs hold it
-    slots = _slot_projection(decoder, g, config)
-    _slot_layers(decoder, slots, keep, tables, 0, 1, config)
-    side.wait_stream(main)
-    with torch.cuda.stream(side):
-        _slot_layers(decoder, slots, keep, tables, 1, len(decoder.cross_attn_layers) - 1, config)
-        written = torch.cuda.Event()
-        written.record()
-    return stack_step(decoder.layers, caches, x, pos, cos, sin, window, config, crosses, wait=(1, written))
+    w, nw, kc, vc = tables if tables is not None else slot_tables(decoder, caches)
+    _launch(config, 2 * NKV, x, nw, w, x, x, keep, x, x, kc, vc, B * decoder.k, 2 * NKV, K, cross.k_norm.eps, 0, NKV,
+            decoder.k, BP=_bp(B * decoder.k, few=True), D=cross.head_dim, NORM=True, EPI=SLOTS,
+            LAYERS=len(decoder.cross_attn_layers))
 
 
 @torch.compiler.disable

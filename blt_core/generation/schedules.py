@@ -179,7 +179,8 @@ def _choose(inc: IncrementalBLT, next_ids, H, record):
 
 
 def _commit_and_decode(inc: IncrementalBLT, g):
-    inc.commit_and_decode(g, chosen=True)
+    inc.commit_patch(g, chosen=True)
+    inc.decoder_step()
 
 
 def _entropy(inc: IncrementalBLT, next_ids):
@@ -318,7 +319,8 @@ def _decide(inc: IncrementalBLT, next_ids, H, seq, flag):
 
 
 def _patch_and_decode(inc: IncrementalBLT):
-    inc.commit_and_decode(inc.global_step(), advance=False)
+    inc.commit_patch(inc.global_step())
+    inc.decoder_step(advance=False)
 
 
 def _advance(inc: IncrementalBLT, next_ids, record):

@@ -33,8 +33,6 @@ schedules in schedules.py compile, capture or reorder the same calls):
     decoder_step()                  decoder step -> logits; the position advances
                                     (advance=False, then `advance()`: it may run before the
                                     boundary is decided, and again after a patch completes)
-    commit_and_decode(g)            the two above in one call, where a schedule runs them
-                                    together (the kernels then overlap them on CUDA)
 
 Rows advance independently (own positions, patches, caches and patching rule); a row's bytes
 are the same alone or in any batch. State is updated in place, because captured CUDA graphs read
@@ -374,30 +372,9 @@ class IncrementalBLT:
         position advances by one. advance=False leaves the position (and so the byte's other
         steps) where it is: the step may then run before the boundary is decided and be run again
         after a patch completes (it rewrites the same cache slot); `advance()` moves on."""
-        self._decode(None, advance)
-
-    def commit_and_decode(self, g: torch.Tensor, chosen: bool = False, advance: bool = True) -> None:
-        """`commit_patch(g, chosen)` then `decoder_step(advance)`. With the kernels on CUDA the
-        decoder's later layers' slots of g are written on a second stream beside its first layer
-        (decode_kernels.slots_and_stack_step), so only the first layer's are on the way."""
-        if not (self.dk is not None and self.device.type == "cuda" and len(self.dec_kv) > 1):
-            self.commit_patch(g, chosen)
-            self.decoder_step(advance)
-            return
-        if not chosen:
-            self.choose_commits()
-        self._decode(g, advance)
-
-    def _decode(self, g, advance):
-        """The decoder step, after committing g's slots where g is given (commit_and_decode)."""
         m, dec, t = self.model, self.model.local_decoder, self.pos       # moves on only after the layers
         crosses = [(c, kv.k, kv.v) for c, kv in zip(dec.cross_attn_layers, self.dec_kv)]
-        if g is None:
-            h = self._run(self.dec, self.h, t, crosses)
-        else:
-            h = self.dk.slots_and_stack_step(dec, g, self.commit, self.slot_tables, self.dec.caches, self.h, t,
-                                             self.dec.cos, self.dec.sin, self.dec.stack.cfg.sliding_window,
-                                             self.kernels, crosses)
+        h = self._run(self.dec, self.h, t, crosses)
         if self.dk is not None:                                             # norm and head in one launch
             self.dk.norm_head(h[:, 0], dec.norm, m.lm_head.weight, self.kernels, out=self.logits)
         else:
