@@ -57,6 +57,8 @@ def variants() -> dict:
         "o_proj_one_tile_8warps": KernelConfig(block_shape=one_row(2, 2048, 8, late=False, ks=(2048,), ns=(2048,))),
         "wide_k_2048_tiles_8warps": KernelConfig(block_shape=one_row(2, 2048, 8, late=False, ks=wide)),
         "down_2048_tiles_8warps": KernelConfig(block_shape=one_row(2, 2048, 8, late=False, ks=wide[1:])),
+        # weights loaded by the default eviction policy (the default config's: first out of L2)
+        "weights_evict_normal": KernelConfig(weight_eviction=""),
     }
 
 

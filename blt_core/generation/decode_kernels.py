@@ -100,13 +100,19 @@ def block_config(N: int, K: int, BP: int, epi: int, D: int = 1, config: KernelCo
 
 
 @triton.jit
+def _weights(ptrs, mask, EVICT: tl.constexpr):
+    """A tile of weights (zeros where masked), loaded by the eviction policy EVICT."""
+    return tl.load(ptrs, mask=mask, other=0.0, eviction_policy=EVICT)
+
+
+@triton.jit
 def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr, ws_ptr, cnt_ptr,
                    si_ptr, so_ptr, B, N, K, eps, NQ, NKV, L, NSI,
                    BP: tl.constexpr, KP: tl.constexpr, SI: tl.constexpr, SO: tl.constexpr, D: tl.constexpr,
                    NORM: tl.constexpr, EPI: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr, PREFETCH: tl.constexpr,
                    SPLIT: tl.constexpr, PDL: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
-                   AT_POS: tl.constexpr = False, TABLES: tl.constexpr = False):
+                   AT_POS: tl.constexpr = False, TABLES: tl.constexpr = False, WEVICT: tl.constexpr = ""):
     """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
     (SWIGLU: W (2N, K), gate rows then up rows). Program (i, s): outputs i * BLOCK_N.., the s-th
     of SPLIT shares of K; ws (SPLIT, BP, 2N) float32 holds each share's partial sums, which the
@@ -115,7 +121,7 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     products on tensor cores (IEEE: float32 exactly, not TF32). Sums of squares of x's rows for
     the RMSNorm (several rows): SI > 0 takes them from si (BP, NSI), the partial sums the kernel
     that wrote x left, one per program of it; SO (residual epilogues) leaves those of out in so
-    (BP, programs along N)."""
+    (BP, programs along N). WEVICT: the weights' eviction policy (KernelConfig.weight_eviction)."""
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
     dt = x_ptr.dtype.element_ty
@@ -139,9 +145,9 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     # the positions and their rows of the cos / sin tables.
     if PREFETCH:
         first = nmask[:, None] & ((k_lo + kk) < k_hi)[None, :]
-        w_next = tl.load(w_rows + (k_lo + kk)[None, :], mask=first, other=0.0)
+        w_next = _weights(w_rows + (k_lo + kk)[None, :], first, WEVICT)
         if EPI == _SWIGLU:
-            w2_next = tl.load(w2_rows + (k_lo + kk)[None, :], mask=first, other=0.0)
+            w2_next = _weights(w2_rows + (k_lo + kk)[None, :], first, WEVICT)
     if EPI == _ROPE_CACHE:
         pos = tl.load(pos_ptr + rows, mask=rmask, other=0)
         d = n % D
@@ -183,9 +189,9 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
             if PREFETCH:
                 following = nmask[:, None] & ((k0 + BLOCK_K + kk) < k_hi)[None, :]
                 w = w_next.to(tl.float32)
-                w_next = tl.load(w_rows + (k0 + BLOCK_K + kk)[None, :], mask=following, other=0.0)
+                w_next = _weights(w_rows + (k0 + BLOCK_K + kk)[None, :], following, WEVICT)
             else:
-                w = tl.load(w_rows + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
+                w = _weights(w_rows + (k0 + kk)[None, :], wmask, WEVICT).to(tl.float32)
             if LATE:
                 p1 += w * xk[None, :]
             else:
@@ -193,9 +199,9 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
             if EPI == _SWIGLU:
                 if PREFETCH:
                     w2 = w2_next.to(tl.float32)
-                    w2_next = tl.load(w2_rows + (k0 + BLOCK_K + kk)[None, :], mask=following, other=0.0)
+                    w2_next = _weights(w2_rows + (k0 + BLOCK_K + kk)[None, :], following, WEVICT)
                 else:
-                    w2 = tl.load(w2_rows + (k0 + kk)[None, :], mask=wmask, other=0.0).to(tl.float32)
+                    w2 = _weights(w2_rows + (k0 + kk)[None, :], wmask, WEVICT).to(tl.float32)
                 if LATE:
                     p2 += w2 * xk[None, :]
                 else:
@@ -219,9 +225,9 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
             if PREFETCH:                                          # this tile was loaded one step ago
                 following = nmask[:, None] & ((k0 + BLOCK_K + kk) < k_hi)[None, :]
                 w = w_next
-                w_next = tl.load(w_rows + (k0 + BLOCK_K + kk)[None, :], mask=following, other=0.0)
+                w_next = _weights(w_rows + (k0 + BLOCK_K + kk)[None, :], following, WEVICT)
             else:
-                w = tl.load(w_rows + (k0 + kk)[None, :], mask=wmask, other=0.0)
+                w = _weights(w_rows + (k0 + kk)[None, :], wmask, WEVICT)
             if DOT:
                 acc = _dot(xk.to(dt), w, acc, IEEE)
             else:
@@ -229,9 +235,9 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
             if EPI == _SWIGLU:
                 if PREFETCH:
                     w2 = w2_next
-                    w2_next = tl.load(w2_rows + (k0 + BLOCK_K + kk)[None, :], mask=following, other=0.0)
+                    w2_next = _weights(w2_rows + (k0 + BLOCK_K + kk)[None, :], following, WEVICT)
                 else:
-                    w2 = tl.load(w2_rows + (k0 + kk)[None, :], mask=wmask, other=0.0)
+                    w2 = _weights(w2_rows + (k0 + kk)[None, :], wmask, WEVICT)
                 if DOT:
                     acc2 = _dot(xk.to(dt), w2, acc2, IEEE)
                 else:
@@ -486,6 +492,7 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False,
         raise ValueError("a launch over several layers' tables cannot split K (one counter per block)")
     _matvec_kernel[(programs, cfg["SPLIT"], layers or 1)](*args, **meta, **cfg, PDL=pdl, DOT=dot,
                                                           TABLES=layers is not None,
+                                                          WEVICT=config.weight_eviction if meta["BP"] == 1 else "",
                                                           IEEE=x.dtype == torch.float32 or not x.is_cuda, **launch)
     return so
 

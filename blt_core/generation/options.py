@@ -37,6 +37,13 @@ class KernelConfig:
     # decoder's from 7.2 to 6.1 (H100, bench/matvec_sweep.py --splits --handed-stats); elsewhere
     # a split was slower. 1: unsplit.
     long_k_split: int = 4
+    # The one-row matrix-vector kernels' eviction policy for weights, which a step reads once:
+    # first out of L2 took the library's batch-1 rate on an H100 from 665.4-666.8 to 671.0
+    # bytes/s; not kept in L1 (.cg, which cannot be combined with it) to 670.2
+    # (bench/kernel_config_sweep.py, kernel_config_sweep_h100_blt1b_weight_loads.jsonl). Several
+    # rows keep the default policy: with it there too, 8 streams through the server gave
+    # 3,101-3,350 bytes/s against 3,406-3,419 without, on one lease (bench/README.md). "": default.
+    weight_eviction: str = "evict_first"
     # (N outputs, K inputs, rows BP, epilogue, head width D) -> the matrix-vector kernel's block
     # shape, on any device. None: decode_kernels.block_config on CUDA, INTERPRETER_BLOCK in
     # Triton's CPU interpreter.
