@@ -17,7 +17,8 @@ neighbours in its prologue and epilogue:
 
 On sm_90 and later the kernels are launched as programmatic dependents (`KernelConfig.pdl`):
 each starts reading its weights while the one before it finishes (the matrix-vector products of
-several rows excepted: `block_config` launches those without it). Every launch choice (PDL, early
+several rows excepted: `block_config` launches those without it). One row's weights, read once a
+step, are loaded to leave L2 first (`KernelConfig.weight_eviction`). Every launch choice (PDL, early
 keys, the attention's shape, the block shape of the matrix-vector kernel) comes from the
 `KernelConfig` passed in (options.py); its defaults are the measured best on an H100.
 
