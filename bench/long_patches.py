@@ -1,7 +1,9 @@
-"""Library decoding paths against patch length: the host-decided step, the decoder-first step and
-the speculative step (each with compile and the fused kernels), batch 1, greedy, on one model, in
-one process; each variant warmed once and timed twice, for static patches of each size and for
-one byte per patch, with the weight-read roofline of that setting. `--paths` picks variants (a
+"""Library decoding paths against patch length: the host-decided step, the decoder-first step,
+the speculative step, and both of those switching by the share of bytes that end a patch (what
+`DecodeOptions.fastest` asks for greedy decoding), each with compile and the fused kernels,
+batch 1, greedy, on one model, in one process; each variant warmed once and timed twice, for
+static patches of each size (1: every byte a patch) and for entropy patching at each
+`--thresholds` (nats), with the weight-read roofline of that setting. `--paths` picks variants (a
 name may repeat, to interleave them); `bytes_sha1` tells whether different paths made the same
 bytes.
 
@@ -28,15 +30,18 @@ from blt_core.generation import DecodeOptions  # noqa: E402
 
 FAST = dict(cuda_graphs=True, compile=True, kernels=True)
 VARIANTS = {"host-decided": DecodeOptions(**FAST), "decoder-first": DecodeOptions(**FAST, decoder_first=True),
-            "speculative": DecodeOptions(**FAST, speculative=True)}
+            "speculative": DecodeOptions(**FAST, speculative=True),
+            "switching": DecodeOptions(**FAST, speculative=True, decoder_first=True)}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="random:blt-1b")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8], help="static patch sizes (1: every byte)")
+    ap.add_argument("--thresholds", type=float, nargs="*", default=[], help="entropy patching at these thresholds too")
     ap.add_argument("--new-bytes", type=int, default=512)
-    ap.add_argument("--paths", nargs="+", choices=list(VARIANTS), default=["host-decided", "decoder-first", "speculative"])
+    ap.add_argument("--paths", nargs="+", choices=list(VARIANTS),
+                    default=["host-decided", "decoder-first", "speculative", "switching"])
     ap.add_argument("--reps", type=int, default=2, help="timed runs of each variant after its warm one")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -47,15 +52,19 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         model = BLT.from_pretrained(materialise(args.model, Path(tmp)), device="cuda")
     bandwidth = copy_bandwidth(torch.device("cuda"))
-    for size in args.sizes:
+    settings = [dict(mode="static", patch_size=size) for size in args.sizes]
+    settings += [dict(mode="entropy", threshold=t) for t in args.thresholds]
+    for patching in settings:
         for name in args.paths:
             options = VARIANTS[name]
-            kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, mode="static", patch_size=size, options=options)
+            kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, options=options, **patching)
             model.generate(PROMPT, **kw)                            # compile and capture
             runs = [model.generate(PROMPT, **kw) for _ in range(args.reps)]
             share = runs[-1].global_steps / len(runs[-1].bytes)
             roof = bandwidth / weight_bytes_per_byte(model, share)
-            row = {"patch_bytes": size, "path": name, "bytes_per_s": [r.timings["bytes_per_s"] for r in runs],
+            setting = {"patch_bytes": patching["patch_size"]} if "patch_size" in patching else \
+                {"threshold": patching["threshold"], "patch_bytes": round(1 / share, 2) if share else None}
+            row = {**setting, "path": name, "bytes_per_s": [r.timings["bytes_per_s"] for r in runs],
                    "global_step_share": round(share, 3), "roofline_bytes_per_s": round(roof),
                    "share_of_roofline": round(max(r.timings["bytes_per_s"] for r in runs) / roof, 3),
                    "same_bytes": all(r.bytes == runs[0].bytes for r in runs),

@@ -213,8 +213,9 @@ def test_greedy_matches_transformers_generate():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_graphs_equal_eager_on_gpu():
+def test_cuda_graphs_equal_eager_on_gpu(monkeypatch):
     from blt_core import BLT, preset
+    from blt_core.generation import schedules
     torch.manual_seed(0)
     m = BLT(preset("blt-tiny")).cuda().eval()
     ids = torch.tensor([m.tokenizer.encode("The quick brown fox")], device="cuda")
@@ -237,6 +238,10 @@ def test_cuda_graphs_equal_eager_on_gpu():
         ref, _ = generate_reference(m, PROMPTS[1], SamplingParams(max_new_bytes=48, stop_at_eos=False),
                                     PatchingParams(**patching))
         assert graphs[1].bytes == ref
+    monkeypatch.setattr(schedules, "SPECULATIVE_FROM", 0.5)     # patches of 2: switching both ways
+    kw = dict(max_new_bytes=64, stop_at_eos=False, mode="static", patch_size=2)
+    assert [r.bytes for r in m.generate(PROMPTS[:1], options=DecodeOptions.fastest("cuda"), **kw)] == \
+        [r.bytes for r in m.generate(PROMPTS[:1], **kw)]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -281,6 +286,39 @@ def test_decoder_first_step_samples_like_host_steps(tiny_model):
     slow = generate(tiny_model, PROMPTS, params, patching)
     assert [(r.bytes, r.patch_starts, r.global_steps) for r in fast] == \
         [(r.bytes, r.patch_starts, r.global_steps) for r in slow]
+
+
+def test_speculative_and_decoder_first_switch_by_patch_share(tiny_model, monkeypatch):
+    """With both options, greedy steps run on the speculative graph while enough bytes end a
+    patch and decoder-first otherwise, switching both ways within one generation (patches of 2
+    against a share of 0.5), and give the host-decided steps' bytes, patches and global steps."""
+    from blt_core.generation import schedules
+    kinds, run, read_behind = [], schedules.GreedyGraph.run, schedules._read_behind
+
+    def spy(kind, steps):
+        for record in steps:
+            kinds.append(kind)
+            yield record
+    monkeypatch.setattr(schedules.GreedyGraph, "run", lambda self, *a, **k: spy("s", run(self, *a, **k)))
+    monkeypatch.setattr(schedules, "_read_behind", lambda *a, **k: spy("d", read_behind(*a, **k)))
+    monkeypatch.setattr(schedules, "SPECULATIVE_FROM", 0.5)
+    params, patching = SamplingParams(max_new_bytes=60, stop_at_eos=False), PatchingParams(mode="static", patch_size=2)
+    fast = generate(tiny_model, PROMPTS[:2], params, patching, DecodeOptions(speculative=True, decoder_first=True))
+    slow = generate(tiny_model, PROMPTS[:2], params, patching)
+    assert [(r.bytes, r.patch_starts, r.global_steps) for r in fast] == \
+        [(r.bytes, r.patch_starts, r.global_steps) for r in slow]
+    runs = "".join(kinds)
+    assert len(runs) == 60 and "sd" in runs and "ds" in runs, runs
+
+
+def test_speculative_and_decoder_first_sample_decoder_first(tiny_model):
+    """Sampled bytes with both options take the decoder-first step (the speculative graph is
+    greedy only): the host-decided step's bytes for the same seed."""
+    params = SamplingParams(max_new_bytes=30, stop_at_eos=False, temperature=0.9, top_k=20, seed=5)
+    patching = PatchingParams(mode="static", patch_size=3)
+    fast = generate(tiny_model, PROMPTS, params, patching, DecodeOptions(speculative=True, decoder_first=True))
+    slow = generate(tiny_model, PROMPTS, params, patching)
+    assert [(r.bytes, r.global_steps) for r in fast] == [(r.bytes, r.global_steps) for r in slow]
 
 
 def test_decoder_first_flag_carries_its_bodys_number(tiny_model):

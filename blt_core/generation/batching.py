@@ -33,7 +33,7 @@ host. With `options.decoder_first`, a `DecoderFirstStep` is host-decided too, bu
 decoder beside the entropy model on the guess that no patch completes (and again after the
 global step where one did). Where speculative is asked the batch shape always takes it (many
 rows together complete some patch on nearly every byte), and a lone row while at least half its
-bytes end a patch (LONE_SPECULATIVE_FROM with decoder_first); otherwise a step is decoder-first
+bytes end a patch (schedules.SPECULATIVE_FROM with decoder_first); otherwise a step is decoder-first
 where that is asked, else the plain host-decided one. When every running row decodes greedily
 (no repetition penalty, one EOS rule) the argmax runs inside the step's graph (`step_greedy`):
 no sampling launched from the host.
@@ -76,7 +76,7 @@ from ..tokenizer import ByteTokenizer
 from .driver import GenerationResult, RowState, cache_length, right_padded
 from .options import DecodeOptions
 from .prefill_graphs import POSITIONS, PrefillGraphs
-from .schedules import DecoderFirstStep, SpeculativeStep, StepGraphs, step_record
+from .schedules import SPECULATIVE_FROM, DecoderFirstStep, SpeculativeStep, StepGraphs, step_record
 from .stepper import PREFILL_ROUND, IncrementalBLT
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,6 @@ DELIVERY_S = 0.01               # a row's events are handed to its stream at mos
 # a 2 ms gap still split them in one of two runs, 5 ms in one of four, so the gap is 10 ms; a
 # lone request's first byte waits those 10 ms longer (of ~80 ms).
 GATHER_GAP_S, GATHER_S = 0.01, 0.03
-# A lone row takes the speculative step over the decoder-first one while at least this share of
-# its bytes end a patch. blt-1b on an H100: the speculative byte costs ~1.75 ms at any share, a
-# decoder-first byte ~0.6 ms + share x ~1.35 ms (the global step and the decoder again), even at
-# ~0.85 (bench/README.md, serve.py).
-LONE_SPECULATIVE_FROM = 0.85
 _ENGINES: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -450,7 +445,7 @@ class BatchEngine:
 
     def _kind(self, shape: int):
         """SpeculativeStep, DecoderFirstStep or None (host-decided) for a step of this shape."""
-        lone_from = LONE_SPECULATIVE_FROM if self.options.decoder_first else 0.5
+        lone_from = SPECULATIVE_FROM if self.options.decoder_first else 0.5
         if self.options.speculative and (shape > 1 or self.patch_rate >= lone_from):
             return SpeculativeStep
         return DecoderFirstStep if self.options.decoder_first else None

@@ -67,8 +67,9 @@ class DecodeOptions:
     decoder_first  host-decided steps (`DecoderFirstStep`) whose decoder step runs beside the
                  entropy model on the guess that no patch completes, and again after the global
                  step where one did: fastest at several bytes per patch. Any sampling. With
-                 speculative too, `generate` takes the speculative step and the batch engine
-                 switches between them by how many of its steps complete a patch
+                 speculative too, greedy steps (of `generate` and of the batch engine's lone
+                 row) switch between the two by how many of them complete a patch
+                 (schedules.SPECULATIVE_FROM); sampled ones in `generate` are decoder-first
     kernels      each layer's single-row step as fused Triton kernels (CUDA, or Triton's
                  interpreter), launched as `kernel_config` says
     """
@@ -84,7 +85,8 @@ class DecodeOptions:
     def fastest(cls, device, params: SamplingParams | None = None) -> DecodeOptions:
         """The fastest exact options on `device` for `params` (None: greedy): on CUDA, CUDA graphs
         of compiled parts with the fused kernels (when Triton is there), decoder-first steps, and
-        speculative ones for greedy decoding without repetition penalty; elsewhere the eager path."""
+        for greedy decoding without repetition penalty speculative ones too, taken while most
+        bytes end a patch; elsewhere the eager path."""
         if torch.device(device).type != "cuda":
             return cls()
         params = params or SamplingParams()

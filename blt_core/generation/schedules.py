@@ -9,7 +9,9 @@
     DecoderFirstStep  for long patches: the decoder beside the entropy model before the boundary
                  is known; the host runs the patch part and the decoder again where one completed
     Schedule     the one of these that DecodeOptions ask for, built once over a stepper and run
-                 for each prompt prefilled into it (its graphs captured on the first run only)
+                 for each prompt prefilled into it (its graphs captured on the first run only);
+                 asked for both, greedy steps switch between GreedyGraph and DecoderFirstStep
+                 by the share of bytes that end a patch
 
 Every schedule calls the same step methods in an order that gives the same state, so tests
 compare bytes and logits with the eager path.
@@ -40,6 +42,11 @@ from .options import DecodeOptions
 from .stepper import IncrementalBLT, StepOutput
 
 _COMPILED: dict = {}
+# A lone row's greedy bytes take the speculative step over the decoder-first one while at least
+# this share of them end a patch (Schedule with both; the batch engine's lone row). blt-1b on an
+# H100: the speculative byte costs ~1.75 ms at any share, a decoder-first byte ~0.6 ms + share x
+# ~1.35 ms (the global step and the decoder again), even at ~0.85 (bench/README.md, serve.py).
+SPECULATIVE_FROM = 0.85
 
 
 def compiled(fns: tuple, tuning: bool = True) -> tuple:
@@ -447,16 +454,19 @@ class GreedyGraph:
         else:
             self.graph.replay()
 
-    def run(self, n_steps: int, chunk: int = 8) -> Iterator[list]:
+    def run(self, n_steps: int, chunk: int = 8, switch: Callable[[], bool] | None = None) -> Iterator[list]:
         """Queue n_steps steps, `chunk` at a time, and yield each step's (ids, entropies,
         next_starts, context_full) as lists over rows, reading a chunk back while the next one runs.
-        Each run records from index 0 (a graph captured by an earlier run is replayed)."""
+        Each run records from index 0 (a graph captured by an earlier run is replayed). switch:
+        asked before each chunk is queued; True ends the run early, once what is queued is read."""
         if n_steps > self.record.shape[0]:
             raise ValueError(f"{n_steps} steps do not fit a record of {self.record.shape[0]}")
         self.index.zero_()
         host = torch.empty_like(self.record, device="cpu", pin_memory=self.cuda)
         pending, launched = deque(), 0
         while launched < n_steps or pending:
+            if launched < n_steps and launched and switch is not None and switch():
+                n_steps = launched                                       # no more: read what is queued
             if launched < n_steps:
                 n = min(chunk, n_steps - launched)
                 for _ in range(n):
@@ -474,10 +484,12 @@ class GreedyGraph:
                 yield from host[first:first + n].permute(0, 2, 1).tolist()
 
 
-def _read_behind(byte: DecoderFirstStep, params: SamplingParams, n: int) -> Iterator[list]:
+def _read_behind(byte: DecoderFirstStep, params: SamplingParams, n: int,
+                 switch: Callable[[], bool] | None = None) -> Iterator[list]:
     """n greedy decoder-first steps, each step's record read back while the next one's byte runs
     on the device (the host's per-byte work then hides behind the GPU's). Each next byte is
-    queued as soon as the step before it is (`queue_greedy`), before the host's Python."""
+    queued as soon as the step before it is (`queue_greedy`), before the host's Python. switch:
+    asked before each next byte is queued; True ends the steps there."""
     bufs = [torch.empty_like(byte.record, device="cpu", pin_memory=byte.cuda) for _ in range(2)]
     pending = None                                       # (host copy, its event) of the step before
     try:
@@ -494,10 +506,13 @@ def _read_behind(byte: DecoderFirstStep, params: SamplingParams, n: int) -> Iter
             event = torch.cuda.Event() if byte.cuda else None
             if event is not None:
                 event.record()
-            if k + 1 < n:
+            last = k + 1 >= n or (switch is not None and switch())
+            if not last:
                 byte.queue_greedy(params)
             pending = (bufs[k % 2], event)
             yield from ready
+            if last:
+                break
         if pending is not None:
             if pending[1] is not None:
                 pending[1].synchronize()
@@ -514,15 +529,17 @@ class Schedule:
     once per prompt prefilled into that stepper, so a later run replays the graphs the first one
     compiled and captured (sessions.py keeps it between calls of `generate`). CUDA graphs only
     on CUDA. `params`: what the captured steps bake in (greedy argmax, EOS rule); runs must
-    agree with it on those (sessions.key)."""
+    agree with it on those (sessions.key). With both `speculative` and `decoder_first`, greedy
+    steps switch between the two by the share of bytes that end a patch (`_switching`); sampled
+    steps are decoder-first."""
 
     def __init__(self, inc: IncrementalBLT, params: SamplingParams, options: DecodeOptions):
         self.inc, self.greedy, self.byte, self.step = inc, None, None, None
-        if options.speculative:
+        if options.speculative and (not options.decoder_first or _in_graph(params)):
             self.greedy = GreedyGraph(inc, params, inc.L, compile=options.compile, tuning=options.compile_tuning)
-        elif options.decoder_first:
+        if options.decoder_first:
             self.byte = DecoderFirstStep(inc, options.compile and inc.device.type == "cuda", options.compile_tuning)
-        else:
+        if self.greedy is None and self.byte is None:
             graphs = options.cuda_graphs and inc.device.type == "cuda"
             self.step = StepGraphs(inc, options).step if options.compile or graphs else inc.step
 
@@ -530,10 +547,37 @@ class Schedule:
         """The steps of `params.max_new_bytes` bytes from the stepper's prefilled state, each
         yielded as (ids, entropies, next_starts, context_full) lists over rows."""
         inc, n = self.inc, params.max_new_bytes
+        if self.greedy is not None and self.byte is not None:
+            return self._switching(params, n)
         if self.greedy is not None:
             return self.greedy.run(n)
         if self.byte is not None:
-            if params.greedy and params.repetition_penalty == 1.0:
+            if _in_graph(params):
                 return _read_behind(self.byte, params, n)
             return host_steps(inc, params, lambda nxt: (self.byte.step(nxt), inc.output())[1], n)
         return host_steps(inc, params, self.step, n)
+
+    def _switching(self, params: SamplingParams, n: int) -> Iterator[list]:
+        """Greedy steps on the speculative graph while at least SPECULATIVE_FROM of them (a moving
+        share, as the batch engine keeps it) complete some row's patch, else decoder-first; each
+        switch waits for the steps queued before it. The first kind follows the prompt's share."""
+        share = (self.inc.n_patches.float() / self.inc.pos.clamp(min=1)).clamp(max=1)
+        rate = float(1 - (1 - share).prod())               # that some row's byte completes a patch
+        speculative, done, steps = rate >= SPECULATIVE_FROM, 0, None
+        try:
+            while done < n:
+                steps = (self.greedy.run(n - done, switch=lambda: rate < SPECULATIVE_FROM) if speculative else
+                         _read_behind(self.byte, params, n - done, switch=lambda: rate >= SPECULATIVE_FROM))
+                for record in steps:
+                    rate = 0.8 * rate + 0.2 * float(any(record[2]))
+                    done += 1
+                    yield record
+                speculative = not speculative
+        finally:
+            if steps is not None:
+                steps.close()
+
+
+def _in_graph(params: SamplingParams) -> bool:
+    """Whether greedy steps can take their argmax inside the captured graph."""
+    return params.greedy and params.repetition_penalty == 1.0
