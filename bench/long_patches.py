@@ -37,18 +37,22 @@ VARIANTS = {"host-decided": DecodeOptions(**FAST), "decoder-first": DecodeOption
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="random:blt-1b")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8], help="static patch sizes (1: every byte)")
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1, 4, 8], help="static patch sizes (1: every byte)")
     ap.add_argument("--thresholds", type=float, nargs="*", default=[], help="entropy patching at these thresholds too")
     ap.add_argument("--new-bytes", type=int, default=512)
     ap.add_argument("--paths", nargs="+", choices=list(VARIANTS),
                     default=["host-decided", "decoder-first", "speculative", "switching"])
     ap.add_argument("--reps", type=int, default=2, help="timed runs of each variant after its warm one")
+    ap.add_argument("--no-cudnn-sdp", action="store_true",
+                    help="prefill attention without cuDNN, as the app runs (app/models.py): other bf16 rounding")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("long_patches.py compares CUDA paths; it needs a GPU")
     result = {"command": "python3 bench/long_patches.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine(), "device": torch.cuda.get_device_name(), "model": args.model, "rows": []}
+    if args.no_cudnn_sdp:
+        torch.backends.cuda.enable_cudnn_sdp(False)
     with tempfile.TemporaryDirectory() as tmp:
         model = BLT.from_pretrained(materialise(args.model, Path(tmp)), device="cuda")
     bandwidth = copy_bandwidth(torch.device("cuda"))

@@ -99,6 +99,11 @@ def library_row(model_dir: str, device: str, kw: dict, rounds: list) -> dict:
     """The library's figure for the same settings; also each one-stream round's share of the
     roofline at the patch size the server reported."""
     from blt_core import BLT
+    if device == "cuda":
+        # as the app does (app/models.py): with cuDNN's attention the prefill rounds otherwise in
+        # bf16, and greedy text on random weights follows (the server's 4.61 bytes/patch at its
+        # threshold were 1.81 here with cuDNN, 4.57 without: long_patches_h100_blt1b_cudnn_off.json)
+        torch.backends.cuda.enable_cudnn_sdp(False)
     model = BLT.from_pretrained(model_dir, device=device)
     bandwidth = copy_bandwidth(torch.device(device))
     for row in rounds:
