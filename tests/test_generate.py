@@ -289,9 +289,10 @@ def test_decoder_first_step_samples_like_host_steps(tiny_model):
 
 
 def test_speculative_and_decoder_first_switch_by_patch_share(tiny_model, monkeypatch):
-    """With both options, greedy steps run on the speculative graph while enough bytes end a
-    patch and decoder-first otherwise, switching both ways within one generation (patches of 2
-    against a share of 0.5), and give the host-decided steps' bytes, patches and global steps."""
+    """With both options, a lone row's greedy steps run on the speculative graph while enough of
+    its bytes end a patch and decoder-first otherwise, switching both ways within one generation
+    (patches of 2 against a share of 0.5); several rows stay on the speculative graph. Both give
+    the host-decided steps' bytes, patches and global steps."""
     from blt_core.generation import schedules
     kinds, run, read_behind = [], schedules.GreedyGraph.run, schedules._read_behind
 
@@ -303,12 +304,15 @@ def test_speculative_and_decoder_first_switch_by_patch_share(tiny_model, monkeyp
     monkeypatch.setattr(schedules, "_read_behind", lambda *a, **k: spy("d", read_behind(*a, **k)))
     monkeypatch.setattr(schedules, "SPECULATIVE_FROM", 0.5)
     params, patching = SamplingParams(max_new_bytes=60, stop_at_eos=False), PatchingParams(mode="static", patch_size=2)
-    fast = generate(tiny_model, PROMPTS[:2], params, patching, DecodeOptions(speculative=True, decoder_first=True))
-    slow = generate(tiny_model, PROMPTS[:2], params, patching)
-    assert [(r.bytes, r.patch_starts, r.global_steps) for r in fast] == \
-        [(r.bytes, r.patch_starts, r.global_steps) for r in slow]
-    runs = "".join(kinds)
-    assert len(runs) == 60 and "sd" in runs and "ds" in runs, runs
+    both = DecodeOptions(speculative=True, decoder_first=True)
+    for rows, switches in ((1, True), (2, False)):
+        kinds.clear()
+        fast = generate(tiny_model, PROMPTS[:rows], params, patching, both)
+        slow = generate(tiny_model, PROMPTS[:rows], params, patching)
+        assert [(r.bytes, r.patch_starts, r.global_steps) for r in fast] == \
+            [(r.bytes, r.patch_starts, r.global_steps) for r in slow]
+        runs = "".join(kinds)
+        assert len(runs) == 60 and ("sd" in runs and "ds" in runs) == switches and "s" in runs, runs
 
 
 def test_speculative_and_decoder_first_sample_decoder_first(tiny_model):

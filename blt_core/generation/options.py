@@ -67,9 +67,10 @@ class DecodeOptions:
     decoder_first  host-decided steps (`DecoderFirstStep`) whose decoder step runs beside the
                  entropy model on the guess that no patch completes, and again after the global
                  step where one did: fastest at several bytes per patch. Any sampling. With
-                 speculative too, greedy steps (of `generate` and of the batch engine's lone
-                 row) switch between the two by how many of them complete a patch
-                 (schedules.SPECULATIVE_FROM); sampled ones in `generate` are decoder-first
+                 speculative too, a lone row's greedy steps (in `generate` and in the batch
+                 engine) switch between the two by how many of them complete a patch
+                 (schedules.SPECULATIVE_FROM), several rows' take the speculative step, and
+                 sampled ones in `generate` are decoder-first
     kernels      each layer's single-row step as fused Triton kernels (CUDA, or Triton's
                  interpreter), launched as `kernel_config` says
     """
@@ -85,8 +86,8 @@ class DecodeOptions:
     def fastest(cls, device, params: SamplingParams | None = None) -> DecodeOptions:
         """The fastest exact options on `device` for `params` (None: greedy): on CUDA, CUDA graphs
         of compiled parts with the fused kernels (when Triton is there), decoder-first steps, and
-        for greedy decoding without repetition penalty speculative ones too, taken while most
-        bytes end a patch; elsewhere the eager path."""
+        for greedy decoding without repetition penalty speculative ones too (a lone row takes
+        them while most of its bytes end a patch); elsewhere the eager path."""
         if torch.device(device).type != "cuda":
             return cls()
         params = params or SamplingParams()

@@ -10,8 +10,8 @@
                  is known; the host runs the patch part and the decoder again where one completed
     Schedule     the one of these that DecodeOptions ask for, built once over a stepper and run
                  for each prompt prefilled into it (its graphs captured on the first run only);
-                 asked for both, greedy steps switch between GreedyGraph and DecoderFirstStep
-                 by the share of bytes that end a patch
+                 asked for both, a lone row's greedy steps switch between GreedyGraph and
+                 DecoderFirstStep by the share of its bytes that end a patch
 
 Every schedule calls the same step methods in an order that gives the same state, so tests
 compare bytes and logits with the eager path.
@@ -529,15 +529,16 @@ class Schedule:
     once per prompt prefilled into that stepper, so a later run replays the graphs the first one
     compiled and captured (sessions.py keeps it between calls of `generate`). CUDA graphs only
     on CUDA. `params`: what the captured steps bake in (greedy argmax, EOS rule); runs must
-    agree with it on those (sessions.key). With both `speculative` and `decoder_first`, greedy
-    steps switch between the two by the share of bytes that end a patch (`_switching`); sampled
-    steps are decoder-first."""
+    agree with it on those (sessions.key). With both `speculative` and `decoder_first`, a lone
+    row's greedy steps switch between the two by the share of its bytes that end a patch
+    (`_switching`), several rows' take the speculative graph (as the batch engine's batch shape
+    does: together they complete some patch on most bytes), and sampled steps are decoder-first."""
 
     def __init__(self, inc: IncrementalBLT, params: SamplingParams, options: DecodeOptions):
         self.inc, self.greedy, self.byte, self.step = inc, None, None, None
         if options.speculative and (not options.decoder_first or _in_graph(params)):
             self.greedy = GreedyGraph(inc, params, inc.L, compile=options.compile, tuning=options.compile_tuning)
-        if options.decoder_first:
+        if options.decoder_first and (self.greedy is None or inc.B == 1):
             self.byte = DecoderFirstStep(inc, options.compile and inc.device.type == "cuda", options.compile_tuning)
         if self.greedy is None and self.byte is None:
             graphs = options.cuda_graphs and inc.device.type == "cuda"
@@ -558,18 +559,17 @@ class Schedule:
         return host_steps(inc, params, self.step, n)
 
     def _switching(self, params: SamplingParams, n: int) -> Iterator[list]:
-        """Greedy steps on the speculative graph while at least SPECULATIVE_FROM of them (a moving
-        share, as the batch engine keeps it) complete some row's patch, else decoder-first; each
-        switch waits for the steps queued before it. The first kind follows the prompt's share."""
-        share = (self.inc.n_patches.float() / self.inc.pos.clamp(min=1)).clamp(max=1)
-        rate = float(1 - (1 - share).prod())               # that some row's byte completes a patch
+        """A lone row's greedy steps on the speculative graph while at least SPECULATIVE_FROM of
+        them (a moving share, as the batch engine keeps it) complete a patch, else decoder-first;
+        each switch waits for the steps queued before it. The first kind follows the prompt's share."""
+        rate = float((self.inc.n_patches.float() / self.inc.pos.clamp(min=1)).clamp(max=1)[0])
         speculative, done, steps = rate >= SPECULATIVE_FROM, 0, None
         try:
             while done < n:
                 steps = (self.greedy.run(n - done, switch=lambda: rate < SPECULATIVE_FROM) if speculative else
                          _read_behind(self.byte, params, n - done, switch=lambda: rate >= SPECULATIVE_FROM))
                 for record in steps:
-                    rate = 0.8 * rate + 0.2 * float(any(record[2]))
+                    rate = 0.8 * rate + 0.2 * float(record[2][0])
                     done += 1
                     yield record
                 speculative = not speculative
