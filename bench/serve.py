@@ -13,7 +13,9 @@ first byte p50/p95, the bytes per patch the server reported, and the worker's pe
 (/healthz). `--threshold` (nats), `--patch-bytes` (a threshold solved on the server's own greedy
 continuation for about that many bytes per patch) or `--static-patch` sets the patching; the
 library row runs `model.generate` on the same checkpoint, prompt and settings in this process
-after the server has stopped. Traffic goes to 127.0.0.1 only; every loop is bounded.
+after the server has stopped, and on CUDA the engine row the app's batch engine (one slot, the
+app's decode options) on the rounds' request, without HTTP. Traffic goes to 127.0.0.1 only; every loop
+is bounded.
 """
 from __future__ import annotations
 
@@ -95,16 +97,19 @@ def solve_threshold(port: int, body: dict, patch_bytes: float, tries: int = 6) -
     return min(tried, key=lambda t: abs(t[1] - patch_bytes))[0], tried
 
 
-def library_row(model_dir: str, device: str, kw: dict, rounds: list) -> dict:
-    """The library's figure for the same settings; also each one-stream round's share of the
-    roofline at the patch size the server reported."""
+def load_library_model(model_dir: str, device: str):
     from blt_core import BLT
     if device == "cuda":
         # as the app does (app/models.py): with cuDNN's attention the prefill rounds otherwise in
         # bf16, and greedy text on random weights follows (the server's 4.61 bytes/patch at its
         # threshold were 1.81 here with cuDNN, 4.57 without: long_patches_h100_blt1b_cudnn_off.json)
         torch.backends.cuda.enable_cudnn_sdp(False)
-    model = BLT.from_pretrained(model_dir, device=device)
+    return BLT.from_pretrained(model_dir, device=device)
+
+
+def library_row(model, device: str, kw: dict, rounds: list) -> dict:
+    """The library's figure for the same settings; also each one-stream round's share of the
+    roofline at the patch size the server reported."""
     bandwidth = copy_bandwidth(torch.device(device))
     for row in rounds:
         if bandwidth and row["streams"] == 1 and row["mean_patch_bytes"]:
@@ -121,6 +126,32 @@ def library_row(model_dir: str, device: str, kw: dict, rounds: list) -> dict:
             "roofline_bytes_per_s": roof and round(roof), "share_of_roofline": roof and round(res.timings["bytes_per_s"] / roof, 3)}
 
 
+def engine_row(model, device: str, new_bytes: int, patching: dict) -> dict:
+    """The app's batch engine in this process, without HTTP: one slot, the app's decode options,
+    the rounds' request once to warm up (compile, capture) and once timed, from submit to its
+    result. Beside the one-stream rounds it tells the engine's time from the server's."""
+    from app.models import decode_options
+    from blt_core.generation.batching import BatchEngine
+    from blt_core.patching import PatchingParams
+    from blt_core.sampling import SamplingParams
+    engine = BatchEngine(model, 1, decode_options("fastest", device))
+    params = SamplingParams(max_new_bytes=new_bytes, temperature=0, stop_at_eos=False)
+    try:
+        for _ in range(2):                             # the first warms up
+            before, t0 = dict(engine.counts), time.perf_counter()
+            result = list(engine.submit(PROMPT, params, PatchingParams(**patching)))[-1]
+            wall = time.perf_counter() - t0
+    finally:
+        engine.stop()
+    counts = {k: engine.counts[k] - before[k] for k in engine.counts}
+    per_step = lambda key: round(1000 * counts[key] / max(1, counts["steps"]), 4)   # noqa: E731
+    return {"bytes_per_s": round(len(result.bytes) / wall, 1),
+            "mean_patch_bytes": round(len(result.bytes) / max(1, result.global_steps), 2),
+            "gpu_ms_a_step": per_step("step_gpu_s") if device == "cuda" else None,
+            "host_gap_ms_a_step": per_step("between_steps_s") if device == "cuda" else None,
+            "speculative_steps": counts["speculative_steps"], "decoder_first_steps": counts["decoder_first_steps"]}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/blt-studio")
@@ -134,6 +165,8 @@ def main(argv=None):
     ap.add_argument("--library-options", default="fastest",
                     help="'fastest' (DecodeOptions.fastest, what the app picks) or comma-separated DecodeOptions "
                          "flags, e.g. cuda_graphs,compile; 'none' skips the library row")
+    ap.add_argument("--no-engine-row", action="store_true",
+                    help="skip the row of the app's batch engine run in this process without HTTP (CUDA only)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -181,13 +214,20 @@ def main(argv=None):
                 if i:
                     result["rounds"].append(row)
                 print(json.dumps(row), flush=True)
+        # the engine row on CUDA only: on the CPU the app runs all torch work on one thread
+        # (app/torch_thread.py), and this process's second OpenMP team would slow the engine
+        engine = not args.no_engine_row and device == "cuda"
+        model = load_library_model(model_dir, device) if args.library_options != "none" or engine else None
         if args.library_options != "none":
             from blt_core.generation import DecodeOptions
             options = (DecodeOptions.fastest(device) if args.library_options == "fastest" else
                        DecodeOptions(**{flag: True for flag in args.library_options.split(",") if flag}))
             kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, options=options, **patching)
-            result["library"] = library_row(model_dir, device, kw, result["rounds"])
+            result["library"] = library_row(model, device, kw, result["rounds"])
             print(json.dumps({"library": result["library"]}), flush=True)
+        if engine:
+            result["engine"] = engine_row(model, device, args.new_bytes, patching)
+            print(json.dumps({"engine": result["engine"]}), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 

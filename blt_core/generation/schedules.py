@@ -44,8 +44,10 @@ from .stepper import IncrementalBLT, StepOutput
 _COMPILED: dict = {}
 # A lone row's greedy bytes take the speculative step over the decoder-first one while at least
 # this share of them end a patch (Schedule with both; the batch engine's lone row). blt-1b on an
-# H100: the speculative byte costs ~1.75 ms at any share, a decoder-first byte ~0.6 ms + share x
-# ~1.35 ms (the global step and the decoder again), even at ~0.85 (bench/README.md, serve.py).
+# H100, when it was set: the speculative byte ~1.75 ms at any share, a decoder-first byte ~0.6 ms
+# + share x ~1.35 ms (the global step and the decoder again). Later (long_patches.py, both
+# faster): ~1.50 ms against ~0.45 + share x ~1.35, equal near 0.78; shares between 0.5 and 1
+# were not measured, so 0.85 stays (bench/README.md).
 SPECULATIVE_FROM = 0.85
 
 
