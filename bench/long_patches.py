@@ -5,9 +5,13 @@ batch 1, greedy, on one model, in one process; each variant warmed once and time
 static patches of each size (1: every byte a patch) and for entropy patching at each
 `--thresholds` (nats), with the weight-read roofline of that setting. `--paths` picks variants (a
 name may repeat, to interleave them); `bytes_sha1` tells whether different paths made the same
-bytes.
+bytes. `--speculative-from` runs the switching path once for each value of its rule
+(schedules.SPECULATIVE_FROM: the moving share of bytes ending a patch from which a lone row takes
+the speculative step), to place that constant.
 
     python3 bench/long_patches.py --model random:blt-1b --out bench/results/long_patches_h100_blt1b.json
+    python3 bench/long_patches.py --sizes --thresholds 4.946875 5.084375 --no-cudnn-sdp \
+        --paths speculative decoder-first switching --speculative-from 0.85 0.78 0.7
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from generate import copy_bandwidth, weight_bytes_per_byte  # noqa: E402
 from latency import machine  # noqa: E402
 from serve import PROMPT, materialise  # noqa: E402
 from blt_core import BLT  # noqa: E402
-from blt_core.generation import DecodeOptions  # noqa: E402
+from blt_core.generation import DecodeOptions, schedules  # noqa: E402
 
 FAST = dict(cuda_graphs=True, compile=True, kernels=True)
 VARIANTS = {"host-decided": DecodeOptions(**FAST), "decoder-first": DecodeOptions(**FAST, decoder_first=True),
@@ -45,6 +49,8 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=2, help="timed runs of each variant after its warm one")
     ap.add_argument("--no-cudnn-sdp", action="store_true",
                     help="prefill attention without cuDNN, as the app runs (app/models.py): other bf16 rounding")
+    ap.add_argument("--speculative-from", type=float, nargs="+", default=[schedules.SPECULATIVE_FROM],
+                    help="the switching path's rule: run it once at each of these values")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -58,9 +64,13 @@ def main(argv=None):
     bandwidth = copy_bandwidth(torch.device("cuda"))
     settings = [dict(mode="static", patch_size=size) for size in args.sizes]
     settings += [dict(mode="entropy", threshold=t) for t in args.thresholds]
+    runs_of = [(name, rule) for name in args.paths
+               for rule in (args.speculative_from if name == "switching" else [None])]
     for patching in settings:
-        for name in args.paths:
+        for name, rule in runs_of:
             options = VARIANTS[name]
+            if rule is not None:
+                schedules.SPECULATIVE_FROM = rule                   # read by Schedule._switching at each run
             kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, options=options, **patching)
             model.generate(PROMPT, **kw)                            # compile and capture
             runs = [model.generate(PROMPT, **kw) for _ in range(args.reps)]
@@ -68,7 +78,8 @@ def main(argv=None):
             roof = bandwidth / weight_bytes_per_byte(model, share)
             setting = {"patch_bytes": patching["patch_size"]} if "patch_size" in patching else \
                 {"threshold": patching["threshold"], "patch_bytes": round(1 / share, 2) if share else None}
-            row = {**setting, "path": name, "bytes_per_s": [r.timings["bytes_per_s"] for r in runs],
+            rule_of = {"speculative_from": rule} if rule is not None else {}
+            row = {**setting, "path": name, **rule_of, "bytes_per_s": [r.timings["bytes_per_s"] for r in runs],
                    "global_step_share": round(share, 3), "roofline_bytes_per_s": round(roof),
                    "share_of_roofline": round(max(r.timings["bytes_per_s"] for r in runs) / roof, 3),
                    "same_bytes": all(r.bytes == runs[0].bytes for r in runs),

@@ -8,14 +8,15 @@ library's own figure for the same model and settings in the same run.
 directory first, and serves it from there like any checkpoint. For each `--streams` N, N clients
 start together, each POSTs /api/generate/stream (greedy, `--new-bytes` bytes, no EOS stop) and
 reads every event; per round it reports each stream's bytes/s (its bytes over its own wall time,
-prefill included), the aggregate bytes/s (all bytes over the round's wall time), time to the
-first byte p50/p95, the bytes per patch the server reported, and the worker's peak GPU memory
-(/healthz). `--threshold` (nats), `--patch-bytes` (a threshold solved on the server's own greedy
-continuation for about that many bytes per patch) or `--static-patch` sets the patching; the
-library row runs `model.generate` on the same checkpoint, prompt and settings in this process
-after the server has stopped, and on CUDA the engine row the app's batch engine (one slot, the
-app's decode options) on the rounds' request, without HTTP. Traffic goes to 127.0.0.1 only; every loop
-is bounded.
+prefill included) and decode bytes/s (the bytes after the first over the time after the first
+came, as the library's own rate `timings["bytes_per_s"]` counts), the aggregate bytes/s (all
+bytes over the round's wall time), time to the first byte p50/p95, the bytes per patch the
+server reported, and the worker's peak GPU memory (/healthz). `--threshold` (nats),
+`--patch-bytes` (a threshold solved on the server's own greedy continuation for about that many
+bytes per patch) or `--static-patch` sets the patching; the library row runs `model.generate` on
+the same checkpoint, prompt and settings in this process after the server has stopped, and on
+CUDA the engine row the app's batch engine (one slot, the app's decode options) on the rounds'
+request, without HTTP. Traffic goes to 127.0.0.1 only; every loop is bounded.
 """
 from __future__ import annotations
 
@@ -97,6 +98,13 @@ def solve_threshold(port: int, body: dict, patch_bytes: float, tries: int = 6) -
     return min(tried, key=lambda t: abs(t[1] - patch_bytes))[0], tried
 
 
+def decode_rate(new_bytes: int, seconds: float, first_byte_s: float | None) -> float | None:
+    """Bytes after the first over the time after the first came (None for fewer than 2 bytes)."""
+    if first_byte_s is None or new_bytes < 2 or seconds <= first_byte_s:
+        return None
+    return round((new_bytes - 1) / (seconds - first_byte_s), 1)
+
+
 def load_library_model(model_dir: str, device: str):
     from blt_core import BLT
     if device == "cuda":
@@ -116,6 +124,8 @@ def library_row(model, device: str, kw: dict, rounds: list) -> dict:
             roof = bandwidth / weight_bytes_per_byte(model, 1 / row["mean_patch_bytes"])
             row["roofline_bytes_per_s"] = round(roof)
             row["share_of_roofline"] = round(row["aggregate_bytes_per_s"] / roof, 3)
+            decode = min(row["per_stream_decode_bytes_per_s"], default=None)
+            row["decode_share_of_roofline"] = decode and round(decode / roof, 3)
     model.generate(PROMPT, **kw)                       # warm-up: compile and capture for these shapes
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -129,7 +139,8 @@ def library_row(model, device: str, kw: dict, rounds: list) -> dict:
 def engine_row(model, device: str, new_bytes: int, patching: dict) -> dict:
     """The app's batch engine in this process, without HTTP: one slot, the app's decode options,
     the rounds' request once to warm up (compile, capture) and once timed, from submit to its
-    result. Beside the one-stream rounds it tells the engine's time from the server's."""
+    result (and from its first byte, as the decode rate). Beside the one-stream rounds it tells
+    the engine's time from the server's."""
     from app.models import decode_options
     from blt_core.generation.batching import BatchEngine
     from blt_core.patching import PatchingParams
@@ -138,14 +149,17 @@ def engine_row(model, device: str, new_bytes: int, patching: dict) -> dict:
     params = SamplingParams(max_new_bytes=new_bytes, temperature=0, stop_at_eos=False)
     try:
         for _ in range(2):                             # the first warms up
-            before, t0 = dict(engine.counts), time.perf_counter()
-            result = list(engine.submit(PROMPT, params, PatchingParams(**patching)))[-1]
+            before, t0, first = dict(engine.counts), time.perf_counter(), None
+            for event in engine.submit(PROMPT, params, PatchingParams(**patching)):
+                first = first if first is not None else time.perf_counter() - t0
+                result = event
             wall = time.perf_counter() - t0
     finally:
         engine.stop()
     counts = {k: engine.counts[k] - before[k] for k in engine.counts}
     per_step = lambda key: round(1000 * counts[key] / max(1, counts["steps"]), 4)   # noqa: E731
     return {"bytes_per_s": round(len(result.bytes) / wall, 1),
+            "decode_bytes_per_s": decode_rate(len(result.bytes), wall, first),
             "mean_patch_bytes": round(len(result.bytes) / max(1, result.global_steps), 2),
             "gpu_ms_a_step": per_step("step_gpu_s") if device == "cuda" else None,
             "host_gap_ms_a_step": per_step("between_steps_s") if device == "cuda" else None,
@@ -207,6 +221,8 @@ def main(argv=None):
                 row = {"streams": n, "statuses": sorted({str(r["status"]) for r in out}),
                        "aggregate_bytes_per_s": round(total / wall, 1),
                        "per_stream_bytes_per_s": sorted(round(r["new_bytes"] / r["seconds"], 1) for r in out),
+                       "per_stream_decode_bytes_per_s": sorted(
+                           rate for r in out if (rate := decode_rate(r["new_bytes"], r["seconds"], r["first_byte_s"]))),
                        "first_byte_p50_s": firsts and round(percentile(firsts, 0.5), 3),
                        "first_byte_p95_s": firsts and round(percentile(firsts, 0.95), 3),
                        "mean_patch_bytes": round(total / max(1, sum(r["global_steps"] for r in out)), 2),
