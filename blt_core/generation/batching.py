@@ -33,7 +33,7 @@ host. With `options.decoder_first`, a `DecoderFirstStep` is host-decided too, bu
 decoder beside the entropy model on the guess that no patch completes (and again after the
 global step where one did). Where speculative is asked the batch shape always takes it (many
 rows together complete some patch on nearly every byte), and a lone row while at least half its
-bytes end a patch (schedules.SPECULATIVE_FROM with decoder_first); otherwise a step is decoder-first
+bytes end a patch (with decoder_first too: schedules.SPECULATIVE_FROM); otherwise a step is decoder-first
 where that is asked, else the plain host-decided one. When every running row decodes greedily
 (no repetition penalty, one EOS rule) the argmax runs inside the step's graph (`step_greedy`):
 no sampling launched from the host.

@@ -46,8 +46,10 @@ _COMPILED: dict = {}
 # this share of them end a patch (Schedule with both; the batch engine's lone row). blt-1b on an
 # H100, when it was set: the speculative byte ~1.75 ms at any share, a decoder-first byte ~0.6 ms
 # + share x ~1.35 ms (the global step and the decoder again). Later (long_patches.py, both
-# faster): ~1.50 ms against ~0.45 + share x ~1.35, equal near 0.78; shares between 0.5 and 1
-# were not measured, so 0.85 stays (bench/README.md).
+# faster): ~1.50 ms against ~0.45 + share x ~1.35, equal near 0.78. Measured against 0.78 and
+# 0.70 at shares 0.97-0.22 (long_patches.py --speculative-from), lower rules won at most 0.5 %
+# and lost 5-7 % at shares of 0.61 and below, so 0.85 stays
+# (long_patches_h100_blt1b_switching_rule.json, bench/README.md).
 SPECULATIVE_FROM = 0.85
 
 
