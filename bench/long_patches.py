@@ -7,14 +7,11 @@ static patches of each size (1: every byte a patch) and for entropy patching at 
 name may repeat, to interleave them); `bytes_sha1` tells whether different paths made the same
 bytes. `--speculative-from` runs the switching path once for each value of its rule
 (schedules.SPECULATIVE_FROM: the moving share of bytes ending a patch from which a lone row takes
-the speculative step), to place that constant. `--side-sms` runs every variant once for each
-value of `DecodeOptions.side_sms` (0: unset; values may repeat, to interleave them).
+the speculative step), to place that constant.
 
     python3 bench/long_patches.py --model random:blt-1b --out bench/results/long_patches_h100_blt1b.json
     python3 bench/long_patches.py --sizes --thresholds 4.946875 5.084375 --no-cudnn-sdp \
         --paths speculative decoder-first switching --speculative-from 0.85 0.78 0.7
-    python3 bench/long_patches.py --sizes 1 --thresholds 5.0938 --no-cudnn-sdp --paths switching \
-        --side-sms 0 64 0 64
 """
 from __future__ import annotations
 
@@ -23,7 +20,6 @@ import hashlib
 import json
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -55,8 +51,6 @@ def main(argv=None):
                     help="prefill attention without cuDNN, as the app runs (app/models.py): other bf16 rounding")
     ap.add_argument("--speculative-from", type=float, nargs="+", default=[schedules.SPECULATIVE_FROM],
                     help="the switching path's rule: run it once at each of these values")
-    ap.add_argument("--side-sms", type=int, nargs="+", default=[0],
-                    help="DecodeOptions.side_sms for every variant, each value in turn (0: unset)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -70,11 +64,11 @@ def main(argv=None):
     bandwidth = copy_bandwidth(torch.device("cuda"))
     settings = [dict(mode="static", patch_size=size) for size in args.sizes]
     settings += [dict(mode="entropy", threshold=t) for t in args.thresholds]
-    runs_of = [(name, rule, sms) for name in args.paths
-               for rule in (args.speculative_from if name == "switching" else [None]) for sms in args.side_sms]
+    runs_of = [(name, rule) for name in args.paths
+               for rule in (args.speculative_from if name == "switching" else [None])]
     for patching in settings:
-        for name, rule, sms in runs_of:
-            options = replace(VARIANTS[name], side_sms=sms or None)
+        for name, rule in runs_of:
+            options = VARIANTS[name]
             if rule is not None:
                 schedules.SPECULATIVE_FROM = rule                   # read by Schedule._switching at each run
             kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, options=options, **patching)
@@ -85,7 +79,6 @@ def main(argv=None):
             setting = {"patch_bytes": patching["patch_size"]} if "patch_size" in patching else \
                 {"threshold": patching["threshold"], "patch_bytes": round(1 / share, 2) if share else None}
             rule_of = {"speculative_from": rule} if rule is not None else {}
-            rule_of.update({"side_sms": sms} if sms else {})
             row = {**setting, "path": name, **rule_of, "bytes_per_s": [r.timings["bytes_per_s"] for r in runs],
                    "global_step_share": round(share, 3), "roofline_bytes_per_s": round(roof),
                    "share_of_roofline": round(max(r.timings["bytes_per_s"] for r in runs) / roof, 3),

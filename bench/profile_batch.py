@@ -68,7 +68,7 @@ def run_shape(inc, name, view, steps, options=OPTIONS, speculative=False):
     step back before the next; speculative steps are also timed queued back to back, as the
     engine's host runs ahead of the GPU (queued_ms_per_step: the GPU's time, steadier)."""
     if speculative:
-        spec = SpeculativeStep(view, options.compile, options.compile_tuning, options.side_sms)
+        spec = SpeculativeStep(view, options.compile, options.compile_tuning)
         greedy = SamplingParams(stop_at_eos=False)
 
         def one():
@@ -133,9 +133,6 @@ def main():
     ap.add_argument("--kernel-configs", nargs="+", default=[""],
                     help="with --shapes kernels or kernels-spec: the default block shapes under each of these "
                          "KernelConfig settings in turn, each 'field=int,...' (e.g. long_k_split=1; '' the defaults)")
-    ap.add_argument("--side-sms", type=int, nargs="+", default=[0],
-                    help="with --shapes kernels-spec: each variant at each of these DecodeOptions.side_sms in turn "
-                         "(0: unset; values may repeat, to interleave them)")
     ap.add_argument("--no-compile", action="store_true",
                     help="CUDA graphs of the eager parts (no torch.compile): how much of the warm-up and the "
                          "step compiling buys")
@@ -167,15 +164,13 @@ def main():
         if shape not in args.shapes:
             continue
         variants = [(None, spec) for spec in args.kernel_configs] + [(blocks, "") for blocks in args.kernel_blocks]
-        side_sms = args.side_sms if shape == "kernels-spec" else [0]
-        for (blocks, spec), sms in ((variant, sms) for variant in variants for sms in side_sms):
+        for blocks, spec in variants:
             fields = {k: int(v) for k, v in (item.split("=") for item in spec.split(",") if item)}
             config = KernelConfig(block_shape=block_shape(blocks)) if blocks else KernelConfig(**fields)
-            kernel_options = replace(options, kernel_config=config, side_sms=sms or None)
+            kernel_options = replace(options, kernel_config=config)
             inc = batch(model, args.rows, args.prompt, kernel_options.kernel_config)
             name = f"{args.rows} rows, fused kernels" + (", speculative" if shape == "kernels-spec" else "")
             name += f" {blocks}" if blocks else f", {spec or 'defaults'}"
-            name += f", side_sms {sms}" if sms else ""
             results.append(run_shape(inc, name, inc.rows(args.rows), args.steps, kernel_options,
                                      shape == "kernels-spec"))
     if "sdpa" in args.shapes:

@@ -433,7 +433,7 @@ class BatchEngine:
         if kind is not None:
             if (shape, kind) not in self.spec_steps:
                 self.spec_steps[shape, kind] = kind(batch, self.options.compile and self.graphs,
-                                                    self.options.compile_tuning, self.options.side_sms)
+                                                    self.options.compile_tuning)
             self.counts["speculative_steps" if kind is SpeculativeStep else "decoder_first_steps"] += 1
             return batch, self.spec_steps[shape, kind].step, self.spec_steps[shape, kind]
         step = self.step_graphs[shape].step if self.graphs else batch.step

@@ -73,9 +73,6 @@ class DecodeOptions:
                  sampled ones in `generate` are decoder-first
     kernels      each layer's single-row step as fused Triton kernels (CUDA, or Triton's
                  interpreter), launched as `kernel_config` says
-    side_sms     CUDA: the speculative and decoder-first steps' second stream (the entropy model,
-                 the boundary decision) on a green context of this many SMs (side_stream.py);
-                 None: it shares every SM with the critical chain
     """
     cuda_graphs: bool = False
     compile: bool = False
@@ -84,7 +81,6 @@ class DecodeOptions:
     decoder_first: bool = False
     kernels: bool = False
     kernel_config: KernelConfig = KernelConfig()
-    side_sms: int | None = None
 
     @classmethod
     def fastest(cls, device, params: SamplingParams | None = None) -> DecodeOptions:

@@ -39,7 +39,6 @@ import torch
 
 from ..sampling import SamplingParams, make_generators, sample_next
 from .options import DecodeOptions
-from .side_stream import side_stream
 from .stepper import IncrementalBLT, StepOutput
 
 _COMPILED: dict = {}
@@ -213,13 +212,12 @@ class SpeculativeStep:
 
     PARTS = (_entropy, _encode, _global, _choose, _commit_and_decode, _slot)
 
-    def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True,
-                 side_sms: int | None = None):
+    def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True):
         self.inc = inc
         self.parts = compiled(self.PARTS, tuning) if compile else self.PARTS
         self.argmax = compiled((_argmax,), tuning)[0] if compile else _argmax     # greedy next ids inside a graph
         self.cuda = inc.device.type == "cuda"
-        self.side = side_stream(inc.device, side_sms) if self.cuda else None
+        self.side = torch.cuda.Stream() if self.cuda else None
         self.next_ids = torch.zeros(inc.B, dtype=torch.long, device=inc.device)   # the graph's input
         self.record = torch.zeros(inc.B, 4, device=inc.device)
         self.graph = None
@@ -362,9 +360,8 @@ class DecoderFirstStep(SpeculativeStep):
 
     PARTS = (_entropy, _encode, _decode_guess, _decide, _patch_and_decode, _advance)
 
-    def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True,
-                 side_sms: int | None = None):
-        super().__init__(inc, compile, tuning, side_sms)
+    def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True):
+        super().__init__(inc, compile, tuning)
         self.graphs: dict[str, torch.cuda.CUDAGraph] | None = {} if self.cuda else None
         self.pool = torch.cuda.graph_pool_handle() if self.cuda else None
         self.seq = torch.zeros(1, dtype=torch.long, device=inc.device)      # bodies run, on the device
@@ -437,11 +434,11 @@ class GreedyGraph:
     second stream; elsewhere it runs eagerly (the tests' CPU check)."""
 
     def __init__(self, inc: IncrementalBLT, params: SamplingParams, max_steps: int, compile: bool = False,
-                 tuning: bool = True, side_sms: int | None = None):
+                 tuning: bool = True):
         if not params.greedy or params.repetition_penalty != 1.0:
             raise ValueError("GreedyGraph decodes greedily without a repetition penalty")
         self.inc, self.params = inc, params
-        self.byte = SpeculativeStep(inc, compile, tuning, side_sms)
+        self.byte = SpeculativeStep(inc, compile, tuning)
         self.append = compiled((_append,), tuning)[0] if compile else _append
         self.record = torch.zeros(max_steps, inc.B, 4, device=inc.device)
         self.index = torch.zeros(1, dtype=torch.long, device=inc.device)
@@ -544,11 +541,9 @@ class Schedule:
     def __init__(self, inc: IncrementalBLT, params: SamplingParams, options: DecodeOptions):
         self.inc, self.greedy, self.byte, self.step = inc, None, None, None
         if options.speculative and (not options.decoder_first or _in_graph(params)):
-            self.greedy = GreedyGraph(inc, params, inc.L, compile=options.compile, tuning=options.compile_tuning,
-                                      side_sms=options.side_sms)
+            self.greedy = GreedyGraph(inc, params, inc.L, compile=options.compile, tuning=options.compile_tuning)
         if options.decoder_first and (self.greedy is None or inc.B == 1):
-            self.byte = DecoderFirstStep(inc, options.compile and inc.device.type == "cuda", options.compile_tuning,
-                                         options.side_sms)
+            self.byte = DecoderFirstStep(inc, options.compile and inc.device.type == "cuda", options.compile_tuning)
         if self.greedy is None and self.byte is None:
             graphs = options.cuda_graphs and inc.device.type == "cuda"
             self.step = StepGraphs(inc, options).step if options.compile or graphs else inc.step
