@@ -103,7 +103,8 @@ def decode_options(decode: str, device: str) -> DecodeOptions:
 def describe_options(options: DecodeOptions) -> str:
     parts = [name for name, on in (("cuda graphs", options.cuda_graphs), ("torch.compile", options.compile),
                                    ("fused kernels", options.kernels), ("speculative global step", options.speculative),
-                                   ("decoder-first step", options.decoder_first))
+                                   ("decoder-first step", options.decoder_first),
+                                   ("decided on the device", options.decoder_first and options.device_decides))
              if on]
     return " + ".join(parts) or "eager"
 
@@ -191,8 +192,9 @@ class ModelHolder:
         two batch shapes, on their speculative step; and a full batch's prefill: served without
         it, the first 8 streams on an H100 waited 0.17 s for their first byte, later ones
         0.08-0.11 s), greedy with EOS off and on (the argmax is captured per EOS rule); one alone
-        in 8-byte patches (a lone row with long patches takes the decoder-first step: its three
-        graphs); then one with the default patching and sampling, as a first request comes.
+        in 8-byte patches, with EOS off and on (a lone row with long patches takes the
+        decoder-first step: its three graphs, and where the GPU decides the step, its graph per
+        EOS rule); then one with the default patching and sampling, as a first request comes.
         The first prefill alone and the first in all slots capture the engine's prefill graphs
         (blt_core/generation/prefill_graphs.py), so none is captured once generations are served.
         The analyses served meanwhile run no device-wide synchronize, the call that broke a
@@ -209,7 +211,7 @@ class ModelHolder:
         full = self.engine.slots
         runs = [(WARM_UP_PROMPT, n, patching, params) for n, patching, params in (
             (1, byte, short), (1, byte, default), (full, byte, short), (full, byte, default), (1, static8, long),
-            (1, PatchingParams(), default))]
+            (1, static8, replace(long, stop_at_eos=True)), (1, PatchingParams(), default))]
         model = self.engine.model                       # BOS + length - 1 bytes, and one new byte
         longest = min(WARM_UP_PREFILLS_TO, model.config.byte_context - 1, model.config.patch_context - 1)
         if model.device.type == "cuda":                 # (cuBLAS's cost; CPU products have none)

@@ -1,6 +1,7 @@
 """Library decoding paths against patch length: the host-decided step, the decoder-first step,
-the speculative step, and both of those switching by the share of bytes that end a patch (what
-`DecodeOptions.fastest` asks for greedy decoding), each with compile and the fused kernels,
+the speculative step, and both of those switching by the share of bytes that end a patch, the
+last two also with their decoder-first steps decided on the device (`-device`: what
+`DecodeOptions.fastest` asks for greedy decoding where device_branch.py runs), each with compile and the fused kernels,
 batch 1, greedy, on one model, in one process; each variant warmed once and timed twice, for
 static patches of each size (1: every byte a patch) and for entropy patching at each
 `--thresholds` (nats), with the weight-read roofline of that setting. `--paths` picks variants (a
@@ -35,7 +36,9 @@ from blt_core.generation import DecodeOptions, schedules  # noqa: E402
 FAST = dict(cuda_graphs=True, compile=True, kernels=True)
 VARIANTS = {"host-decided": DecodeOptions(**FAST), "decoder-first": DecodeOptions(**FAST, decoder_first=True),
             "speculative": DecodeOptions(**FAST, speculative=True),
-            "switching": DecodeOptions(**FAST, speculative=True, decoder_first=True)}
+            "switching": DecodeOptions(**FAST, speculative=True, decoder_first=True),
+            "decoder-first-device": DecodeOptions(**FAST, decoder_first=True, device_decides=True),
+            "switching-device": DecodeOptions(**FAST, speculative=True, decoder_first=True, device_decides=True)}
 
 
 def main(argv=None):
@@ -65,7 +68,7 @@ def main(argv=None):
     settings = [dict(mode="static", patch_size=size) for size in args.sizes]
     settings += [dict(mode="entropy", threshold=t) for t in args.thresholds]
     runs_of = [(name, rule) for name in args.paths
-               for rule in (args.speculative_from if name == "switching" else [None])]
+               for rule in (args.speculative_from if name.startswith("switching") else [None])]
     for patching in settings:
         for name, rule in runs_of:
             options = VARIANTS[name]

@@ -132,6 +132,8 @@ def main(argv=None) -> int:
                      help="greedy only: one CUDA graph per byte, no host round trip (fastest at short patches)")
     gen.add_argument("--decoder-first", action="store_true",
                      help="the decoder beside the entropy model before the boundary is known (fastest at long patches)")
+    gen.add_argument("--device-decides", action="store_true",
+                     help="with --decoder-first and --cuda-graphs: greedy bytes decided on the GPU (needs the CUDA toolkit)")
     gen.add_argument("--kernels", action="store_true", help="fused Triton kernels for each layer step (CUDA only)")
     gen.add_argument("--json", action="store_true", help="print the result as JSON at the end")
     info = sub.add_parser("info", help="the model's configuration and size")
@@ -177,7 +179,8 @@ def _generate(loaded, args) -> int:
         if prompt is None:
             raise ValueError("no prompt given: pass it as an argument, '-' for standard input, or --file")
         options = DecodeOptions(cuda_graphs=args.cuda_graphs, compile=args.compile, speculative=args.speculative,
-                                decoder_first=args.decoder_first, kernels=args.kernels)
+                                decoder_first=args.decoder_first, kernels=args.kernels,
+                                device_decides=args.device_decides)
         events = loaded.model.stream(
             prompt, patching=_patching(args), options=options, max_new_bytes=args.max_new_bytes,
             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,

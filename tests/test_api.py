@@ -301,6 +301,7 @@ def test_the_app_serves_the_fastest_exact_path_without_compile_tuning():
     cuda = decode_options("fastest", "cuda")
     assert cuda.cuda_graphs and cuda.compile and cuda.speculative and not cuda.compile_tuning
     assert describe_options(cuda).startswith("cuda graphs + torch.compile")
+    assert ("decided on the device" in describe_options(cuda)) == cuda.device_decides   # where the GPU can
     assert decode_options("fastest", "cpu") == decode_options("eager", "cuda") == DecodeOptions()
     with pytest.raises(ValueError, match="BLT_DECODE"):
         decode_options("fast", "cuda")

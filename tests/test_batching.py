@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -273,7 +274,8 @@ def check_against_alone(model, jobs, streams):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_the_cuda_fast_path_batched_equals_eager_alone():
+@pytest.mark.parametrize("device_decides", [True, False], ids=["decided on the device", "host-decided"])
+def test_the_cuda_fast_path_batched_equals_eager_alone(device_decides):
     """The app's CUDA path (graphs of compiled parts, fused kernels, the speculative step while
     most steps complete a patch, the decoder-first one otherwise),
     float32: a greedy row alone for a while, then 4 rows of mixed sampling and patching in one
@@ -282,8 +284,13 @@ def test_the_cuda_fast_path_batched_equals_eager_alone():
     prefills replay CUDA graphs into kept steppers. (In bfloat16 the batch shape's products round differently from
     one row's, which can flip a near tie: bench/batched_vs_solo.py.)"""
     from app.models import decode_options
+    from blt_core.generation import device_branch
+    if device_decides and device_branch.unavailable() is not None:
+        pytest.skip(f"device-decided steps unavailable: {device_branch.unavailable()}")
     model = BLT.from_pretrained(SHIPPED_MODEL, device="cuda", dtype=torch.float32)
-    engine = BatchEngine(model, slots=4, options=decode_options("fastest", "cuda"))
+    options = decode_options("fastest", "cuda")
+    assert options.device_decides or not device_decides          # fastest takes it where it can
+    engine = BatchEngine(model, slots=4, options=replace(options, device_decides=device_decides))
     try:
         jobs = [(PROMPTS[i % 3], SAMPLINGS[i % 4], MODES[i]) for i in range(6)]
         streams = [engine.submit(*jobs[0])]                # greedy, alone for twelve bytes
@@ -300,7 +307,10 @@ def test_the_cuda_fast_path_batched_equals_eager_alone():
         job = (PROMPTS[1], SamplingParams(max_new_bytes=64, stop_at_eos=False), PatchingParams(mode="static", patch_size=6))
         check_against_alone(model, [job], [engine.submit(*job)])
         assert engine.counts["decoder_first_steps"] - before > 30
-        assert engine.counts["queued_ahead"] > 30                  # its greedy bytes were queued ahead
+        if device_decides:                                         # its greedy bytes decided on the GPU
+            assert engine.counts["decided_on_device"] > 30 and engine.counts["queued_ahead"] == 0
+        else:                                                      # or queued ahead
+            assert engine.counts["queued_ahead"] > 30 and engine.counts["decided_on_device"] == 0
         graphs = engine.prefill_graphs                             # every prefill above came from graphs
         assert {name[0] for name in graphs.graphs} == {"entropies", "rest"} and not graphs.failed
         assert set(graphs.steppers) == {1, 4}

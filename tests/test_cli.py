@@ -73,14 +73,14 @@ def test_generate_json_and_errors(checkpoint):
 
 
 def test_generate_fast_path_flags(checkpoint):
-    """--speculative (and --decoder-first) decode the same greedy bytes as the default path; --kernels on a machine
+    """--speculative (and --decoder-first, --device-decides) decode the same greedy bytes as the default path; --kernels on a machine
     without CUDA is refused with the reason; --speculative with sampling is refused too."""
     plain = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json")
     fast = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json", "--speculative")
     assert plain.returncode == 0 and fast.returncode == 0, fast.stderr
     assert json.loads(fast.stdout)["text"] == json.loads(plain.stdout)["text"]
     first = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json", "--decoder-first",
-                "--mode", "static", "--patch-size", "3")
+                "--device-decides", "--mode", "static", "--patch-size", "3")      # no GPU: host-decided
     static = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json",
                  "--mode", "static", "--patch-size", "3")
     assert first.returncode == 0, first.stderr

@@ -229,9 +229,12 @@ def test_cuda_graphs_equal_eager_on_gpu(monkeypatch):
         assert [r.bytes for r in speculative] == [r.bytes for r in eager]
         fused = m.generate(PROMPTS, cuda_graphs=True, speculative=True, kernels=True, **kw)
         assert [r.bytes for r in fused] == [r.bytes for r in eager]
-        for compile in (False, True):            # the decoder before the boundary decision
-            first = m.generate(PROMPTS, options=DecodeOptions(cuda_graphs=True, compile=compile, decoder_first=True,
-                                                              kernels=True), **kw)
+        for compile, decides in ((False, False), (True, False), (True, True)):   # the decoder before the
+            first = m.generate(PROMPTS[:1], options=DecodeOptions(cuda_graphs=True, compile=compile, kernels=True,
+                                                                  decoder_first=True, device_decides=decides), **kw)
+            assert [(r.bytes, r.global_steps) for r in first] == [(r.bytes, r.global_steps) for r in eager[:1]]
+            first = m.generate(PROMPTS, options=DecodeOptions(cuda_graphs=True, compile=compile, kernels=True,
+                                                              decoder_first=True, device_decides=decides), **kw)
             assert [(r.bytes, r.global_steps) for r in first] == [(r.bytes, r.global_steps) for r in eager]
         fastest = m.generate(PROMPTS, options=DecodeOptions.fastest("cuda"), **kw)
         assert [r.bytes for r in fastest] == [r.bytes for r in eager]
@@ -248,8 +251,10 @@ def test_cuda_graphs_equal_eager_on_gpu(monkeypatch):
 @pytest.mark.parametrize("fast", [dict(cuda_graphs=True), dict(cuda_graphs=True, compile=True),
                                   dict(cuda_graphs=True, speculative=True),
                                   dict(cuda_graphs=True, speculative=True, kernels=True),
-                                  dict(cuda_graphs=True, decoder_first=True, kernels=True)],
-                         ids=["graphs", "compiled graphs", "speculative", "fused kernels", "decoder-first"])
+                                  dict(cuda_graphs=True, decoder_first=True, kernels=True),
+                                  dict(cuda_graphs=True, decoder_first=True, kernels=True, device_decides=True)],
+                         ids=["graphs", "compiled graphs", "speculative", "fused kernels", "decoder-first",
+                              "decided on the device"])
 def test_fast_paths_stop_at_the_global_context_like_eager_on_gpu(fast):
     m = short_global_context_model("cuda")
     prompts = ["a" * 55, "short"]
@@ -275,6 +280,24 @@ def test_speculative_greedy_equals_host_steps(tiny_model, patching, step):
         torch.testing.assert_close(torch.tensor(f.entropies), torch.tensor(s.entropies), atol=1e-5, rtol=0)
     ref, _ = generate_reference(tiny_model, PROMPTS[2], params, PatchingParams(**patching))
     assert fast[2].bytes == ref
+
+
+def test_decided_steps_read_like_host_steps_without_a_device_decision(tiny_model):
+    """`_read_decided` (greedy decoder-first steps decided on the device, queued back to back and
+    read back a chunk behind) takes host-decided steps where the device cannot decide (here the
+    CPU): the same records, step by step, as `_read_behind`."""
+    from blt_core.generation import IncrementalBLT, schedules
+    params = SamplingParams(max_new_bytes=21, stop_at_eos=False)
+    ids = torch.tensor([tiny_model.tokenizer.encode(PROMPTS[0])])
+    records = []
+    for read in (schedules._read_behind, schedules._read_decided):
+        inc = IncrementalBLT(tiny_model, 1, 64, PatchingParams(mode="static", patch_size=3))
+        inc.prefill(ids, torch.tensor([ids.shape[1]]))
+        byte = schedules.DecoderFirstStep(inc, device_decides=True)
+        assert not byte.device_decides and byte.device_steps == 0
+        records.append(list(read(byte, params, 21)))
+    assert len(records[0]) == 21 and records[1] == records[0]
+    assert sum(r[2][0] for r in records[0]) == 7                   # a patch every third byte
 
 
 def test_decoder_first_step_samples_like_host_steps(tiny_model):

@@ -9,6 +9,8 @@
     prefill_graphs.py  the batch engine's prefills as CUDA graphs into kept steppers
     reference.py  generate_reference: the naive recompute-everything loop the others must match
     options.py    DecodeOptions (which schedule) and KernelConfig (the fused kernels' tuning)
+    device_branch.py  a decoder-first byte as one graph whose patch part the GPU decides (CUDA
+                  graph conditional nodes through the driver API)
     decode_kernels.py   fused Triton layer steps (CUDA); imported only when asked for
 """
 from .driver import ByteEvent, GenerationResult, generate, stream, stream_batch

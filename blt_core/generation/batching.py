@@ -41,7 +41,9 @@ no sampling launched from the host.
 A greedy decoder-first step ends in a host read of its boundary flag, so the engine queues the
 next byte's body as soon as the step is queued (`_queue_next`), when nothing would change before
 the next tick (the same rows, none waiting or closing): the GPU then starts it while the host
-reads bytes back, and the next tick only finishes it.
+reads bytes back, and the next tick only finishes it. With `options.device_decides` (where
+device_branch.py can run) a greedy decoder-first step reads no flag: the GPU runs its patch part
+where a patch completed, and the engine queues it and reads it back behind, as a speculative one.
 
 The host runs one step behind the GPU: it queues byte k+1 (sampling on the device from byte k's
 logits, which are already there) before it reads byte k back and turns it into events, so its
@@ -193,7 +195,8 @@ class BatchEngine:
         self.patch_rate = 1.0          # moving share of bytes that ended some running row's patch
         # what the engine thread did: prefill passes (and how many from graphs), byte steps
         # queued (and how many of them speculative, how many decoder-first, how many of those
-        # queued ahead by the step before: _queue_next), bytes given to rows, seconds inside ticks
+        # queued ahead by the step before: _queue_next, how many decided on the device:
+        # device_branch.py), bytes given to rows, seconds inside ticks
         # (admitting, prefilling, stepping, reading back); on CUDA also the GPU's seconds in the
         # steps (step_gpu_s) and between steps queued one after another with rows running and
         # no prefill between them (between_steps_s: the host late). A step after a prefill or
@@ -201,7 +204,8 @@ class BatchEngine:
         # (~0.2 s) into the gaps of its 512 steps. late_flags: decoder-first steps whose early
         # boundary flag was not there when its event said so (each then waited for its whole step).
         self.counts = {"prefills": 0, "graph_prefills": 0, "steps": 0, "speculative_steps": 0,
-                       "decoder_first_steps": 0, "queued_ahead": 0, "late_flags": 0, "bytes": 0, "tick_s": 0.0,
+                       "decoder_first_steps": 0, "queued_ahead": 0, "decided_on_device": 0, "late_flags": 0,
+                       "bytes": 0, "tick_s": 0.0,
                        "step_gpu_s": 0.0, "between_steps_s": 0.0}
         self._last_done = None                               # the end of the last step read back (CUDA)
         self._after_break = True                             # no step to time a gap from (idle, prefill)
@@ -432,8 +436,10 @@ class BatchEngine:
         kind = self._kind(shape)
         if kind is not None:
             if (shape, kind) not in self.spec_steps:
+                decides = {"device_decides": self.options.device_decides and self.graphs} \
+                    if kind is DecoderFirstStep else {}
                 self.spec_steps[shape, kind] = kind(batch, self.options.compile and self.graphs,
-                                                    self.options.compile_tuning)
+                                                    self.options.compile_tuning, **decides)
             self.counts["speculative_steps" if kind is SpeculativeStep else "decoder_first_steps"] += 1
             return batch, self.spec_steps[shape, kind].step, self.spec_steps[shape, kind]
         step = self.step_graphs[shape].step if self.graphs else batch.step
@@ -477,7 +483,12 @@ class BatchEngine:
         meanwhile = self._read_meanwhile if isinstance(stepper, DecoderFirstStep) else None
         greedy = self._greedy_rule() if stepper is not None else None
         late = stepper.late_flags if isinstance(stepper, DecoderFirstStep) else 0
-        if greedy is not None:
+        decided = greedy is not None and isinstance(stepper, DecoderFirstStep) and stepper.device_decides
+        if decided:                                   # nothing to wait for: read back behind, as speculative
+            on_device = stepper.device_steps
+            record = stepper.step_decided(greedy)
+            self.counts["decided_on_device"] += stepper.device_steps - on_device
+        elif greedy is not None:
             record = stepper.step_greedy(greedy, meanwhile)                # (B, 4) on the device
         elif stepper is not None:
             record = stepper.step(self._sample(batch), meanwhile)
@@ -502,7 +513,7 @@ class BatchEngine:
         for row in self._leaving:                   # stopped while the step was being queued
             self._free(self.rows.index(row))
         self._leaving = []
-        if greedy is not None and isinstance(stepper, DecoderFirstStep):
+        if greedy is not None and isinstance(stepper, DecoderFirstStep) and not decided:
             self._queue_next(rows, batch, stepper, greedy)
 
     def _queue_next(self, rows: list[_Row], batch: IncrementalBLT, stepper: "DecoderFirstStep",

@@ -73,6 +73,11 @@ class DecodeOptions:
                  sampled ones in `generate` are decoder-first
     kernels      each layer's single-row step as fused Triton kernels (CUDA, or Triton's
                  interpreter), launched as `kernel_config` says
+    device_decides  with decoder_first and cuda_graphs on CUDA: greedy decoder-first bytes run
+                 their patch part where the GPU decides it (CUDA graph conditional nodes,
+                 device_branch.py), so the host queues bytes without reading their boundary
+                 flags; needs the CUDA toolkit's NVRTC and device runtime
+                 (`device_branch.unavailable()` says why not; the steps then stay host-decided)
     """
     cuda_graphs: bool = False
     compile: bool = False
@@ -81,15 +86,19 @@ class DecodeOptions:
     decoder_first: bool = False
     kernels: bool = False
     kernel_config: KernelConfig = KernelConfig()
+    device_decides: bool = False
 
     @classmethod
     def fastest(cls, device, params: SamplingParams | None = None) -> DecodeOptions:
         """The fastest exact options on `device` for `params` (None: greedy): on CUDA, CUDA graphs
-        of compiled parts with the fused kernels (when Triton is there), decoder-first steps, and
-        for greedy decoding without repetition penalty speculative ones too (a lone row takes
-        them while most of its bytes end a patch); elsewhere the eager path."""
+        of compiled parts with the fused kernels (when Triton is there), decoder-first steps
+        (decided on the device where it can: device_branch.py), and for greedy decoding without
+        repetition penalty speculative ones too (a lone row takes them while most of its bytes
+        end a patch); elsewhere the eager path."""
         if torch.device(device).type != "cuda":
             return cls()
+        from . import device_branch
         params = params or SamplingParams()
         return cls(cuda_graphs=True, compile=True, kernels=importlib.util.find_spec("triton") is not None,
-                   speculative=params.greedy and params.repetition_penalty == 1.0, decoder_first=True)
+                   speculative=params.greedy and params.repetition_penalty == 1.0, decoder_first=True,
+                   device_decides=device_branch.unavailable() is None)

@@ -8,6 +8,7 @@
                  decision: the global step on every byte, kept where a patch completed
     DecoderFirstStep  for long patches: the decoder beside the entropy model before the boundary
                  is known; the host runs the patch part and the decoder again where one completed
+                 (or, device_decides, the GPU does: one graph a greedy byte, device_branch.py)
     Schedule     the one of these that DecodeOptions ask for, built once over a stepper and run
                  for each prompt prefilled into it (its graphs captured on the first run only);
                  asked for both, a lone row's greedy steps switch between GreedyGraph and
@@ -32,15 +33,18 @@ run again only on bytes where one did.
 """
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import Callable, Iterator
 
 import torch
 
 from ..sampling import SamplingParams, make_generators, sample_next
+from . import device_branch
 from .options import DecodeOptions
 from .stepper import IncrementalBLT, StepOutput
 
+log = logging.getLogger(__name__)
 _COMPILED: dict = {}
 # A lone row's greedy bytes take the speculative step over the decoder-first one while at least
 # this share of them end a patch (Schedule with both; the batch engine's lone row). blt-1b on an
@@ -67,33 +71,35 @@ def compiled(fns: tuple, tuning: bool = True) -> tuple:
     return tuple(out)
 
 
-def capture(fn, pool) -> torch.cuda.CUDAGraph:
+def capture(fn, pool, keep: bool = False, warm: bool = True) -> torch.cuda.CUDAGraph:
     """Run fn once for real (warming its kernels), then record it in a graph, both on torch's
     capture stream: what the kernels make once per stream (decode_kernels' attention counters)
     is then made by the real run, not recorded as a fill the graph would replay every time (an
     extra launch ahead of the encoder's and the pooling's attention, which also broke their
-    early start)."""
-    graph = torch.cuda.CUDAGraph()
+    early start). keep: the graph keeps its cudaGraph_t (device_branch builds on it); warm=False
+    records without the real run, for steps whose kernels a real run has warmed already."""
+    graph = torch.cuda.CUDAGraph(keep_graph=True) if keep else torch.cuda.CUDAGraph()
     # recorded, not executed; thread_local: CUDA calls of other threads (a server's analyses)
     # during the capture do not invalidate it
     recording = torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local")
     stream = recording.capture_stream
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        fn()
-    torch.cuda.current_stream().wait_stream(stream)
+    if warm:
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            fn()
+        torch.cuda.current_stream().wait_stream(stream)
     with recording:
         fn()
     return graph
 
 
-def run_captured(graphs: dict | None, pool, name: str, fn) -> None:
+def run_captured(graphs: dict | None, pool, name: str, fn, keep: bool = False) -> None:
     """fn eagerly (graphs None), or as the CUDA graph `name` in graphs: captured on first use
-    (after one real run), replayed from then on."""
+    (after one real run; keep: as `capture`), replayed from then on."""
     if graphs is None:
         fn()
     elif name not in graphs:
-        graphs[name] = capture(fn, pool)
+        graphs[name] = capture(fn, pool, keep)
     else:
         graphs[name].replay()
 
@@ -356,12 +362,22 @@ class DecoderFirstStep(SpeculativeStep):
     host reads it while the decoder's guess still runs, and queues the patch part or the advance
     (and the next byte) behind it, so the GPU need not wait for the host between bytes. The flag
     carries the body's number; one that is not this body's (never expected) falls back to
-    waiting for the whole step (`late_flags` counts those)."""
+    waiting for the whole step (`late_flags` counts those).
+
+    device_decides (CUDA): `step_decided` runs a greedy byte as one graph whose patch part the
+    GPU runs where the boundary flag says (device_branch.py), so the host reads nothing inside a
+    byte and queues the next one at once. Its first steps, until a patch part and an advance
+    have been captured, are host-decided (`step_greedy`); so is every step where the graph
+    cannot be built (`device_branch.unavailable()`)."""
 
     PARTS = (_entropy, _encode, _decode_guess, _decide, _patch_and_decode, _advance)
 
-    def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True):
+    def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True,
+                 device_decides: bool = False):
         super().__init__(inc, compile, tuning)
+        self.device_decides = device_decides and self.cuda
+        self.branch_graphs: dict[bool, device_branch.BranchGraph] = {}  # stop_at_eos -> graph
+        self.device_steps = 0                                           # steps decided on the device
         self.graphs: dict[str, torch.cuda.CUDAGraph] | None = {} if self.cuda else None
         self.pool = torch.cuda.graph_pool_handle() if self.cuda else None
         self.seq = torch.zeros(1, dtype=torch.long, device=inc.device)      # bodies run, on the device
@@ -371,8 +387,9 @@ class DecoderFirstStep(SpeculativeStep):
         self.decided = torch.cuda.Event(external=True) if self.cuda else None
         self.late_flags = 0
 
-    def body(self, nxt: torch.Tensor) -> None:
-        """The byte until the boundary decision, on the current stream (captured or not)."""
+    def body(self, nxt: torch.Tensor, host_flag: bool = True) -> None:
+        """The byte until the boundary decision, on the current stream (captured or not).
+        host_flag: the flag is copied to pinned host memory and marked by `decided`."""
         inc, (entropy, encode, decode_guess, decide, _, _) = self.inc, self.parts
         if nxt is not self.next_ids:
             self.next_ids.copy_(nxt)                                     # the argmax, for the record
@@ -390,8 +407,9 @@ class DecoderFirstStep(SpeculativeStep):
         self.side.wait_stream(main)          # the decision reads the encoder's patch start and next_start
         with torch.cuda.stream(self.side):
             decide(inc, self.next_ids, H, self.seq, self.flag)
-            self.flag_host.copy_(self.flag, non_blocking=True)
-            self.decided.record()
+            if host_flag:
+                self.flag_host.copy_(self.flag, non_blocking=True)
+                self.decided.record()
         decode_guess(inc)                    # beside the decision (it reads none of what that writes)
         main.wait_stream(self.side)
 
@@ -412,8 +430,41 @@ class DecoderFirstStep(SpeculativeStep):
     def _after(self) -> None:
         inc, (_, _, _, _, patch_and_decode, advance) = self.inc, self.parts
         if self._patch_completed():
-            run_captured(self.graphs, self.pool, "patch", lambda: patch_and_decode(inc))
-        run_captured(self.graphs, self.pool, "advance", lambda: advance(inc, self.next_ids, self.record))
+            run_captured(self.graphs, self.pool, "patch", lambda: patch_and_decode(inc), self.device_decides)
+        run_captured(self.graphs, self.pool, "advance", lambda: advance(inc, self.next_ids, self.record),
+                     self.device_decides)
+
+    @torch.no_grad()
+    def step_decided(self, params: SamplingParams) -> torch.Tensor:
+        """A greedy step as `step_greedy`, decided on the device where it can be (see the class
+        docstring): nothing waits for the GPU. Returns `record`, updated in place."""
+        graph = self.branch_graphs.get(params.stop_at_eos)
+        if graph is None:
+            record = self.step_greedy(params)
+            self._build_decided(params)
+            return record
+        if self.queued is not None:
+            raise RuntimeError("a greedy byte is queued: finish it with step_greedy")
+        self.bodies += 1                                # the body counts itself on the device too
+        self.device_steps += 1
+        graph.launch()
+        return self.record
+
+    def _build_decided(self, params: SamplingParams) -> None:
+        """The device-decided graph for params' EOS rule, once the host-decided steps have
+        captured (and warmed) its parts."""
+        eos = params.stop_at_eos
+        if (not self.device_decides or eos in self.branch_graphs or eos not in self.greedy_graphs
+                or "patch" not in self.graphs or "advance" not in self.graphs):
+            return
+        try:
+            body = capture(lambda: self.body(self.argmax(self.inc.logits, params), host_flag=False),
+                           self.pool, keep=True, warm=False)
+            self.branch_graphs[eos] = device_branch.BranchGraph(body, self.graphs["patch"],
+                                                                self.graphs["advance"], self.flag)
+        except Exception as err:                        # a toolkit or driver that cannot: stay host-decided
+            log.warning("decoder-first steps stay host-decided: %s", err)
+            self.device_decides = False
 
 
 def _argmax(logits, params: SamplingParams):
@@ -467,25 +518,48 @@ class GreedyGraph:
             raise ValueError(f"{n_steps} steps do not fit a record of {self.record.shape[0]}")
         self.index.zero_()
         host = torch.empty_like(self.record, device="cpu", pin_memory=self.cuda)
-        pending, launched = deque(), 0
-        while launched < n_steps or pending:
-            if launched < n_steps and launched and switch is not None and switch():
-                n_steps = launched                                       # no more: read what is queued
-            if launched < n_steps:
-                n = min(chunk, n_steps - launched)
-                for _ in range(n):
-                    self.step()
-                host[launched:launched + n].copy_(self.record[launched:launched + n], non_blocking=self.cuda)
-                done = torch.cuda.Event() if self.cuda else None
-                if done is not None:
-                    done.record()
-                pending.append((launched, n, done))
-                launched += n
-            if len(pending) > 1 or launched >= n_steps:
-                first, n, done = pending.popleft()
-                if done is not None:
-                    done.synchronize()
-                yield from host[first:first + n].permute(0, 2, 1).tolist()
+
+        def queue(first: int, n: int) -> None:
+            for _ in range(n):
+                self.step()
+            host[first:first + n].copy_(self.record[first:first + n], non_blocking=self.cuda)
+        return _read_chunks(queue, host, n_steps, chunk, switch, self.cuda)
+
+
+def _read_chunks(queue: Callable[[int, int], None], host: torch.Tensor, n_steps: int, chunk: int,
+                 switch: Callable[[], bool] | None, cuda: bool) -> Iterator[list]:
+    """Steps queued `chunk` at a time (queue(first, n): n steps and their records' copy into
+    host[first:first + n]) and yielded as (ids, entropies, next_starts, context_full) lists over
+    rows, each chunk read while the next one runs. switch: as in GreedyGraph.run."""
+    pending, launched = deque(), 0
+    while launched < n_steps or pending:
+        if launched < n_steps and launched and switch is not None and switch():
+            n_steps = launched                                           # no more: read what is queued
+        if launched < n_steps:
+            n = min(chunk, n_steps - launched)
+            queue(launched, n)
+            done = torch.cuda.Event() if cuda else None
+            if done is not None:
+                done.record()
+            pending.append((launched, n, done))
+            launched += n
+        if len(pending) > 1 or launched >= n_steps:
+            first, n, done = pending.popleft()
+            if done is not None:
+                done.synchronize()
+            yield from host[first:first + n].permute(0, 2, 1).tolist()
+
+
+def _read_decided(byte: DecoderFirstStep, params: SamplingParams, n: int, chunk: int = 8,
+                  switch: Callable[[], bool] | None = None) -> Iterator[list]:
+    """n greedy decoder-first steps decided on the device (`step_decided`), queued back to back
+    and read back a chunk behind, as GreedyGraph.run reads speculative ones."""
+    host = torch.empty(n, *byte.record.shape, pin_memory=byte.cuda)
+
+    def queue(first: int, count: int) -> None:
+        for k in range(first, first + count):
+            host[k].copy_(byte.step_decided(params), non_blocking=byte.cuda)
+    return _read_chunks(queue, host, n, chunk, switch, byte.cuda)
 
 
 def _read_behind(byte: DecoderFirstStep, params: SamplingParams, n: int,
@@ -543,7 +617,8 @@ class Schedule:
         if options.speculative and (not options.decoder_first or _in_graph(params)):
             self.greedy = GreedyGraph(inc, params, inc.L, compile=options.compile, tuning=options.compile_tuning)
         if options.decoder_first and (self.greedy is None or inc.B == 1):
-            self.byte = DecoderFirstStep(inc, options.compile and inc.device.type == "cuda", options.compile_tuning)
+            self.byte = DecoderFirstStep(inc, options.compile and inc.device.type == "cuda", options.compile_tuning,
+                                         options.device_decides and options.cuda_graphs)
         if self.greedy is None and self.byte is None:
             graphs = options.cuda_graphs and inc.device.type == "cuda"
             self.step = StepGraphs(inc, options).step if options.compile or graphs else inc.step
@@ -557,6 +632,8 @@ class Schedule:
         if self.greedy is not None:
             return self.greedy.run(n)
         if self.byte is not None:
+            if _in_graph(params) and self.byte.device_decides:
+                return _read_decided(self.byte, params, n)
             if _in_graph(params):
                 return _read_behind(self.byte, params, n)
             return host_steps(inc, params, lambda nxt: (self.byte.step(nxt), inc.output())[1], n)
@@ -570,8 +647,9 @@ class Schedule:
         speculative, done, steps = rate >= SPECULATIVE_FROM, 0, None
         try:
             while done < n:
+                decided = _read_decided if self.byte.device_decides else _read_behind
                 steps = (self.greedy.run(n - done, switch=lambda: rate < SPECULATIVE_FROM) if speculative else
-                         _read_behind(self.byte, params, n - done, switch=lambda: rate >= SPECULATIVE_FROM))
+                         decided(self.byte, params, n - done, switch=lambda: rate >= SPECULATIVE_FROM))
                 for record in steps:
                     rate = 0.8 * rate + 0.2 * float(record[2][0])
                     done += 1
