@@ -145,23 +145,29 @@ def _kernel(device: torch.device) -> _void:
             raise RuntimeError(f"device-decided steps are unavailable: {reason}")
         major, minor = torch.cuda.get_device_capability(index)
         ptx = _compile(f"compute_{major}{minor}")
-        cu, state = _driver(), _void()
-        torch.zeros(1, device=device)                      # torch's context, current on this thread
-        _check(cu.cuLinkCreate_v2(0, None, None, ctypes.byref(state)), "cuLinkCreate")
-        try:
-            _check(cu.cuLinkAddData_v2(state, _JIT_PTX, ptx, ctypes.c_size_t(len(ptx)), b"set_condition.ptx",
-                                       0, None, None), "cuLinkAddData (set_condition)")
-            runtime = str(_toolkit_lib() / "libcudadevrt.a").encode()
-            _check(cu.cuLinkAddFile_v2(state, _JIT_LIBRARY, runtime, 0, None, None), "cuLinkAddFile (libcudadevrt.a)")
-            cubin, size = _void(), ctypes.c_size_t()
-            _check(cu.cuLinkComplete(state, ctypes.byref(cubin), ctypes.byref(size)), "cuLinkComplete")
-            module, function = _void(), _void()
-            _check(cu.cuModuleLoadData(ctypes.byref(module), cubin), "cuModuleLoadData")
-            _check(cu.cuModuleGetFunction(ctypes.byref(function), module, b"set_condition"), "cuModuleGetFunction")
-        finally:
-            cu.cuLinkDestroy(state)
-        _KERNELS[index] = function
-        return function
+        with torch.cuda.device(index):
+            _KERNELS[index] = _link(ptx)
+        return _KERNELS[index]
+
+
+def _link(ptx: bytes) -> _void:
+    """PTX linked with the device runtime into the current device's context: set_condition."""
+    cu, state = _driver(), _void()
+    torch.zeros(1, device="cuda")                       # torch's context, current on this thread
+    _check(cu.cuLinkCreate_v2(0, None, None, ctypes.byref(state)), "cuLinkCreate")
+    try:
+        _check(cu.cuLinkAddData_v2(state, _JIT_PTX, ptx, ctypes.c_size_t(len(ptx)), b"set_condition.ptx",
+                                   0, None, None), "cuLinkAddData (set_condition)")
+        runtime = str(_toolkit_lib() / "libcudadevrt.a").encode()
+        _check(cu.cuLinkAddFile_v2(state, _JIT_LIBRARY, runtime, 0, None, None), "cuLinkAddFile (libcudadevrt.a)")
+        cubin, size = _void(), ctypes.c_size_t()
+        _check(cu.cuLinkComplete(state, ctypes.byref(cubin), ctypes.byref(size)), "cuLinkComplete")
+        module, function = _void(), _void()
+        _check(cu.cuModuleLoadData(ctypes.byref(module), cubin), "cuModuleLoadData")
+        _check(cu.cuModuleGetFunction(ctypes.byref(function), module, b"set_condition"), "cuModuleGetFunction")
+    finally:
+        cu.cuLinkDestroy(state)
+    return function
 
 
 class BranchGraph:
@@ -171,9 +177,14 @@ class BranchGraph:
 
     def __init__(self, body: torch.cuda.CUDAGraph, patch: torch.cuda.CUDAGraph, advance: torch.cuda.CUDAGraph,
                  flag: torch.Tensor):
-        cu, function = _driver(), _kernel(flag.device)
-        self._owners = (body, patch, advance, flag)         # their memory is what the kernels use
         self._graph, self._exec = _void(), _void()
+        self._owners = (body, patch, advance, flag)         # their memory is what the kernels use
+        self.device = flag.device
+        with torch.cuda.device(self.device):
+            self._build(_kernel(self.device), body, patch, advance, flag)
+
+    def _build(self, function: _void, body, patch, advance, flag: torch.Tensor) -> None:
+        cu = _driver()
         ctx = _void()
         _check(cu.cuCtxGetCurrent(ctypes.byref(ctx)), "cuCtxGetCurrent")
         _check(cu.cuGraphCreate(ctypes.byref(self._graph), 0), "cuGraphCreate")
@@ -207,7 +218,9 @@ class BranchGraph:
         return node
 
     def launch(self) -> None:
-        _check(_driver().cuGraphLaunch(self._exec, _void(torch.cuda.current_stream().cuda_stream)), "cuGraphLaunch")
+        """Queue the byte on the current stream of its device."""
+        stream = torch.cuda.current_stream(self.device).cuda_stream
+        _check(_driver().cuGraphLaunch(self._exec, _void(stream)), "cuGraphLaunch")
 
     def __del__(self):
         try:
