@@ -277,7 +277,8 @@ def check_against_alone(model, jobs, streams):
 @pytest.mark.parametrize("device_decides", [True, False], ids=["decided on the device", "host-decided"])
 def test_the_cuda_fast_path_batched_equals_eager_alone(device_decides):
     """The app's CUDA path (graphs of compiled parts, fused kernels, the speculative step while
-    most steps complete a patch, the decoder-first one otherwise),
+    most steps complete a patch, the decoder-first one otherwise, its greedy bytes decided on the
+    GPU or by the host),
     float32: a greedy row alone for a while, then 4 rows of mixed sampling and patching in one
     batch, joining at different times; then four rows starting together; each against its
     run alone on the eager path; then three rows that patch alike, prefilled together. Its

@@ -80,7 +80,7 @@ def test_generate_fast_path_flags(checkpoint):
     assert plain.returncode == 0 and fast.returncode == 0, fast.stderr
     assert json.loads(fast.stdout)["text"] == json.loads(plain.stdout)["text"]
     first = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json", "--decoder-first",
-                "--device-decides", "--mode", "static", "--patch-size", "3")      # no GPU: host-decided
+                "--device-decides", "--mode", "static", "--patch-size", "3")      # no graphs: host-decided
     static = cli("--model", checkpoint, "generate", "Hello", "--max-new-bytes", "10", "--json",
                  "--mode", "static", "--patch-size", "3")
     assert first.returncode == 0, first.stderr
