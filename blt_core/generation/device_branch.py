@@ -4,15 +4,16 @@ A greedy decoder-first byte is three captured graphs: the body (argmax, entropy 
 boundary decision, the decoder's guess), the patch part (global step, commit, the decoder again)
 where a patch completed, and the advance. Host-decided, the host reads the boundary flag after
 the body and then queues what follows, so on every byte the GPU waits for the host's turnaround
-(on an H100 that cost a tenth of the rate at ~4.5 bytes a patch; bench/README.md). Here one
-parent graph runs
+(blt-1b on an H100 at 4-4.6 bytes a patch: 5-8 % of the library's rate, more of the server's;
+bench/README.md). Here one parent graph runs
 
     body -> set_condition (one thread: flag[0] & 1) -> IF {patch part} -> advance
 
 so the host queues bytes back to back and reads them behind, as it does speculative bytes.
 
 The IF node's condition is set on the device by `cudaGraphSetConditional`, a function of CUDA's
-device runtime (libcudadevrt.a, CUDA 12.4+) that torch does not expose before 2.13. So the
+device runtime (libcudadevrt.a, CUDA 12.4+) that the GPU machine's torch 2.11 does not expose
+(2.13 has `CUDAGraph.begin_capture_to_if_node`, which captures an IF body). So the
 one-thread kernel is compiled with NVRTC and linked with the toolkit's device runtime by the
 driver's linker, and the parent graph is built with the driver API over the cudaGraph_t of the
 three torch graphs (`CUDAGraph(keep_graph=True)`), which own the memory their kernels use.
