@@ -11,6 +11,7 @@ generation.
 
 On CPU every model call runs on one thread (app/torch_thread.py says why): the load, the
 views' analyses (`run`) and the engine's generation steps, which go before queued analyses.
+Once loaded (and warm) the heap is frozen for the garbage collector (app/gc_pauses.py).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from blt_core.generation.stepper import PREFILL_ROUND
 from blt_core.patching import PatchingParams
 from blt_core.sampling import SamplingParams
 
+from . import gc_pauses
 from .errors import ApiError
 from .memory import AnalysisBudget
 from .settings import REPO_ROOT
@@ -153,6 +155,7 @@ class ModelHolder:
 
     def _load(self) -> None:
         self.state = "loading"
+        gc_pauses.PAUSES.watch()
         device = pick_device(self.requested_device)
         if torch.device(device).type == "cpu":
             self.torch_thread = TorchThread()
@@ -180,6 +183,8 @@ class ModelHolder:
         self.engine = BatchEngine(loaded.model, self.generation.size, options,
                                   call=None if self.torch_thread is None else self.torch_thread.run_first)
         warm = options.compile or (options.cuda_graphs and torch.device(device).type == "cuda")
+        if not warm:
+            self._freeze_heap()
         self.loaded, self.state = loaded, "warming" if warm else "ready"
         log.info("loaded %s on %s; generation: %s, %d slots", loaded.name, device, describe_options(options),
                  self.generation.size)
@@ -227,15 +232,24 @@ class ModelHolder:
         except Exception as err:          # the engine still works, paying the compile on first use
             log.exception("warm-up failed")
             self.error = public_message(f"warm-up failed: {type(err).__name__}: {err}", self.name)
+        self._freeze_heap()
         self.warmup_s, self.state = round(time.perf_counter() - t0, 1), "ready"
         log.info("warm-up done in %.1f s", self.warmup_s)
+
+    @staticmethod
+    def _freeze_heap() -> None:
+        """The heap the load and warm-up made lives as long as the worker: out of the collector's
+        way, so that no later collection pauses the worker to walk it (app/gc_pauses.py)."""
+        t0 = time.perf_counter()
+        frozen = gc_pauses.freeze()
+        log.info("froze %d objects for the garbage collector in %.2f s", frozen, time.perf_counter() - t0)
 
     def describe(self) -> dict:
         """What /healthz and /api/models say about the model; never blocks."""
         info = {"name": display_name(self.name) if self.name else "default model",
                 "loaded": self.loaded is not None, "state": self.state,
                 "error": self.error, "generations_running": self.generation.in_use,
-                "torch_threads": torch.get_num_threads()}
+                "torch_threads": torch.get_num_threads(), "gc": gc_pauses.PAUSES.describe()}
         if self.engine is not None:
             info["serving"] = {"path": describe_options(self.engine.options), "batching": "continuous",
                                "slots": self.engine.slots, "running": self.engine.running(),

@@ -11,12 +11,12 @@ reads every event; per round it reports each stream's bytes/s (its bytes over it
 prefill included) and decode bytes/s (the bytes after the first over the time after the first
 came, as the library's own rate `timings["bytes_per_s"]` counts), the aggregate bytes/s (all
 bytes over the round's wall time), time to the first byte p50/p95, the bytes per patch the
-server reported, and the worker's peak GPU memory (/healthz). `--threshold` (nats),
-`--patch-bytes` (a threshold solved on the server's own greedy continuation for about that many
-bytes per patch) or `--static-patch` sets the patching; the library row runs `model.generate` on
-the same checkpoint, prompt and settings in this process after the server has stopped, and on
-CUDA the engine row the app's batch engine (one slot, the app's decode options) on the rounds'
-request, without HTTP. Traffic goes to 127.0.0.1 only; every loop is bounded.
+server reported, the worker's peak GPU memory and its garbage collections so far (/healthz).
+`--threshold` (nats), `--patch-bytes` (a threshold solved on the server's own greedy continuation
+for about that many bytes per patch) or `--static-patch` sets the patching; the library row runs
+`model.generate` on the same checkpoint, prompt and settings in this process after the server
+has stopped, and on CUDA the engine row the app's batch engine (one slot, the app's decode
+options) on the rounds' request, without HTTP. Traffic goes to 127.0.0.1 only; every loop is bounded.
 """
 from __future__ import annotations
 
@@ -226,7 +226,8 @@ def main(argv=None):
                        "first_byte_p50_s": firsts and round(percentile(firsts, 0.5), 3),
                        "first_byte_p95_s": firsts and round(percentile(firsts, 0.95), 3),
                        "mean_patch_bytes": round(total / max(1, sum(r["global_steps"] for r in out)), 2),
-                       "gpu_peak_mib": model_health.get("gpu_peak_mib"), "serving": model_health.get("serving")}
+                       "gpu_peak_mib": model_health.get("gpu_peak_mib"), "serving": model_health.get("serving"),
+                       "worker_gc": model_health.get("gc")}
                 if i:
                     result["rounds"].append(row)
                 print(json.dumps(row), flush=True)

@@ -91,7 +91,11 @@ def test_patch_and_models(server):
     assert status == 200 and sum(body["patch_lengths"]) == len(body["bytes"]) == 32
     status, models = request(server, "GET", "/api/models")
     assert status == 200 and models["model"]["name"] == "models/blt-studio" and models["model"]["device"] == "cpu"
-    assert request(server, "GET", "/healthz")[1]["status"] == "ok"
+    health = request(server, "GET", "/healthz")[1]
+    assert health["status"] == "ok"
+    # the worker froze the heap its load made, and counts its collections (app/gc_pauses.py)
+    assert health["model"]["gc"]["frozen_objects"] > 10_000
+    assert set(health["model"]["gc"]["collections"]) == {"0", "1", "2"}
 
 
 def test_streamed_generation(server):
