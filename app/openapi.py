@@ -63,6 +63,9 @@ SSE_EXAMPLE = ('event: byte\ndata: {"i":0,"byte":32,"text":" ","entropy":2.381,"
 MODEL_INFO = {
     "name": "models/blt-studio", "loaded": True, "state": "ready", "error": None, "generations_running": 0,
     "torch_threads": 2,
+    "gc": {"frozen_objects": 339640, "collections": {"0": {"count": 304, "longest_ms": 0.9, "total_ms": 41.5},
+                                                     "1": {"count": 27, "longest_ms": 2.9, "total_ms": 46.0},
+                                                     "2": {"count": 4, "longest_ms": 211.6, "total_ms": 450.2}}},
     "trained": True, "device": "cpu", "dtype": "float32", "params": 12602240, "default_threshold": 2.281923294067383,
     "config": {"patching_mode": "entropy", "patching_threshold": 2.281923294067383, "patch_size": 4,
                "max_patch_length": None, "cross_attn_k": 2, "encoder_pooling": "cross_attention",
@@ -189,7 +192,9 @@ def document() -> dict:
                 "Liveness and model state; never waits on the model", tag="service",
                 ok={"status": "ok", "model": MODEL_INFO},
                 description="status: ok, loading, not_loaded (loads on first use) or degraded (the load failed: "
-                            "model.error says why).")},
+                            "model.error says why). model.gc: the objects the worker froze for Python's garbage "
+                            "collector once the model was loaded and warm, and per generation the collections "
+                            "since loading with their longest and total pause in ms.")},
             "/api/models": {"get": _op(
                 "The loaded model, patching modes, defaults and request limits",
                 description="max_text_bytes caps every text; a generation prompt is also bounded by the model: "
