@@ -45,6 +45,10 @@ def variants() -> dict:
         # self-attention's programs per head and keys per tile
         "splits16": KernelConfig(attention_splits=16),
         "splits64": KernelConfig(attention_splits=64),
+        # as many of the 32 programs per head as give each at least 8, 16 or 32 keys
+        "min_keys8": KernelConfig(attention_min_keys=8),
+        "min_keys16": KernelConfig(attention_min_keys=16),
+        "min_keys32": KernelConfig(attention_min_keys=32),
         "block32": KernelConfig(attention_block=32),
         "block32_splits16": KernelConfig(attention_block=32, attention_splits=16),
         # one-row tiles: same size, other shape; smaller programs; wider tiles for the local models

@@ -8,11 +8,14 @@ static patches of each size (1: every byte a patch) and for entropy patching at 
 name may repeat, to interleave them); `bytes_sha1` tells whether different paths made the same
 bytes. `--speculative-from` runs the switching path once for each value of its rule
 (schedules.SPECULATIVE_FROM: the moving share of bytes ending a patch from which a lone row takes
-the speculative step), to place that constant.
+the speculative step), to place that constant. `--kernel-configs` runs every variant under each
+KernelConfig setting given (`field=int,...`; '' the defaults).
 
     python3 bench/long_patches.py --model random:blt-1b --out bench/results/long_patches_h100_blt1b.json
     python3 bench/long_patches.py --sizes --thresholds 4.946875 5.084375 --no-cudnn-sdp \
         --paths speculative decoder-first switching --speculative-from 0.85 0.78 0.7
+    python3 bench/long_patches.py --sizes 4 --paths switching-device \
+        --kernel-configs '' attention_min_keys=16 '' attention_min_keys=16
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import hashlib
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -31,7 +35,7 @@ from generate import copy_bandwidth, weight_bytes_per_byte  # noqa: E402
 from latency import machine  # noqa: E402
 from serve import PROMPT, materialise  # noqa: E402
 from blt_core import BLT  # noqa: E402
-from blt_core.generation import DecodeOptions, schedules  # noqa: E402
+from blt_core.generation import DecodeOptions, KernelConfig, schedules  # noqa: E402
 
 FAST = dict(cuda_graphs=True, compile=True, kernels=True)
 VARIANTS = {"host-decided": DecodeOptions(**FAST), "decoder-first": DecodeOptions(**FAST, decoder_first=True),
@@ -54,6 +58,9 @@ def main(argv=None):
                     help="prefill attention without cuDNN, as the app runs (app/models.py): other bf16 rounding")
     ap.add_argument("--speculative-from", type=float, nargs="+", default=[schedules.SPECULATIVE_FROM],
                     help="the switching path's rule: run it once at each of these values")
+    ap.add_argument("--kernel-configs", nargs="+", default=[""],
+                    help="run every variant under each of these KernelConfig settings in turn, each "
+                         "'field=int,...' ('' the defaults; values may repeat, to interleave them)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -67,11 +74,13 @@ def main(argv=None):
     bandwidth = copy_bandwidth(torch.device("cuda"))
     settings = [dict(mode="static", patch_size=size) for size in args.sizes]
     settings += [dict(mode="entropy", threshold=t) for t in args.thresholds]
-    runs_of = [(name, rule) for name in args.paths
-               for rule in (args.speculative_from if name.startswith("switching") else [None])]
+    runs_of = [(name, rule, spec) for name in args.paths
+               for rule in (args.speculative_from if name.startswith("switching") else [None])
+               for spec in args.kernel_configs]
     for patching in settings:
-        for name, rule in runs_of:
-            options = VARIANTS[name]
+        for name, rule, spec in runs_of:
+            fields = {k: int(v) for k, v in (item.split("=") for item in spec.split(",") if item)}
+            options = replace(VARIANTS[name], kernel_config=KernelConfig(**fields))
             if rule is not None:
                 schedules.SPECULATIVE_FROM = rule                   # read by Schedule._switching at each run
             kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, options=options, **patching)
@@ -82,6 +91,7 @@ def main(argv=None):
             setting = {"patch_bytes": patching["patch_size"]} if "patch_size" in patching else \
                 {"threshold": patching["threshold"], "patch_bytes": round(1 / share, 2) if share else None}
             rule_of = {"speculative_from": rule} if rule is not None else {}
+            rule_of.update({"kernel_config": spec} if spec else {})
             row = {**setting, "path": name, **rule_of, "bytes_per_s": [r.timings["bytes_per_s"] for r in runs],
                    "global_step_share": round(share, 3), "roofline_bytes_per_s": round(roof),
                    "share_of_roofline": round(max(r.timings["bytes_per_s"] for r in runs) / roof, 3),

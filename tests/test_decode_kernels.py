@@ -333,6 +333,29 @@ def test_attention_reads_only_the_window_and_the_valid_keys():
     assert torch.allclose(y, ref.reshape(B, H * D), atol=1e-5)
 
 
+@pytest.mark.parametrize("min_keys", [1, 3, 8])
+def test_attention_shares_keys_among_only_as_many_programs_as_min_keys_gives(min_keys):
+    """KernelConfig.attention_min_keys: rows of 2, 6 and 31 valid keys over 4 programs per head
+    take 1-4 of them (keys after pos poisoned); each row's merge waits for just its shares, the
+    same as all 4 programs and as SDPA, and the arrival counters are left at zero (a second call
+    gives the same)."""
+    g = torch.Generator().manual_seed(6)
+    B, H, L, D = 3, 2, 40, 16
+    q = torch.randn(B, H * D, generator=g).to(DEVICE)
+    k, v = (torch.randn(B, H, L, D, generator=g).to(DEVICE) for _ in range(2))
+    pos = torch.tensor([1, 5, 30], device=DEVICE)
+    k2, v2 = k.clone(), v.clone()
+    for b, p in enumerate(pos.tolist()):
+        k2[b, :, p + 1:], v2[b, :, p + 1:] = 1e4, float("nan")
+    config = KernelConfig(attention_min_keys=min_keys)
+    y = dk.attention(q, k2, v2, H, pos, splits=4, block=4, config=config)
+    assert torch.equal(dk.attention(q, k2, v2, H, pos, splits=4, block=4, config=config), y)
+    ref = torch.nn.functional.scaled_dot_product_attention(q.view(B, H, 1, D), k, v,
+                                                           attn_mask=step_mask(pos, L, None))
+    assert torch.allclose(y, ref.reshape(B, H * D), atol=1e-5)
+    assert torch.allclose(y, dk.attention(q, k2, v2, H, pos, splits=4, block=4), atol=1e-6)
+
+
 def test_attention_splits_are_shared_among_rows_as_powers_of_two():
     """Each row count gets a power of two (the merge's tile must be one), fewer per head as rows
     grow, never under the minimum nor over the configured splits; 3 rows once gave 10 and failed

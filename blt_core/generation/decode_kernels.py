@@ -60,7 +60,9 @@ _PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE, _SLOTS = map(tl.const
 # Self-attention's launch shape (KernelConfig.attention_*): one warp per program was fastest on an
 # H100 for both head widths of blt-1b (128 and 64), 2-6 us per layer less than four warps
 # (bench/profile_layer_step.py --attention, layer_step_h100.jsonl): with a 16-key tile a
-# program's reductions need no shared memory or barriers across warps.
+# program's reductions need no shared memory or barriers across warps. Of a head's S programs, a
+# row's keys take only as many as give each a tile's worth (KernelConfig.attention_min_keys): a
+# short context then has fewer shares to wait for and merge, a long one all S (bench/README.md).
 DEFAULT = KernelConfig()
 
 
@@ -327,13 +329,15 @@ def _softmax_tile(q, kb, vb, valid, m, l, acc, scale):
 @triton.jit
 def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, start_ptr, part_ptr, ml_ptr, cnt_ptr, y_ptr, HQ, HKV, HG, L, window,
                       scale, S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, CAUSAL: tl.constexpr,
-                      STARTS: tl.constexpr, EARLY: tl.constexpr, PDL: tl.constexpr):
+                      STARTS: tl.constexpr, EARLY: tl.constexpr, PDL: tl.constexpr, MIN_KEYS: tl.constexpr = 0):
     """Program (row*head, s): online softmax of one query over the s-th share of its valid keys.
     With S > 1 the shares go to part / ml; the last program of the head to finish (cnt, left
-    at zero) merges them into y. EARLY (causal): the first tile's keys before pos, which earlier
-    steps wrote, are loaded before waiting for the previous kernel (the one that writes the key
-    at pos and the query); pos itself is never written by these kernels. STARTS (causal): no key
-    before the row's start either."""
+    at zero) merges them into y. MIN_KEYS > 0: a row's keys are shared among only as many of
+    the S programs as give each at least MIN_KEYS (at least one); the others do nothing, and the
+    merge waits for and reads just the shares made. EARLY (causal): the first tile's keys before
+    pos, which earlier steps wrote, are loaded before waiting for the previous kernel (the one
+    that writes the key at pos and the query); pos itself is never written by these kernels.
+    STARTS (causal): no key before the row's start either."""
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
     bh, s = tl.program_id(0), tl.program_id(1)
@@ -347,7 +351,19 @@ def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, start_ptr, part_ptr, ml_ptr,
     else:
         hi = L
         lo = 0
-    per = tl.cdiv(hi - lo, S)
+    active = S
+    if MIN_KEYS > 0:
+        active = tl.minimum(S, tl.maximum(1, tl.cdiv(hi - lo, MIN_KEYS)))
+    if s < active:
+        _attend_share(q_ptr, k_ptr, v_ptr, part_ptr, ml_ptr, cnt_ptr, y_ptr, b, hk, bh, s, lo, hi, active, HKV, L,
+                      scale, S, D, BLOCK, EARLY, PDL)
+
+
+@triton.jit
+def _attend_share(q_ptr, k_ptr, v_ptr, part_ptr, ml_ptr, cnt_ptr, y_ptr, b, hk, bh, s, lo, hi, active, HKV, L, scale,
+                  S: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, EARLY: tl.constexpr, PDL: tl.constexpr):
+    """_attention_kernel's program s of `active` for row*head bh: keys lo..hi-1 shared out."""
+    per = tl.cdiv(hi - lo, active)
     start = lo + s * per
     end = tl.minimum(hi, start + per)
     d = tl.arange(0, D)
@@ -385,12 +401,14 @@ def _attention_kernel(q_ptr, k_ptr, v_ptr, pos_ptr, start_ptr, part_ptr, ml_ptr,
         tl.store(ml_ptr + (bh * S + s) * 2, m)
         tl.store(ml_ptr + (bh * S + s) * 2 + 1, l)
         tl.debug_barrier()                                        # this program's share is written
-        last = tl.atomic_add(cnt_ptr + bh, 1, sem="acq_rel") == S - 1
+        last = tl.atomic_add(cnt_ptr + bh, 1, sem="acq_rel") == active - 1
         ss = tl.arange(0, S)
-        ms = tl.load(ml_ptr + (bh * S + ss) * 2, mask=last, other=-1e30, cache_modifier=".cg")
-        ls = tl.load(ml_ptr + (bh * S + ss) * 2 + 1, mask=last, other=1.0, cache_modifier=".cg")
+        made = last & (ss < active)
+        ms = tl.load(ml_ptr + (bh * S + ss) * 2, mask=made, other=-1e30, cache_modifier=".cg")
+        ls = tl.load(ml_ptr + (bh * S + ss) * 2 + 1, mask=made, other=1.0, cache_modifier=".cg")
         w = tl.exp(ms - tl.max(ms, 0))
-        parts = tl.load(part_ptr + (bh * S + ss)[:, None] * D + d[None, :], mask=last, other=0.0, cache_modifier=".cg")
+        parts = tl.load(part_ptr + (bh * S + ss)[:, None] * D + d[None, :], mask=made[:, None], other=0.0,
+                        cache_modifier=".cg")
         y = tl.sum(parts * w[:, None], 0) / tl.sum(ls * w, 0)
         tl.store(y_ptr + bh * D + d, y.to(y_ptr.dtype.element_ty), mask=last)
         tl.store(cnt_ptr + bh, 0, mask=last)
@@ -547,7 +565,8 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, 
     among `splits` programs per head (a few hundred keys: one tile of `block` each), so the chain
     of dependent loads stays short; programs with no keys left skip the loop. Unset launch
     parameters come from the config's attention_splits (divided among the rows, at least
-    attention_min_splits), attention_block, attention_warps. head_cycle: query heads repeat the
+    attention_min_splits), attention_block, attention_warps; of those programs, a row's keys
+    take only as many as give each config.attention_min_keys (0: all). head_cycle: query heads repeat the
     key heads' mapping every head_cycle heads (the pooling's k slots of H heads: head j reads key
     head (j % H) // (H / Hkv)); None: n_heads."""
     B = q.shape[0]
@@ -564,6 +583,7 @@ def attention(q, k, v, n_heads, pos=None, window=None, splits=None, block=None, 
         _counters(q.device, B * n_heads), y, n_heads, Hkv, head_cycle or n_heads, L, window or L + 1, D ** -0.5,
         S=splits, D=D, BLOCK=block,
         CAUSAL=pos is not None, STARTS=start is not None, EARLY=pos is not None and config.early_keys, PDL=pdl,
+        MIN_KEYS=config.attention_min_keys if splits > 1 else 0,
         num_warps=num_warps,
         **({"launch_pdl": True} if pdl else {}))
     return y

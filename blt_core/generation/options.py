@@ -31,6 +31,12 @@ class KernelConfig:
     attention_min_splits: int = 8
     attention_block: int = 16
     attention_warps: int = 1
+    # A row's keys shared among only as many of those programs as give each at least this many
+    # (the rest do nothing, and the merge waits for fewer shares); 0: among all of them. 16 (one
+    # tile) took the library on an H100 from 665.1-667.3 to 670.0-670.2 bytes/s at one byte per
+    # patch, and from 1,398.6-1,399.6 to 1,410.6-1,412.1 at static patches of 4; 8 gave 668.5, 32
+    # 654.6 (bench/kernel_config_sweep.py, bench/long_patches.py --kernel-configs).
+    attention_min_keys: int = 16
     # Several rows (tensor-core tiles) where K is at least twice N (the MLP's down projection): K
     # shared among this many programs per block of outputs, summed in share order by the block's
     # last program. 4 took blt-1b's global down projection at 8 rows from 13.1 to 11.9 us, the
