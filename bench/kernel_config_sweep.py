@@ -24,6 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def kernel_config(spec: str):
+    """A KernelConfig from 'field=int,...' ('' the defaults): the --kernel-configs of
+    profile_batch.py and long_patches.py."""
+    from blt_core.generation import KernelConfig
+    return KernelConfig(**{k: int(v) for k, v in (item.split("=") for item in spec.split(",") if item)})
+
+
 def one_row(bn: int, bk: int, warps: int = 4, late: bool = True, ks=None, ns=None):
     """A block_shape: block_config's, but one-row products over K in ks (None: all) with N in ns
     (None: all) take BLOCK_N x BLOCK_K tiles of `warps` warps."""

@@ -32,10 +32,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import copy_bandwidth, weight_bytes_per_byte  # noqa: E402
+from kernel_config_sweep import kernel_config  # noqa: E402
 from latency import machine  # noqa: E402
 from serve import PROMPT, materialise  # noqa: E402
 from blt_core import BLT  # noqa: E402
-from blt_core.generation import DecodeOptions, KernelConfig, schedules  # noqa: E402
+from blt_core.generation import DecodeOptions, schedules  # noqa: E402
 
 FAST = dict(cuda_graphs=True, compile=True, kernels=True)
 VARIANTS = {"host-decided": DecodeOptions(**FAST), "decoder-first": DecodeOptions(**FAST, decoder_first=True),
@@ -79,8 +80,7 @@ def main(argv=None):
                for spec in args.kernel_configs]
     for patching in settings:
         for name, rule, spec in runs_of:
-            fields = {k: int(v) for k, v in (item.split("=") for item in spec.split(",") if item)}
-            options = replace(VARIANTS[name], kernel_config=KernelConfig(**fields))
+            options = replace(VARIANTS[name], kernel_config=kernel_config(spec))
             if rule is not None:
                 schedules.SPECULATIVE_FROM = rule                   # read by Schedule._switching at each run
             kw = dict(max_new_bytes=args.new_bytes, stop_at_eos=False, options=options, **patching)

@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kernel_config_sweep import kernel_config  # noqa: E402
 from profile_generate import _kernel_rows  # noqa: E402
 from blt_core import BLT, preset  # noqa: E402
 from blt_core.generation import DecodeOptions, IncrementalBLT, KernelConfig  # noqa: E402
@@ -165,8 +166,7 @@ def main():
             continue
         variants = [(None, spec) for spec in args.kernel_configs] + [(blocks, "") for blocks in args.kernel_blocks]
         for blocks, spec in variants:
-            fields = {k: int(v) for k, v in (item.split("=") for item in spec.split(",") if item)}
-            config = KernelConfig(block_shape=block_shape(blocks)) if blocks else KernelConfig(**fields)
+            config = KernelConfig(block_shape=block_shape(blocks)) if blocks else kernel_config(spec)
             kernel_options = replace(options, kernel_config=config)
             inc = batch(model, args.rows, args.prompt, kernel_options.kernel_config)
             name = f"{args.rows} rows, fused kernels" + (", speculative" if shape == "kernels-spec" else "")
