@@ -70,10 +70,6 @@ def variants() -> dict:
         "down_2048_tiles_8warps": KernelConfig(block_shape=one_row(2, 2048, 8, late=False, ks=wide[1:])),
         # weights loaded by the default eviction policy (the default config's: first out of L2)
         "weights_evict_normal": KernelConfig(weight_eviction=""),
-        # every stack's weights streamed into L2 this many MiB ahead of its products (one row)
-        "prefetch8": KernelConfig(prefetch_ahead_mib=8),
-        "prefetch16": KernelConfig(prefetch_ahead_mib=16),
-        "prefetch32": KernelConfig(prefetch_ahead_mib=32),
     }
 
 

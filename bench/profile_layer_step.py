@@ -145,9 +145,6 @@ def main():
     ap.add_argument("--kernels-only", action="store_true", help="only gemv-only and the fused Triton block step")
     ap.add_argument("--attention", nargs="*", default=[], metavar="SxBxW",
                     help="also time the fused step with these attention launches: splits x keys per tile x warps")
-    ap.add_argument("--prefetch", nargs="*", type=int, default=[], metavar="MIB",
-                    help="also time the fused step with the weights streamed into L2 this many MiB ahead "
-                         "(KernelConfig.prefetch_ahead_mib), each against the step without, same output checked")
     ap.add_argument("--whole-rows", action="store_true",
                     help="also time the fused step with one-row tiles of whole K (<= 2048) for single rows, so a "
                          "projection's weights are all loaded before it waits for the previous kernel")
@@ -184,12 +181,6 @@ def main():
             splits, block, warps = map(int, spec.split("x"))
             config = KernelConfig(attention_splits=splits, attention_block=block, attention_warps=warps)
             timed_row(fused(config), variant="fused Triton block step", attention=spec)
-        for mib in args.prefetch:
-            plain = fused(KernelConfig())(x, pos)
-            same = bool(torch.equal(fused(KernelConfig(prefetch_ahead_mib=mib))(x, pos), plain))
-            timed_row(fused(KernelConfig()), variant="fused Triton block step", prefetch_mib=0)
-            timed_row(fused(KernelConfig(prefetch_ahead_mib=mib)), variant="fused Triton block step",
-                      prefetch_mib=mib, same_output=same)
         if args.whole_rows:
             def whole_rows(N, K, BP, epi, D=1):
                 cfg = dk.block_config(N, K, BP, epi, D)

@@ -45,10 +45,6 @@ import triton
 import triton.language as tl
 
 from .options import KernelConfig
-from . import weight_prefetch
-from .weight_prefetch import PREFETCH_EVERY as _EVERY
-
-PREFETCH_EVERY = tl.constexpr(_EVERY)
 
 PLAIN, RESIDUAL, DOUBLE_RESIDUAL, SWIGLU, ROPE_CACHE, SLOTS = 0, 1, 2, 3, 4, 5        # epilogues
 _PLAIN, _RESIDUAL, _DOUBLE_RESIDUAL, _SWIGLU, _ROPE_CACHE, _SLOTS = map(tl.constexpr, range(6))   # the same, in kernels
@@ -114,13 +110,12 @@ def _weights(ptrs, mask, EVICT: tl.constexpr):
 
 @triton.jit
 def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin_ptr, kc_ptr, vc_ptr, ws_ptr, cnt_ptr,
-                   si_ptr, so_ptr, B, N, K, eps, NQ, NKV, L, NSI, pf_ptr, pf_lo, pf_n, pf_per,
+                   si_ptr, so_ptr, B, N, K, eps, NQ, NKV, L, NSI,
                    BP: tl.constexpr, KP: tl.constexpr, SI: tl.constexpr, SO: tl.constexpr, D: tl.constexpr,
                    NORM: tl.constexpr, EPI: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr, PREFETCH: tl.constexpr,
                    SPLIT: tl.constexpr, PDL: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
-                   AT_POS: tl.constexpr = False, TABLES: tl.constexpr = False, WEVICT: tl.constexpr = "",
-                   PF: tl.constexpr = False, PF_LANES: tl.constexpr = 128):
+                   AT_POS: tl.constexpr = False, TABLES: tl.constexpr = False, WEVICT: tl.constexpr = ""):
     """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
     (SWIGLU: W (2N, K), gate rows then up rows). Program (i, s): outputs i * BLOCK_N.., the s-th
     of SPLIT shares of K; ws (SPLIT, BP, 2N) float32 holds each share's partial sums, which the
@@ -129,10 +124,7 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     products on tensor cores (IEEE: float32 exactly, not TF32). Sums of squares of x's rows for
     the RMSNorm (several rows): SI > 0 takes them from si (BP, NSI), the partial sums the kernel
     that wrote x left, one per program of it; SO (residual epilogues) leaves those of out in so
-    (BP, programs along N). WEVICT: the weights' eviction policy (KernelConfig.weight_eviction).
-    PF: every PREFETCH_EVERY-th program i issues L2 prefetches of pf_per chunks of its stack's
-    walk (pf: (chunks, 2) address and bytes; this product's share: pf_n from pf_lo), those from
-    pf_lo + (i // PREFETCH_EVERY) * pf_per on, before waiting (weight_prefetch.py)."""
+    (BP, programs along N). WEVICT: the weights' eviction policy (KernelConfig.weight_eviction)."""
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
     dt = x_ptr.dtype.element_ty
@@ -164,9 +156,6 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
         d = n % D
         cos = tl.load(cos_ptr + pos[:, None] * D + d[None, :], mask=omask, other=0.0).to(tl.float32)
         sin = tl.load(sin_ptr + pos[:, None] * D + d[None, :], mask=omask, other=0.0).to(tl.float32)
-    if PF:                                                        # later weights of the stack into L2
-        if tl.program_id(0) % PREFETCH_EVERY == 0:
-            _l2_prefetch(pf_ptr, pf_lo + (tl.program_id(0) // PREFETCH_EVERY) * pf_per, pf_per, pf_lo + pf_n, PF_LANES)
     if PDL:                                                       # the previous kernel's results
         tl.extra.cuda.gdc_wait()
     if EPI == _RESIDUAL or EPI == _DOUBLE_RESIDUAL:               # in the same trip as x
@@ -314,20 +303,6 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                 tl.store(kc_ptr + at, y.to(dt), mask=omask)
             else:
                 tl.store(vc_ptr + at, y.to(dt), mask=omask)
-
-
-@triton.jit
-def _l2_prefetch(table_ptr, first, count, end, LANES: tl.constexpr):
-    """Chunks first..first+count-1 (below end) of a prefetch walk ((chunks, 2) int64: address,
-    bytes) into L2, one bulk prefetch per lane (weight_prefetch.py)."""
-    lane = tl.arange(0, LANES)
-    c = first + lane
-    m = (lane < count) & (c < end)
-    addr = tl.load(table_ptr + 2 * c, mask=m, other=0)
-    size = tl.load(table_ptr + 2 * c + 1, mask=m, other=0).to(tl.int32)
-    tl.inline_asm_elementwise(
-        "{ .reg .pred p; setp.ne.s32 p, $2, 0; @p cp.async.bulk.prefetch.L2.global [$1], $2; mov.u32 $0, 0; }",
-        "=r,l,r", [addr, size], dtype=tl.int32, is_pure=False, pack=1)
 
 
 @triton.jit
@@ -502,13 +477,12 @@ def _counters(device, n):
     return _COUNTERS[key]
 
 
-def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False, prefetch=None, **meta):
+def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False, **meta):
     """The matrix-vector kernel over x (B, K), cdiv(N, BLOCK_N) x SPLIT programs: the config's
     block_shape if it has one, else block_config's on CUDA and on the CPU (Triton's interpreter,
     TRITON_INTERPRET=1, used by the tests) one small fixed shape. x_stats: x's partial sums of
     squares, from the launch that wrote x. stats: return the output's (BP, programs) float32, or
-    None where this launch leaves none (one row, or no residual epilogue). prefetch: a
-    weight_prefetch.Prefetch, the chunks of its stack's walk this product prefetches (CUDA)."""
+    None where this launch leaves none (one row, or no residual epilogue)."""
     if config.block_shape is not None:
         cfg = dict(config.block_shape(N, x.shape[1], meta["BP"], meta["EPI"], meta["D"]))
     elif x.is_cuda:
@@ -528,14 +502,6 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False,
     meta["SI"], meta["SO"] = (triton.next_power_of_2(si.shape[1]) if si is not None else 0), so is not None
     args = (x, nw, w, *args[:7], *split, si if si is not None else x, so if so is not None else x, *args[7:],
             si.shape[1] if si is not None else 0)
-    lanes = 32 * cfg.get("num_warps", 4)
-    if prefetch is not None:                     # chunks per prefetching program, in program order
-        per = triton.cdiv(prefetch.n, triton.cdiv(programs * cfg["SPLIT"], PREFETCH_EVERY))
-        if per > lanes:
-            raise ValueError(f"a prefetch share of {prefetch.n} chunks is too many for {programs} programs")
-        args += (prefetch.table, prefetch.lo, prefetch.n, per)
-    else:
-        args += (x, 0, 0, 0)
     pdl = cfg.pop("PDL", True) and _pdl(x.device, config)    # a block shape may launch without PDL
     launch = {"launch_pdl": True} if pdl else {}
     # tensor cores take tiles of at least 16 rows, outputs and K (smaller ones: the products summed)
@@ -544,20 +510,20 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False,
     if layers is not None and cfg["SPLIT"] > 1:
         raise ValueError("a launch over several layers' tables cannot split K (one counter per block)")
     _matvec_kernel[(programs, cfg["SPLIT"], layers or 1)](*args, **meta, **cfg, PDL=pdl, DOT=dot,
-                                                          TABLES=layers is not None, PF=prefetch is not None, PF_LANES=lanes,
+                                                          TABLES=layers is not None,
                                                           WEVICT=config.weight_eviction if meta["BP"] == 1 else "",
                                                           IEEE=x.dtype == torch.float32 or not x.is_cuda, **launch)
     return so
 
 
 def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None, config: KernelConfig = DEFAULT,
-           x_stats=None, stats=False, few_rows=False, out=None, prefetch=None):
+           x_stats=None, stats=False, few_rows=False, out=None):
     """x (B, K) -> (B, N): epilogue(weight @ prologue(x)); norm: an RMSNorm applied first;
     res (B, N): the residual of RESIDUAL / DOUBLE_RESIDUAL. x_stats: x's row statistics as the
     launch that wrote x returned them (the norm then makes no pass over x for them). stats: return
     (out, out's statistics or None) for the next launch's norm. few_rows: up to 4 rows without
     tensor-core tiles (`_bp`). out: (B, N) rows of stride N to write (PLAIN; results rounded to
-    x's dtype, then stored in out's). prefetch: see `_launch`."""
+    x's dtype, then stored in out's)."""
     B, K = x.shape
     N = out_features or weight.shape[0]
     if out is None:
@@ -566,21 +532,20 @@ def matvec(x, weight, epi=PLAIN, norm=None, res=None, out_features=None, config:
         raise ValueError(f"out must be a ({B}, {N}) tensor of rows of stride {N}, for a plain product")
     so = _launch(config, N, x, norm.weight if norm is not None else x, weight, out, res if res is not None else x,
                  x, x, x, x, x, B, N, K, norm.eps if norm is not None else 0.0, 0, 0, 0,
-                 BP=_bp(B, few_rows), D=1, NORM=norm is not None, EPI=epi, x_stats=x_stats, stats=stats,
-                 prefetch=prefetch)
+                 BP=_bp(B, few_rows), D=1, NORM=norm is not None, EPI=epi, x_stats=x_stats, stats=stats)
     return (out, so) if stats else out
 
 
-def qkv_rope_cache(x, attn, norm, cache, pos, cos, sin, config: KernelConfig = DEFAULT, x_stats=None, prefetch=None):
+def qkv_rope_cache(x, attn, norm, cache, pos, cos, sin, config: KernelConfig = DEFAULT, x_stats=None):
     """x (B, C): RMSNorm, q/k/v projection, RoPE at pos (B,); k, v written into the cache at pos.
-    Returns q (B, H * D). x_stats, prefetch: as for `matvec`."""
+    Returns q (B, H * D). x_stats: as for `matvec`."""
     B, K = x.shape
     D, L = attn.head_dim, cache.k.shape[2]
     NQ, NKV = attn.n_heads * D, attn.n_kv_heads * D
     q = torch.empty(B, NQ, dtype=x.dtype, device=x.device)
     N = NQ + 2 * NKV
     _launch(config, N, x, norm.weight, attn.qkv_proj.weight, q, x, pos, cos, sin, cache.k, cache.v,
-            B, N, K, norm.eps, NQ, NKV, L, BP=_bp(B), D=D, NORM=True, EPI=ROPE_CACHE, x_stats=x_stats, prefetch=prefetch)
+            B, N, K, norm.eps, NQ, NKV, L, BP=_bp(B), D=D, NORM=True, EPI=ROPE_CACHE, x_stats=x_stats)
     return q
 
 
@@ -659,18 +624,13 @@ def cross_step(cross, x, k, v, config: KernelConfig = DEFAULT):
 def stack_step(layers, caches, x, pos, cos, sin, window=None, config: KernelConfig = DEFAULT, crosses=()):
     """`block_step` through every layer of a stack (x (B, 1, C)), each after its cross-attention
     step if `crosses` has one for it ((cross, k, v), the decoder's first layers). Each launch that
-    writes x hands its rows' sums of squares to the next RMSNorm (several rows). One row, on sm_90
-    and later, with config.prefetch_ahead_mib: each product prefetches into L2 the stack's weights
-    that far past its own (weight_prefetch.py)."""
+    writes x hands its rows' sums of squares to the next RMSNorm (several rows)."""
     B, _, C = x.shape
     x, stats = x.reshape(B, C).contiguous(), None                        # rows of stride C
-    plan = None
-    if config.prefetch_ahead_mib > 0 and B == 1 and x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9:
-        plan = weight_prefetch.plan_for(layers, crosses, config.prefetch_ahead_mib)
     for i, (layer, cache) in enumerate(zip(layers, caches)):
         if i < len(crosses):
-            x, stats = _cross(crosses[i][0], x, *crosses[i][1:], config, stats, plan)
-        x, stats = _block(layer, x, pos, cache, cos, sin, window, config, stats, plan)
+            x, stats = _cross(crosses[i][0], x, *crosses[i][1:], config, stats)
+        x, stats = _block(layer, x, pos, cache, cos, sin, window, config, stats)
     return x[:, None]
 
 
@@ -743,25 +703,19 @@ def pool_patch(encoder, pooled, cache, pos, start, config: KernelConfig = DEFAUL
                   few_rows=True).view(B, k * C)
 
 
-def _block(layer, x, pos, cache, cos, sin, window, config, x_stats=None, plan=None):
-    """block_step on x (B, C) -> (B, C) and its row statistics (or None). plan: the stack's
-    weight_prefetch.PrefetchPlan, whose progress each product reports."""
+def _block(layer, x, pos, cache, cos, sin, window, config, x_stats=None):
+    """block_step on x (B, C) -> (B, C) and its row statistics (or None)."""
     att, mlp = layer.self_attn, layer.mlp
-    pf = plan.share if plan is not None else (lambda w: None)
-    q = qkv_rope_cache(x, att, layer.input_layernorm, cache, pos, cos, sin, config, x_stats, pf(att.qkv_proj.weight))
+    q = qkv_rope_cache(x, att, layer.input_layernorm, cache, pos, cos, sin, config, x_stats)
     y = attention(q, cache.k, cache.v, att.n_heads, pos, window, config=config)
-    x, x_stats = matvec(y, att.o_proj.weight, RESIDUAL, res=x, config=config, stats=True, prefetch=pf(att.o_proj.weight))
+    x, x_stats = matvec(y, att.o_proj.weight, RESIDUAL, res=x, config=config, stats=True)
     h = matvec(x, mlp.gate_up_proj.weight, SWIGLU, norm=layer.post_attention_layernorm,
-               out_features=mlp.down_proj.weight.shape[1], config=config, x_stats=x_stats,
-               prefetch=pf(mlp.gate_up_proj.weight))
-    return matvec(h, mlp.down_proj.weight, RESIDUAL, res=x, config=config, stats=True, prefetch=pf(mlp.down_proj.weight))
+               out_features=mlp.down_proj.weight.shape[1], config=config, x_stats=x_stats)
+    return matvec(h, mlp.down_proj.weight, RESIDUAL, res=x, config=config, stats=True)
 
 
-def _cross(cross, x, k, v, config, x_stats=None, plan=None):
+def _cross(cross, x, k, v, config, x_stats=None):
     """cross_step on x (B, C) -> (B, C) and its row statistics (or None)."""
-    pf = plan.share if plan is not None else (lambda w: None)
-    q = matvec(x, cross.q_proj.weight, PLAIN, norm=cross.q_norm, config=config, x_stats=x_stats,
-               prefetch=pf(cross.q_proj.weight))
+    q = matvec(x, cross.q_proj.weight, PLAIN, norm=cross.q_norm, config=config, x_stats=x_stats)
     y = attention(q, k, v, cross.n_heads, splits=1, block=triton.next_power_of_2(k.shape[2]), config=config)
-    return matvec(y, cross.o_proj.weight, DOUBLE_RESIDUAL, res=x, config=config, stats=True,
-                  prefetch=pf(cross.o_proj.weight))
+    return matvec(y, cross.o_proj.weight, DOUBLE_RESIDUAL, res=x, config=config, stats=True)

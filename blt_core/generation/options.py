@@ -50,9 +50,6 @@ class KernelConfig:
     # rows keep the default policy: with it there too, 8 streams through the server gave
     # 3,101-3,350 bytes/s against 3,406-3,419 without, on one lease (bench/README.md). "": default.
     weight_eviction: str = "evict_first"
-    # One row on sm_90+: each product of a stack prefetches into L2 the stack's weights this many
-    # MiB past its own (weight_prefetch.py). 0: off.
-    prefetch_ahead_mib: int = 0
     # (N outputs, K inputs, rows BP, epilogue, head width D) -> the matrix-vector kernel's block
     # shape, on any device. None: decode_kernels.block_config on CUDA, INTERPRETER_BLOCK in
     # Triton's CPU interpreter.
