@@ -70,6 +70,8 @@ def variants() -> dict:
         "down_2048_tiles_8warps": KernelConfig(block_shape=one_row(2, 2048, 8, late=False, ks=wide[1:])),
         # weights loaded by the default eviction policy (the default config's: first out of L2)
         "weights_evict_normal": KernelConfig(weight_eviction=""),
+        # one row: the decoder's cross-attention as its own launch, not inside the output projection
+        "cross_apart": KernelConfig(cross_in_output=False),
     }
 
 

@@ -1,6 +1,7 @@
 """The fused Triton decoding kernels against the eager layers they replace. On a machine without
 CUDA they run in Triton's interpreter (TRITON_INTERPRET=1, set in conftest.py); without
 Triton installed (the CPU wheel of torch does not bring it) the module is skipped."""
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -117,18 +118,24 @@ def test_block_step_equals_eager_block(dtype_tol, stack, batch, kernels):
         assert not cnt.any()
 
 
+@pytest.mark.parametrize("rows,n_slots", [(2, 2), (1, 2), (1, 3)])
 @pytest.mark.parametrize("dtype,tol,kernels", [(*F32, PLAIN), (*BF16, LATE_PF), (*F32, SPLIT)],
                          indirect=["kernels"])
-def test_cross_step_equals_eager_cross_attention(dtype, tol, kernels):
+def test_cross_step_equals_eager_cross_attention(dtype, tol, kernels, rows, n_slots):
+    """Several rows: the attention's own launch, then the output projection. One row: the
+    attention over the slots inside the output projection's programs (cross_in_output), and
+    without it; a slot count that is not a power of two is masked."""
     cross = _randomise(CrossAttention(_cfg(n_kv_heads=2))).to(DEVICE, dtype).eval()
     g = torch.Generator().manual_seed(3)
-    x = torch.randn(2, 1, 64, generator=g).to(DEVICE, dtype)
-    slots = torch.randn(2, 2, 64, generator=g).to(DEVICE, dtype)         # k = 2 patch slots per row
+    x = torch.randn(rows, 1, 64, generator=g).to(DEVICE, dtype)
+    slots = torch.randn(rows, n_slots, 64, generator=g).to(DEVICE, dtype)     # the patch's k slots
     with torch.no_grad():
         k, v = cross.kv(slots)
         ref = x + cross.attend(x, k, v)
         out = dk.cross_step(cross, x, k.contiguous(), v.contiguous(), kernels)
-    assert (out.float() - ref.float()).abs().max() <= tol * ref.float().abs().max()
+        apart = dk.cross_step(cross, x, k.contiguous(), v.contiguous(), replace(kernels, cross_in_output=False))
+    for o in (out, apart):
+        assert (o.float() - ref.float()).abs().max() <= tol * ref.float().abs().max()
 
 
 @pytest.mark.parametrize("kernels", [DOT, DOT_SPLIT], indirect=True, ids=["dot", "dot-split"])

@@ -115,7 +115,8 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                    NORM: tl.constexpr, EPI: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, LATE: tl.constexpr, PREFETCH: tl.constexpr,
                    SPLIT: tl.constexpr, PDL: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
-                   AT_POS: tl.constexpr = False, TABLES: tl.constexpr = False, WEVICT: tl.constexpr = ""):
+                   AT_POS: tl.constexpr = False, TABLES: tl.constexpr = False, WEVICT: tl.constexpr = "",
+                   XATT: tl.constexpr = False, KS: tl.constexpr = 1):
     """out[b, n] = epilogue(sum_k W[n, k] * prologue(x)[b, k]) for rows b < B, W (N, K)
     (SWIGLU: W (2N, K), gate rows then up rows). Program (i, s): outputs i * BLOCK_N.., the s-th
     of SPLIT shares of K; ws (SPLIT, BP, 2N) float32 holds each share's partial sums, which the
@@ -124,7 +125,10 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
     products on tensor cores (IEEE: float32 exactly, not TF32). Sums of squares of x's rows for
     the RMSNorm (several rows): SI > 0 takes them from si (BP, NSI), the partial sums the kernel
     that wrote x left, one per program of it; SO (residual epilogues) leaves those of out in so
-    (BP, programs along N). WEVICT: the weights' eviction policy (KernelConfig.weight_eviction)."""
+    (BP, programs along N). WEVICT: the weights' eviction policy (KernelConfig.weight_eviction).
+    XATT (one row, K within one tile): x holds the queries of a cross-attention (NQ channels, heads
+    of D) over L slots in kc / vc (NKV channels: (NKV // D, L, D)), scale eps; the product is over
+    their attention, computed by every program (`cross_output`; KS: L as a power of two)."""
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
     dt = x_ptr.dtype.element_ty
@@ -178,13 +182,18 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                 ss += tl.sum(xk * xk, 1)
         r = 1.0 / tl.sqrt(ss / K + eps)
     if BP == 1:                  # one row: 2-D weight tiles reduced along K, no layout shuffles
+        if XATT:                 # x: the attention of the queries at x over the slots (one tile of K)
+            xa = _slot_attention(x_ptr, kc_ptr, vc_ptr, K, NQ // D, NKV // D, L, eps, D, KS, BLOCK_K)
         a1 = tl.zeros((BLOCK_N,), tl.float32)
         a2 = tl.zeros((BLOCK_N,), tl.float32)
         p1 = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)                 # LATE: products summed per lane
         p2 = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)
         for k0 in range(k_lo, k_hi, BLOCK_K):
             kmask = (k0 + kk) < k_hi
-            xk = tl.load(x_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
+            if XATT:
+                xk = xa
+            else:
+                xk = tl.load(x_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
             if NORM:                                              # (x * r) rounded, times the weight, rounded
                 nw = tl.load(nw_ptr + k0 + kk, mask=kmask, other=0.0).to(tl.float32)
                 xk = ((xk * tl.sum(r, 0)).to(dt).to(tl.float32) * nw).to(dt).to(tl.float32)
@@ -303,6 +312,31 @@ def _matvec_kernel(x_ptr, nw_ptr, w_ptr, out_ptr, res_ptr, pos_ptr, cos_ptr, sin
                 tl.store(kc_ptr + at, y.to(dt), mask=omask)
             else:
                 tl.store(vc_ptr + at, y.to(dt), mask=omask)
+
+
+@triton.jit
+def _slot_attention(q_ptr, k_ptr, v_ptr, K, HQ, HKV, L, scale, D: tl.constexpr, KS: tl.constexpr,
+                    BLOCK_K: tl.constexpr):
+    """One row's queries q (HQ heads of D: K channels) over L slots k, v (HKV, L, D), as
+    _attention_kernel computes them in one share: (BLOCK_K,) float32 of the heads' outputs,
+    rounded to q's dtype (channels from K on are zero)."""
+    H: tl.constexpr = BLOCK_K // D
+    c = tl.arange(0, BLOCK_K)
+    j = tl.arange(0, KS)
+    cm = c < K
+    at = ((c // D) // (HQ // HKV) * L)[None, :] * D + j[:, None] * D + (c % D)[None, :]
+    valid = j < L
+    m2 = valid[:, None] & cm[None, :]
+    kt = tl.load(k_ptr + at, mask=m2, other=0.0).to(tl.float32)                 # (KS, BLOCK_K)
+    vt = tl.load(v_ptr + at, mask=m2, other=0.0).to(tl.float32)
+    q = tl.load(q_ptr + c, mask=cm, other=0.0).to(tl.float32)
+    sc = tl.where(valid[:, None], tl.sum(tl.reshape(kt * q[None, :], (KS, H, D)), 2) * scale, -1e30)   # (KS, H)
+    m = tl.max(sc, 0)
+    p = tl.where(valid[:, None], tl.exp(sc - m[None, :]), 0.0)
+    l = tl.sum(p, 0)
+    pv = tl.reshape(tl.broadcast_to(p[:, :, None], (KS, H, D)), (KS, BLOCK_K))
+    y = tl.sum(pv * vt, 0) / tl.reshape(tl.broadcast_to(l[:, None], (H, D)), (BLOCK_K,))
+    return y.to(q_ptr.dtype.element_ty).to(tl.float32)
 
 
 @triton.jit
@@ -493,6 +527,9 @@ def _launch(config: KernelConfig, N, x, nw, w, *args, x_stats=None, stats=False,
         cfg = dict(INTERPRETER_BLOCK)
     if meta["EPI"] == ROPE_CACHE:                # RoPE pairs and the cache layout: a block inside one head
         cfg["BLOCK_N"] = min(cfg["BLOCK_N"], meta["D"])
+    if meta.get("XATT"):                         # the attention over the slots is made for all of K at once
+        cfg["BLOCK_K"] = triton.next_power_of_2(x.shape[1])
+        cfg.update(BLOCK_N=max(1, min(cfg["BLOCK_N"], 2048 // cfg["BLOCK_K"])), SPLIT=1)
     meta["KP"] = _kp(meta["BP"], x.shape[1])
     split = _workspace(w, meta["BP"], N, cfg["SPLIT"]) if cfg["SPLIT"] > 1 else (x, x)    # unused without a split
     programs = triton.cdiv(N, cfg["BLOCK_N"])
@@ -667,6 +704,22 @@ def decoder_slots(decoder, g, caches, keep, config: KernelConfig = DEFAULT, tabl
             LAYERS=len(decoder.cross_attn_layers))
 
 
+def cross_output(q, cross, x, k, v, config: KernelConfig = DEFAULT):
+    """One row's cross-attention output x + (x + o(attention of q over the slots k, v)), q, x (1, C),
+    k, v (1, Hkv, L, D), in one launch: each program of the output projection computes the
+    attention over the L slots itself (a few KB from L2), so the step saves the attention's
+    launch (KernelConfig.cross_in_output; bench/README.md)."""
+    B, K = q.shape
+    N, L = cross.o_proj.weight.shape[0], k.shape[2]
+    if B != 1:
+        raise ValueError("cross_output takes one row")
+    out = torch.empty(B, N, dtype=x.dtype, device=x.device)
+    _launch(config, N, q, q, cross.o_proj.weight, out, x, x, x, x, k, v, B, N, K, cross.head_dim ** -0.5,
+            cross.n_heads * cross.head_dim, cross.n_kv_heads * cross.head_dim, L, BP=1, D=cross.head_dim,
+            NORM=False, EPI=DOUBLE_RESIDUAL, XATT=True, KS=triton.next_power_of_2(L))
+    return out
+
+
 @torch.compiler.disable
 def norm_head(x, norm, weight, config: KernelConfig = DEFAULT, out=None):
     """weight @ norm(x) for x (B, C) in one launch -> (B, V), rounded to x's dtype (the decoder's
@@ -717,5 +770,7 @@ def _block(layer, x, pos, cache, cos, sin, window, config, x_stats=None):
 def _cross(cross, x, k, v, config, x_stats=None):
     """cross_step on x (B, C) -> (B, C) and its row statistics (or None)."""
     q = matvec(x, cross.q_proj.weight, PLAIN, norm=cross.q_norm, config=config, x_stats=x_stats)
+    if x.shape[0] == 1 and config.cross_in_output:
+        return cross_output(q, cross, x, k, v, config), None
     y = attention(q, k, v, cross.n_heads, splits=1, block=triton.next_power_of_2(k.shape[2]), config=config)
     return matvec(y, cross.o_proj.weight, DOUBLE_RESIDUAL, res=x, config=config, stats=True)

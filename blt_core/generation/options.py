@@ -50,6 +50,9 @@ class KernelConfig:
     # rows keep the default policy: with it there too, 8 streams through the server gave
     # 3,101-3,350 bytes/s against 3,406-3,419 without, on one lease (bench/README.md). "": default.
     weight_eviction: str = "evict_first"
+    # One row: the decoder's cross-attention over its patch's slots is computed inside its output
+    # projection's programs (decode_kernels.cross_output), one launch fewer per layer.
+    cross_in_output: bool = True
     # (N outputs, K inputs, rows BP, epilogue, head width D) -> the matrix-vector kernel's block
     # shape, on any device. None: decode_kernels.block_config on CUDA, INTERPRETER_BLOCK in
     # Triton's CPU interpreter.
