@@ -15,6 +15,11 @@ neighbours in its prologue and epilogue:
     4. RMSNorm -> gate/up projection -> SiLU(gate) * up
     5. down projection + residual
 
+A decoder layer's cross-attention step over its patch's k slots is RMSNorm -> q projection, then
+for one row the output projection with both residuals, each of whose programs first computes
+the attention over the few slots itself (`cross_output`); several rows take the attention's own
+launch between the two.
+
 On sm_90 and later the kernels are launched as programmatic dependents (`KernelConfig.pdl`):
 each starts reading its weights while the one before it finishes (the matrix-vector products of
 several rows excepted: `block_config` launches those without it). One row's weights, read once a
