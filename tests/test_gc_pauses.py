@@ -27,7 +27,10 @@ def test_collections_are_counted_per_generation_with_their_pauses():
 def test_freeze_takes_what_is_alive_out_of_later_collections():
     alive = [[1], {"a": []}]                         # containers the collector tracks
     assert any(obj is alive for obj in gc.get_objects())
-    assert freeze() > 0                              # (other threads may free frozen objects meanwhile)
-    assert not any(obj is alive for obj in gc.get_objects())
-    made_after = [[2]]
-    assert any(obj is made_after for obj in gc.get_objects())
+    try:
+        assert freeze() > 0                          # (other threads may free frozen objects meanwhile)
+        assert not any(obj is alive for obj in gc.get_objects())
+        made_after = [[2]]
+        assert any(obj is made_after for obj in gc.get_objects())
+    finally:
+        gc.unfreeze()                                # the test process's later tests keep a normal collector
