@@ -162,6 +162,9 @@ def test_ctrl_enter_analyses_at_once(page):
     with page.expect_request("**/api/entropy"):
         page.keyboard.press("Control+Enter")                               # even the same text, again
     page.goto("/compare")
+    # the page fills in its own text after load: read it once a comparison is shown (read at
+    # once it was sometimes still empty, and the wait then looked for 0 bytes' results)
+    page.wait_for_function("() => document.body.dataset.compared !== undefined")
     wait_compared(page, page.input_value("#text"))
     with page.expect_request("**/api/compare"):
         page.keyboard.press("Control+Enter")
