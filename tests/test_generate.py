@@ -300,6 +300,39 @@ def test_decided_steps_read_like_host_steps_without_a_device_decision(tiny_model
     assert sum(r[2][0] for r in records[0]) == 7                   # a patch every third byte
 
 
+def test_the_decoders_guess_reads_nothing_the_encoders_end_writes(tiny_model):
+    """On CUDA the decoder-first byte runs its decoder guess on the encoder layers' output while
+    a third stream ends the encoder step (the pooling's keys, the pooled state, the kept h). Run
+    here in the worst order (the guess first, the end after it), every byte leaves the same
+    logits and every per-row tensor exactly as the ordinary order does, patches included."""
+    ids = torch.tensor([tiny_model.tokenizer.encode(PROMPTS[1])])
+    a, b = (IncrementalBLT(tiny_model, 1, 64, PatchingParams(mode="static", patch_size=3)) for _ in range(2))
+    for inc in (a, b):
+        inc.prefill(ids, torch.tensor([ids.shape[1]]))
+    patches = 0
+    for _ in range(12):
+        nxt = a.logits.argmax(-1)
+        H = a.entropy_step(nxt)
+        a.encoder_step(nxt)
+        a.decide_boundary(H, nxt)
+        a.decoder_step(advance=False)
+        H = b.entropy_step(nxt)
+        h = b.encoder_layers(nxt)
+        b.decoder_step(advance=False, h=h)
+        b.encoder_finish(h)
+        b.decide_boundary(H, nxt)
+        assert torch.equal(a.logits, b.logits)
+        for inc in (a, b):
+            if bool(inc.next_start.any()):
+                inc.commit_patch(inc.global_step())
+                inc.decoder_step(advance=False)
+            inc.advance()
+        patches += int(a.next_start.any())
+        for (x, name), (y, _) in zip(a._per_row(), b._per_row()):
+            assert torch.equal(getattr(x, name), getattr(y, name)), name
+    assert patches == 4                                                  # the patch part ran too
+
+
 def test_decoder_first_step_samples_like_host_steps(tiny_model):
     """With sampling, the DecoderFirstStep gives the host-decided step's bytes for the same seed."""
     params = SamplingParams(max_new_bytes=30, stop_at_eos=False, temperature=0.9, top_k=20, seed=3,

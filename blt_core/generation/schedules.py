@@ -323,8 +323,16 @@ class SpeculativeStep:
         """What a step runs after its captured body (subclasses); here nothing."""
 
 
-def _decode_guess(inc: IncrementalBLT):
-    inc.decoder_step(advance=False)
+def _encode_layers(inc: IncrementalBLT, next_ids):
+    return inc.encoder_layers(next_ids)
+
+
+def _encode_finish(inc: IncrementalBLT, h):
+    inc.encoder_finish(h)
+
+
+def _decode_guess(inc: IncrementalBLT, h):
+    inc.decoder_step(advance=False, h=h)
 
 
 def _decide(inc: IncrementalBLT, next_ids, H, seq, flag):
@@ -357,7 +365,9 @@ class DecoderFirstStep(SpeculativeStep):
     the GPU would wait for the host's next launch: `queue_greedy` queues the next greedy byte
     right after a step, and the next `step_greedy` finishes it.
 
-    On CUDA the decision runs on the entropy model's stream as soon as the entropy model and the
+    On CUDA the decoder's guess takes the encoder layers' output at once, while a third stream
+    ends the encoder step (the pooling's keys and the pooled state, which only the patch part
+    reads). The decision runs on the entropy model's stream as soon as the entropy model and the
     encoder are done, and its flag goes straight to pinned host memory, marked by an event: the
     host reads it while the decoder's guess still runs, and queues the patch part or the advance
     (and the next byte) behind it, so the GPU need not wait for the host between bytes. The flag
@@ -370,12 +380,13 @@ class DecoderFirstStep(SpeculativeStep):
     have been captured, are host-decided (`step_greedy`); so is every step where the graph
     cannot be built (`device_branch.unavailable()`)."""
 
-    PARTS = (_entropy, _encode, _decode_guess, _decide, _patch_and_decode, _advance)
+    PARTS = (_entropy, _encode_layers, _encode_finish, _decode_guess, _decide, _patch_and_decode, _advance)
 
     def __init__(self, inc: IncrementalBLT, compile: bool = False, tuning: bool = True,
                  device_decides: bool = False):
         super().__init__(inc, compile, tuning)
         self.device_decides = device_decides and self.cuda
+        self.tail = torch.cuda.Stream() if self.cuda else None              # the encoder step's end
         self.branch_graphs: dict[bool, device_branch.BranchGraph] = {}  # stop_at_eos -> graph
         self.device_steps = 0                                           # steps decided on the device
         self.graphs: dict[str, torch.cuda.CUDAGraph] | None = {} if self.cuda else None
@@ -390,28 +401,34 @@ class DecoderFirstStep(SpeculativeStep):
     def body(self, nxt: torch.Tensor, host_flag: bool = True) -> None:
         """The byte until the boundary decision, on the current stream (captured or not).
         host_flag: the flag is copied to pinned host memory and marked by `decided`."""
-        inc, (entropy, encode, decode_guess, decide, _, _) = self.inc, self.parts
+        inc, (entropy, encode_layers, encode_finish, decode_guess, decide, _, _) = self.inc, self.parts
         if nxt is not self.next_ids:
             self.next_ids.copy_(nxt)                                     # the argmax, for the record
         if not self.cuda:
             H = entropy(inc, self.next_ids)
-            encode(inc, self.next_ids)
+            h = encode_layers(inc, self.next_ids)
+            encode_finish(inc, h)
             decide(inc, self.next_ids, H, self.seq, self.flag)
-            decode_guess(inc)                                            # logits if no patch completed
+            decode_guess(inc, h)                                         # logits if no patch completed
             return
         main = torch.cuda.current_stream()
         self.side.wait_stream(main)
         with torch.cuda.stream(self.side):         # H is made and read on this stream only
             H = entropy(inc, self.next_ids)
-        encode(inc, self.next_ids)
-        self.side.wait_stream(main)          # the decision reads the encoder's patch start and next_start
+        h = encode_layers(inc, self.next_ids)
+        # the encoder step's end (the pooling's keys, the pooled state: only the patch part reads
+        # them) on a third stream, beside the decoder's guess, which takes h at once
+        self.tail.wait_stream(main)
+        with torch.cuda.stream(self.tail):
+            encode_finish(inc, h)
+        self.side.wait_stream(self.tail)     # the decision overwrites next_start, which the end reads
         with torch.cuda.stream(self.side):
             decide(inc, self.next_ids, H, self.seq, self.flag)
             if host_flag:
                 self.flag_host.copy_(self.flag, non_blocking=True)
                 self.decided.record()
-        decode_guess(inc)                    # beside the decision (it reads none of what that writes)
-        main.wait_stream(self.side)
+        decode_guess(inc, h)                 # beside the decision (it reads none of what that writes)
+        main.wait_stream(self.side)          # (which waited for the third stream)
 
     def _patch_completed(self) -> bool:
         """Whether any row's byte completed a patch: the one read per byte."""
@@ -428,7 +445,7 @@ class DecoderFirstStep(SpeculativeStep):
         return bool(value & 1)
 
     def _after(self) -> None:
-        inc, (_, _, _, _, patch_and_decode, advance) = self.inc, self.parts
+        inc, (_, _, _, _, _, patch_and_decode, advance) = self.inc, self.parts
         if self._patch_completed():
             run_captured(self.graphs, self.pool, "patch", lambda: patch_and_decode(inc), self.device_decides)
         run_captured(self.graphs, self.pool, "advance", lambda: advance(inc, self.next_ids, self.record),

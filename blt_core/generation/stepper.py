@@ -22,6 +22,9 @@ schedules in schedules.py compile, capture or reorder the same calls):
 
     entropy_step(next_ids) -> H     entropy model step (touches only its own cache)
     encoder_step(next_ids)          encoder step; the byte joins (or opens) the open patch
+                                    (in two parts where the schedule wants them apart:
+                                    `encoder_layers()` -> h, which the decoder step may take
+                                    at once, then `encoder_finish(h)`)
     decide_boundary(H, next_ids)    does the following byte start a patch? -> next_start
     global_step() -> g              pool the open patch, one global step (at the slot
                                     `global_slot()` sets; a schedule may run that apart,
@@ -276,6 +279,12 @@ class IncrementalBLT:
 
     def encoder_step(self, next_ids: torch.Tensor) -> None:
         """Encoder step of the byte (B,); adds it to the open patch, or opens one if it starts a patch."""
+        self.encoder_finish(self.encoder_layers(next_ids))
+
+    def encoder_layers(self, next_ids: torch.Tensor) -> torch.Tensor:
+        """The encoder step up to its layers' output h (B, 1, C), which the decoder step may take
+        at once (`decoder_step(h=h)`); `encoder_finish(h)` ends the step, before the boundary is
+        decided and before the pooling reads it."""
         m, t = self.model, self.pos.clone()
         rows = torch.arange(self.B, device=self.device)
         self.ids[rows, t] = next_ids
@@ -288,7 +297,12 @@ class IncrementalBLT:
         # compiled step folds it into the byte's first launch: not a launch of its own between
         # the encoder's layers and the pooling
         self.patch_start.copy_(torch.where(starts_here, t, self.patch_start))
-        h = self._run(self.enc, x, t)                                       # (B, 1, C)
+        return self._run(self.enc, x, t)                                    # (B, 1, C)
+
+    def encoder_finish(self, h: torch.Tensor) -> None:
+        """The rest of the encoder step: the pooling's keys and values at the byte, the open
+        patch's pooled state, and h kept for the decoder step."""
+        m, t, starts_here = self.model, self.pos, self.next_start
         if self.enc_kv is not None and self.dk is not None:                # one launch
             self.dk.kv_at(m.local_encoder.cross_attn_layers[-1], h[:, 0], self.enc_kv, t, self.kernels)
         elif self.enc_kv is not None:
@@ -367,14 +381,15 @@ class IncrementalBLT:
             self.choose_commits()
         self._set_decoder_patch(g, self.commit)
 
-    def decoder_step(self, advance: bool = True) -> None:
+    def decoder_step(self, advance: bool = True, h: torch.Tensor | None = None) -> None:
         """Decoder step of the byte just fed -> logits (B, V) for the following byte; every row's
         position advances by one. advance=False leaves the position (and so the byte's other
         steps) where it is: the step may then run before the boundary is decided and be run again
-        after a patch completes (it rewrites the same cache slot); `advance()` moves on."""
+        after a patch completes (it rewrites the same cache slot); `advance()` moves on.
+        h: the encoder's output for the byte (`encoder_layers`), when not yet kept by `encoder_finish`."""
         m, dec, t = self.model, self.model.local_decoder, self.pos       # moves on only after the layers
         crosses = [(c, kv.k, kv.v) for c, kv in zip(dec.cross_attn_layers, self.dec_kv)]
-        h = self._run(self.dec, self.h, t, crosses)
+        h = self._run(self.dec, self.h if h is None else h, t, crosses)
         if self.dk is not None:                                             # norm and head in one launch
             self.dk.norm_head(h[:, 0], dec.norm, m.lm_head.weight, self.kernels, out=self.logits)
         else:
