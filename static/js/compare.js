@@ -220,7 +220,7 @@ async function init() {
   }
   const linked = await readFragment().catch(() => null);
   if (linked) restore(linked);
-  else text.value = EXAMPLES.Python;
+  else if (!text.value) text.value = EXAMPLES.Python;     // not over what the visitor typed meanwhile
   await Promise.all([linked ? null : compare(), languages()]);
 }
 

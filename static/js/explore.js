@@ -352,7 +352,7 @@ async function init() {
   const linked = await readFragment().catch(() => null);
   if (linked) restore(linked);
   else {
-    text.value = EXAMPLES["English prose"];
+    if (!text.value) text.value = EXAMPLES["English prose"];   // not over what the visitor typed meanwhile
     repatch();
     await analyze();
   }

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from page_helpers import explore, generated, wait_compared
+from page_helpers import explore, generated, wait_compared, wait_explored
 
 
 def api_requests(page, path: str) -> list[str]:
@@ -155,6 +155,23 @@ def test_generate_keys_and_focus(page):
     assert generated(page) in ("max_new_bytes", "eos")
     assert page.evaluate("document.activeElement.id") == "prompt"          # typing can go on
     assert page.errors == []
+
+
+@pytest.mark.parametrize("path, wait_shown", [("/", wait_explored), ("/compare", wait_compared)], ids=["explore", "compare"])
+def test_text_typed_before_the_models_settings_arrive_is_kept(page, path, wait_shown):
+    """A page puts its example text in once the model's settings (/api/models) arrive. Text the
+    visitor typed before then stays, and is what the page shows: the example used to replace
+    it (CI caught it in a test that typed into Compare at once)."""
+    held = []
+    page.route("**/api/models", lambda route: held.append(route))    # the settings wait here
+    page.goto(path)
+    while not held:
+        page.wait_for_timeout(20)
+    typed = "typed before the settings came"
+    page.fill("#text", typed)
+    held[0].continue_()
+    wait_shown(page, typed)
+    assert page.input_value("#text") == typed
 
 
 def test_ctrl_enter_analyses_at_once(page):
