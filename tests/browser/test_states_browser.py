@@ -165,8 +165,11 @@ def test_text_typed_before_the_models_settings_arrive_is_kept(page, path, wait_s
     held = []
     page.route("**/api/models", lambda route: held.append(route))    # the settings wait here
     page.goto(path)
-    while not held:
+    for _ in range(750):                                              # up to 15 s
+        if held:
+            break
         page.wait_for_timeout(20)
+    assert held, "the page never asked for /api/models"
     typed = "typed before the settings came"
     page.fill("#text", typed)
     held[0].continue_()
