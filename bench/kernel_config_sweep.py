@@ -68,6 +68,13 @@ def variants() -> dict:
         "o_proj_one_tile_8warps": KernelConfig(block_shape=one_row(2, 2048, 8, late=False, ks=(2048,), ns=(2048,))),
         "wide_k_2048_tiles_8warps": KernelConfig(block_shape=one_row(2, 2048, 8, late=False, ks=wide)),
         "down_2048_tiles_8warps": KernelConfig(block_shape=one_row(2, 2048, 8, late=False, ks=wide[1:])),
+        # per-shape bests of matvec_sweep_h100.jsonl (one kernel alone, PDL): the global down
+        # projection at 4 x 1024 on 8 warps; the local models' down at 1 x 2048 and gate/up at 8 x 256
+        "global_down_4x1024_8warps": KernelConfig(block_shape=one_row(4, 1024, 8, ks=(5632,))),
+        "global_down_4x1024": KernelConfig(block_shape=one_row(4, 1024, 4, ks=(5632,))),
+        "local_down_1x2048": KernelConfig(block_shape=one_row(1, 2048, ks=(2816,))),
+        "local_gate_up_8x256": KernelConfig(block_shape=one_row(8, 256, ks=(1024,), ns=(2816,))),
+        "global_gate_up_8warps": KernelConfig(block_shape=one_row(2, 1024, 8, ks=(2048,), ns=(5632,))),
         # weights loaded by the default eviction policy (the default config's: first out of L2)
         "weights_evict_normal": KernelConfig(weight_eviction=""),
         # one row: the decoder's cross-attention as its own launch, not inside the output projection
