@@ -13,7 +13,9 @@ import torch
 
 from blt_core import BLT
 from blt_core.generation import DecodeOptions, GenerationResult
-from blt_core.generation.batching import BatchEngine
+from blt_core.generation.batching import GATHER_SHARE, BatchEngine
+from blt_core.generation.driver import right_padded
+from blt_core.generation.stepper import PREFILL_ROUND, IncrementalBLT
 from blt_core.patching import PatchingParams
 from blt_core.sampling import SamplingParams
 
@@ -264,6 +266,65 @@ def test_requests_arriving_one_by_one_share_a_prefill_from_idle(model):
         assert engine.counts["prefills"] == 2
     finally:
         engine.stop()
+
+
+def test_a_lone_request_waits_for_companions_a_share_of_a_prefill_at_most(model):
+    """Waiting for more requests costs a lone one the whole gap, so after a prefill has been
+    timed the gap is at most GATHER_SHARE of it: far under a gap of half a second here."""
+    engine = BatchEngine(model, slots=4, gather=(0.5, 5.0))
+    try:
+        params = SamplingParams(max_new_bytes=4, stop_at_eos=False)
+        same_as_alone(model, PROMPTS[0], params, PatchingParams(), *drain(engine.submit(PROMPTS[0], params)))
+        first_wait, prefill_s = engine.counts["gather_s"], engine.last_prefill_s
+        assert first_wait >= 0.45                        # no prefill timed yet: the whole gap
+        assert prefill_s is not None and prefill_s < 1.0
+        same_as_alone(model, PROMPTS[1], params, PatchingParams(), *drain(engine.submit(PROMPTS[1], params)))
+        waited = engine.counts["gather_s"] - first_wait
+        assert waited <= GATHER_SHARE * prefill_s + 0.1 and waited < 0.25
+        assert engine.counts["prefills"] == 2
+    finally:
+        engine.stop()
+
+
+def test_an_idle_engine_keeps_its_caches_a_while_then_gives_them_back(model):
+    """Without CUDA graphs the batch's caches outlive an idle spell of up to idle_keep_s, so a
+    request soon after the last one does not allocate them again; after that they go."""
+    engine = BatchEngine(model, slots=2, idle_keep_s=2.0)
+    try:
+        params = SamplingParams(max_new_bytes=4, stop_at_eos=False)
+        drain(engine.submit(PROMPTS[0], params))
+        kept = engine.inc
+        assert kept is not None
+        same_as_alone(model, PROMPTS[1], params, PatchingParams(), *drain(engine.submit(PROMPTS[1], params)))
+        assert engine.inc is kept                        # the same tensors, not allocated again
+        deadline = time.perf_counter() + 10.0
+        while engine.inc is not None and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        assert engine.inc is None
+        same_as_alone(model, PROMPTS[2], params, PatchingParams(), *drain(engine.submit(PROMPTS[2], params)))
+    finally:
+        engine.stop()
+
+
+def test_a_kept_row_copy_reads_its_source_as_it_is_at_each_copy(model):
+    """load_row(keep=True) keeps the views of both steppers for the next copy of the same rows
+    (the engine's kept prefill steppers): a second prefill into the source, then the kept copy,
+    gives what a fresh copy gives, tensor by tensor."""
+    src, dst, fresh = IncrementalBLT(model, 1, 128), IncrementalBLT(model, 3, 256), IncrementalBLT(model, 3, 256)
+
+    def prefill(prompt):
+        ids, lengths = right_padded([model.tokenizer.encode(prompt)], model.device, PREFILL_ROUND, 127)
+        src.prefill(ids, lengths)
+
+    for prompt in PROMPTS[:2]:
+        prefill(prompt)
+        dst.load_row(2, src, keep=True)
+        fresh.load_row(2, src)
+        for (obj, name), (got, _), (src_obj, _) in zip(dst._per_row(), fresh._per_row(), src._per_row()):
+            value = getattr(src_obj, name)[0:1]
+            at = (slice(2, 3),) + tuple(slice(0, n) for n in value.shape[1:])
+            assert torch.equal(getattr(obj, name)[at], value) and torch.equal(getattr(got, name)[at], value), name
+    assert len(dst._kept_copies) == 1 and not fresh._kept_copies
 
 
 def check_against_alone(model, jobs, streams):

@@ -5,9 +5,11 @@ One engine thread owns the decoding state, an `IncrementalBLT` of `slots` rows. 
 a request and returns its `RowStream` at once. Between two byte steps the engine takes queued
 requests into free rows: it prefills the prompts that came together (and patch alike) in one
 batch, as `generate` prefills several prompts, and copies each one's caches and state into its
-row. An idle engine first waits a moment while requests keep arriving (GATHER_GAP_S), so clients
-that start together share one prefill. With CUDA graphs, prompts of up to a few hundred bytes
-prefill from captured graphs into kept steppers (prefill_graphs.py), not eagerly. Each step then
+row. An idle engine first waits a moment while requests keep arriving (GATHER_GAP_S, and at most
+a share of what its last prefill took), so clients that start together share one prefill. With
+CUDA graphs, prompts of up to a few hundred bytes prefill from captured graphs into kept steppers
+(prefill_graphs.py), not eagerly, and each one's rows are copied by views kept from the first
+copy. Without them, an idle engine gives its caches back after IDLE_KEEP_S. Each step then
 feeds every running row one byte: each row samples with its own parameters and seeded generator,
 patches by its own rule, and stops on its own (max_new_bytes, EOS, a stop string, a full global
 context) or when its consumer closes the stream (a client that hung up), which frees the row at
@@ -84,13 +86,21 @@ from .stepper import PREFILL_ROUND, IncrementalBLT
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.0002
 DELIVERY_S = 0.01               # a row's events are handed to its stream at most this often
-# An idle engine given a request waits while more keep coming (each within GATHER_GAP_S of the
-# last, GATHER_S in all), so requests sent together share one prefill: blt-1b's prefill takes
+# An idle engine given a request waits while more keep coming (each within the gap of the last,
+# GATHER_S in all), so requests sent together share one prefill: an eager prefill of blt-1b took
 # ~45 ms on an H100 (launch-bound, about the same for 1 or 8 prompts), and 8 streams started
 # together took two prefills before any first byte (bench/README.md, serve.py). Through gunicorn
-# a 2 ms gap still split them in one of two runs, 5 ms in one of four, so the gap is 10 ms; a
-# lone request's first byte waits those 10 ms longer (of ~80 ms).
-GATHER_GAP_S, GATHER_S = 0.01, 0.03
+# a 2 ms gap still split them in one of two runs, 5 ms in one of four, so the gap is 10 ms at
+# most. Waiting costs a lone request the whole gap, while a split costs the later requests one
+# more prefill, so the gap is also at most GATHER_SHARE of the engine's last prefill: blt-1b
+# prefills from graphs in ~9 ms on an H100, where a lone request's first byte waited 10 ms for
+# companions on top of its ~12 ms. A quarter (~2 ms) split 8 streams started together in one of
+# two rounds, whose first bytes then came at 0.08-0.10 s instead of ~0.03 (bench/README.md).
+GATHER_GAP_S, GATHER_S, GATHER_SHARE = 0.01, 0.03, 0.5
+# Without CUDA graphs an idle engine gives its batch's caches back, but only after this long
+# idle: the shipped model's 4 slots on a 2-core CPU took ~21 ms to allocate again, about a quarter
+# of a lone request's first byte there, each time a person pressed Generate again.
+IDLE_KEEP_S = 30.0
 _ENGINES: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -173,10 +183,13 @@ class BatchEngine:
     thread that runs all its torch work (app/torch_thread.py)."""
 
     def __init__(self, model, slots: int, options: DecodeOptions = DecodeOptions(), call=None,
-                 gather: tuple[float, float] = (GATHER_GAP_S, GATHER_S), prefill_positions: int = POSITIONS):
+                 gather: tuple[float, float] = (GATHER_GAP_S, GATHER_S), prefill_positions: int = POSITIONS,
+                 idle_keep_s: float = IDLE_KEEP_S):
         if slots < 1:
             raise ValueError(f"slots must be at least 1, found {slots}")
         self.model, self.slots, self.options, self.gather = model, slots, options, gather
+        self.idle_keep_s = idle_keep_s
+        self.last_prefill_s: float | None = None              # the last prefill's seconds (host, to its end)
         self.call = call or (lambda fn: fn())
         self.graphs = options.cuda_graphs and model.device.type == "cuda"
         # with CUDA graphs, prompts of up to prefill_positions (padded) prefill from graphs of
@@ -203,9 +216,10 @@ class BatchEngine:
         # an idle engine adds no gap: counting those once put a whole round's first-byte wait
         # (~0.2 s) into the gaps of its 512 steps. late_flags: decoder-first steps whose early
         # boundary flag was not there when its event said so (each then waited for its whole step).
+        # gather_s: seconds an idle engine given a request waited for more (_gather).
         self.counts = {"prefills": 0, "graph_prefills": 0, "steps": 0, "speculative_steps": 0,
                        "decoder_first_steps": 0, "queued_ahead": 0, "decided_on_device": 0, "late_flags": 0,
-                       "bytes": 0, "tick_s": 0.0,
+                       "bytes": 0, "tick_s": 0.0, "gather_s": 0.0,
                        "step_gpu_s": 0.0, "between_steps_s": 0.0}
         self._last_done = None                               # the end of the last step read back (CUDA)
         self._after_break = True                             # no step to time a gap from (idle, prefill)
@@ -255,10 +269,15 @@ class BatchEngine:
     def _loop(self) -> None:
         while True:
             with self._cv:
-                if not self._queue and not self.rows and not self.graphs:
-                    self.inc, self._views = None, {}       # idle: give the caches' memory back
+                keep_until = time.perf_counter() + self.idle_keep_s
                 while not self._stopped and not self._queue and not self.rows:
-                    self._cv.wait()
+                    left = keep_until - time.perf_counter()
+                    if self.inc is None or self.graphs:
+                        self._cv.wait()
+                    elif left > 0:
+                        self._cv.wait(left)
+                    else:                              # idle that long: give the caches' memory back
+                        self.inc, self._views = None, {}
                 if self._stopped:
                     break
             t0 = time.perf_counter()
@@ -332,21 +351,29 @@ class BatchEngine:
             for stepper, pairs in itertools.groupby(admitted, key=lambda pair: pair[1]):
                 pairs = list(pairs)                    # a prefill's rows 0.., in order: one copy each tensor
                 self._reserve(stepper.L)
-                self.inc.load_row(len(self.rows), stepper, pairs[0][2], count=len(pairs))
+                kept = self.prefill_graphs is not None and stepper in self.prefill_graphs.steppers.values()
+                self.inc.load_row(len(self.rows), stepper, pairs[0][2], count=len(pairs), keep=kept)
                 self.rows += [row for row, _, _ in pairs]
 
     def _gather(self) -> None:
         """Idle, with requests queued (holding _cv): wait while more keep coming, each within the
-        gap of the last, up to the limit in all or until they fill the slots."""
+        gap of the last (at most GATHER_SHARE of the last prefill), up to the limit in all or until
+        they fill the slots."""
         gap, limit = self.gather
-        deadline = time.perf_counter() + limit
-        while len(self._queue) < self.slots and not self._stopped:
-            seen, left = len(self._queue), min(gap, deadline - time.perf_counter())
-            if left <= 0:
-                return
-            self._cv.wait(left)
-            if len(self._queue) == seen:                 # none came within the gap
-                return
+        if self.last_prefill_s is not None:
+            gap = min(gap, GATHER_SHARE * self.last_prefill_s)
+        t0 = time.perf_counter()
+        deadline = t0 + limit
+        try:
+            while len(self._queue) < self.slots and not self._stopped:
+                seen, left = len(self._queue), min(gap, deadline - time.perf_counter())
+                if left <= 0:
+                    return
+                self._cv.wait(left)
+                if len(self._queue) == seen:             # none came within the gap
+                    return
+        finally:
+            self.counts["gather_s"] += time.perf_counter() - t0
 
     def _prefill_alone(self, request: _Request) -> list:
         self.counts["prefills"] += 1
@@ -383,7 +410,7 @@ class BatchEngine:
         for r in requests:
             stepper.check_patches_ahead(len(r.ids) + r.params.max_new_bytes)
         starts = stepper.next_start[:len(requests)].tolist()
-        prefill_s = time.perf_counter() - t0
+        prefill_s = self.last_prefill_s = time.perf_counter() - t0
         return [(_Row(r, RowState(r.params), make_generators(r.params, 1, model.device), bool(starts[i]), prefill_s),
                  stepper, i) for i, r in enumerate(requests)]
 
