@@ -277,10 +277,10 @@ def test_a_lone_request_waits_for_companions_a_share_of_a_prefill_at_most(model)
         same_as_alone(model, PROMPTS[0], params, PatchingParams(), *drain(engine.submit(PROMPTS[0], params)))
         first_wait, prefill_s = engine.counts["gather_s"], engine.last_prefill_s
         assert first_wait >= 0.45                        # no prefill timed yet: the whole gap
-        assert prefill_s is not None and prefill_s < 1.0
+        assert prefill_s is not None and prefill_s < 0.5  # ~0.03 s: half of it is far under the gap
         same_as_alone(model, PROMPTS[1], params, PatchingParams(), *drain(engine.submit(PROMPTS[1], params)))
         waited = engine.counts["gather_s"] - first_wait
-        assert waited <= GATHER_SHARE * prefill_s + 0.1 and waited < 0.25
+        assert waited <= GATHER_SHARE * prefill_s + 0.1  # at most 0.35 s, where the whole gap is 0.5
         assert engine.counts["prefills"] == 2
     finally:
         engine.stop()
