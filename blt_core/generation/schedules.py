@@ -500,7 +500,7 @@ def _argmax(logits, params: SamplingParams):
 
 
 def _argmax_into(logits, params: SamplingParams, out) -> None:
-    out.copy_(sample_next(logits, None, params, None))
+    out.copy_(_argmax(logits, params))
 
 
 def _append(records, index, record):
